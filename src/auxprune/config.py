@@ -1,0 +1,183 @@
+"""One typed configuration tree: presets, YAML files and `--set key=value` overrides all land here.
+
+Validation errors become one line naming the field, e.g.
+`config: prune.target_sparsity: Input should be less than 1 (got 1.5)`.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from auxprune.errors import UserError
+from auxprune.masks import FAMILIES
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSection(Section):
+    name: str = Field("minilm", description="HF model folder (BERT or RoBERTa) or 'minilm' (packaged all-MiniLM-L6-v2)")
+    pooling: Literal["auto", "mean", "cls", "pooler"] = "auto"
+    max_seq_len: int = Field(128, ge=8, le=4096)
+
+
+class DataSection(Section):
+    task: str = Field("glue/rte", description="named GLUE task (glue/rte, glue/mrpc, glue/stsb, glue/cola, glue/sst2) or a data file")
+    data_dir: str | None = None
+    train_file: str | None = None
+    dev_file: str | None = None
+    text_columns: list[str] | None = None
+    label_column: str | None = None
+    label_map: dict[str, str] | None = None
+    kind: Literal["classification", "regression"] | None = None
+    max_train_examples: int | None = Field(None, ge=1)
+    max_dev_examples: int | None = Field(None, ge=1)
+
+
+class TeacherSection(Section):
+    path: str | None = Field(None, description="a fine-tuned teacher folder; fine-tuned first when empty")
+    epochs: float = Field(5.0, gt=0)
+    lr: float = Field(1e-4, gt=0)
+
+
+class PruneSection(Section):
+    target_sparsity: float = Field(0.6, ge=0.0, lt=1.0)
+    families: list[str] = Field(default_factory=lambda: list(FAMILIES))
+    epochs: float = Field(10.0, gt=0)
+    sparsity_warmup: float = Field(0.5, gt=0, le=1, description="fraction of pruning steps over which the target ramps up")
+    lr: float = Field(1e-4, gt=0)
+    gate_lr: float = Field(0.05, gt=0)
+    lambda_lr: float = Field(0.05, gt=0)
+    init_keep_prob: float = Field(0.99, gt=0, lt=1)
+    tolerance: float = Field(0.005, gt=0, le=0.05, description="allowed |measured - target| sparsity")
+
+    @field_validator("families")
+    @classmethod
+    def _known_families(cls, families: list[str]) -> list[str]:
+        unknown = sorted(set(families) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown families {unknown}; choose from {list(FAMILIES)}")
+        if not families:
+            raise ValueError("select at least one family")
+        return families
+
+
+class DistillSection(Section):
+    enabled: bool = True
+    temperature: float = Field(2.0, gt=0)
+    prediction_weight: float = Field(1.0, ge=0)
+    layer_weight: float = Field(1.0, ge=0)
+    task_weight: float = Field(0.5, ge=0, description="weight of the plain task loss next to distillation")
+    teacher_layers: list[int] | None = Field(None, description="1-based teacher layers to match; evenly spaced when empty")
+
+
+class FinetuneSection(Section):
+    epochs: float = Field(3.0, ge=0)
+    lr: float = Field(1e-4, gt=0)
+
+
+class TrainSection(Section):
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(128, ge=1)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    log_every: int = Field(10, ge=1)
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch; all cores when empty")
+
+
+class RunConfig(Section):
+    seed: int = 1
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataSection = Field(default_factory=DataSection)
+    teacher: TeacherSection = Field(default_factory=TeacherSection)
+    prune: PruneSection = Field(default_factory=PruneSection)
+    distill: DistillSection = Field(default_factory=DistillSection)
+    finetune: FinetuneSection = Field(default_factory=FinetuneSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+
+
+# Presets are overrides on the defaults. `quick` is the README's main job on 2 CPU cores;
+# `full` follows CoFi's long schedule for a GPU.
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {"data": {"max_train_examples": 1000}},
+    "full": {
+        "teacher": {"epochs": 10, "lr": 2e-5},
+        "prune": {"epochs": 100, "sparsity_warmup": 0.2, "lr": 2e-5, "gate_lr": 0.01, "lambda_lr": 0.01},
+        "finetune": {"epochs": 20, "lr": 3e-5},
+    },
+}
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_assignment(text: str) -> dict:
+    """`prune.epochs=5` -> {"prune": {"epochs": 5}}; the value is read as YAML (numbers, lists, null)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--set {text!r}: expected key=value, e.g. prune.epochs=5")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise UserError(f"--set {text!r}: value is not valid YAML ({err.__class__.__name__})") from err
+    nested: dict = value
+    for part in reversed(key.strip().split(".")):
+        nested = {part: nested}
+    return nested
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise UserError(f"{path}: config file not found") from err
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise UserError(f"{path}: not a readable YAML file ({err.__class__.__name__})") from err
+    if not isinstance(loaded, dict):
+        raise UserError(f"{path}: expected a mapping of config sections at the top level")
+    return loaded
+
+
+def build_config(preset: str | None = "quick", file: str | Path | None = None,
+                 overrides: list[dict] | None = None) -> RunConfig:
+    """Defaults <- preset <- config file <- overrides (CLI flags and --set), later wins."""
+    merged: dict = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise UserError(f"--preset {preset!r}: unknown preset; choose from {sorted(PRESETS)}")
+        merged = deep_merge(merged, PRESETS[preset])
+    if file is not None:
+        merged = deep_merge(merged, read_yaml(file))
+    for override in overrides or []:
+        merged = deep_merge(merged, override)
+    return validate(merged)
+
+
+def validate(data: dict) -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "config"
+        got = f" (got {first['input']!r})" if "input" in first and not isinstance(first["input"], dict) else ""
+        more = f" [+{err.error_count() - 1} more]" if err.error_count() > 1 else ""
+        raise UserError(f"config: {field}: {first['msg']}{got}{more}") from err
+
+
+def to_yaml(config: RunConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,58 @@
+"""Distillation from a fine-tuned dense teacher: predictions, and hidden states layer by layer.
+
+Layer matching follows CoFi without its hard-coded indices: a few teacher layers (evenly spaced,
+ending at the last) are each matched to the student layer whose mapped hidden states are closest,
+in order, so matches move along with the layers that pruning keeps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def prediction_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """KL at temperature T (scaled by T^2) for classes; MSE for a regression output."""
+    if student_logits.shape[-1] == 1:
+        return F.mse_loss(student_logits, teacher_logits)
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits / t, -1), F.log_softmax(teacher_logits / t, -1),
+                    log_target=True, reduction="batchmean") * t * t
+
+
+def default_teacher_layers(num_layers: int, count: int = 4) -> list[int]:
+    """Evenly spaced 1-based layers ending at the last: 12 layers -> [3, 6, 9, 12], 6 -> [2, 3, 5, 6]."""
+    count = min(count, num_layers)
+    return sorted({math.ceil(num_layers * (i + 1) / count) for i in range(count)})
+
+
+class LayerDistiller(nn.Module):
+    """A learned linear map from student to teacher hidden states, and the matched-layer MSE."""
+
+    def __init__(self, student_width: int, teacher_width: int, teacher_layers: list[int]):
+        super().__init__()
+        self.teacher_layers = teacher_layers
+        self.map = nn.Linear(student_width, teacher_width)
+        with torch.no_grad():
+            # Student and teacher start as the same network: begin from the identity.
+            self.map.weight.copy_(torch.eye(teacher_width, student_width))
+            self.map.bias.zero_()
+
+    def forward(self, student_states: tuple[Tensor, ...], teacher_states: tuple[Tensor, ...],
+                attention_mask: Tensor) -> tuple[Tensor, list[int]]:
+        """Sum of matched-layer losses and the matched student layers (1-based)."""
+        valid = attention_mask[..., None].to(student_states[0].dtype)
+        count = valid.sum() * teacher_states[0].shape[-1]
+        mapped = [self.map(s) for s in student_states[1:]]
+        total, matches, start = student_states[0].new_zeros(()), [], 0
+        for layer in self.teacher_layers:
+            target = teacher_states[layer]
+            losses = torch.stack([(((m - target) ** 2) * valid).sum() / count for m in mapped[start:]])
+            best = int(losses.detach().argmin())
+            total = total + losses[best]
+            start += best
+            matches.append(start + 1)
+        return total, matches

@@ -1,0 +1,47 @@
+"""Use a saved model: load it in one call, recompute its dev metrics, describe its structure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from accelerate import Accelerator
+
+from auxprune.data.batching import encode, make_loader
+from auxprune.data.tasks import load_task
+from auxprune.errors import UserError
+from auxprune.model.loading import load_saved, load_tokenizer, resolve_saved_dir
+from auxprune.output import structure_summary
+from auxprune.sparsity import count_parameters, encoder_params
+from auxprune.train import evaluate
+
+
+def load(path: str | Path):
+    """(model, tokenizer) from a run folder or its `model/` folder, ready for inference."""
+    folder = resolve_saved_dir(path)
+    return load_saved(folder), load_tokenizer(folder)
+
+
+def evaluate_saved(path: str | Path, task: str | None = None, data_dir: str | None = None, batch_size: int = 128) -> dict:
+    model, tokenizer = load(path)
+    task = task or model.config.task
+    if not task:
+        raise UserError(f"{path}: the model does not record its task; pass --task")
+    data = load_task(task, data_dir)
+    if data.spec.num_labels != model.config.num_labels:
+        raise UserError(f"--task {task}: needs {data.spec.num_labels} outputs, the model has {model.config.num_labels}")
+    accelerator = Accelerator()
+    model.to(accelerator.device)
+    loader = make_loader(encode(data.dev, tokenizer, 512), batch_size, tokenizer.pad_token_id or 0, shuffle=False)
+    metrics = evaluate(model, loader, [e.label for e in data.dev], data.spec, accelerator)
+    return {"model": str(path), "task": data.spec.name, "dev_examples": len(data.dev), "metrics": metrics}
+
+
+def inspect_saved(path: str | Path) -> dict:
+    model, _ = load(path)
+    c = model.config
+    counts = count_parameters(model)
+    dense = encoder_params([c.original_num_heads] * c.original_num_layers, [c.original_ffn_size] * c.original_num_layers,
+                           c.original_hidden_size, c.head_dim)
+    return {"model": str(path), "task": c.task, "pooling": c.pooling, "num_labels": c.num_labels,
+            "structure": structure_summary(c), "params": {"encoder_total": dense, **counts},
+            "sparsity": round(1 - counts["encoder_kept"] / dense, 5)}

@@ -1,0 +1,240 @@
+"""A self-contained BERT-style encoder whose every layer can have its own width.
+
+Each layer has its own number of attention heads and FFN units (0 removes the block) and the
+residual stream has one kept width, so a pruned model is an ordinary module with smaller
+matrices: no masks, no index gathers at inference.
+
+During pruning the same modules run at full size with *gates*: a mapping from gate family to
+tensor (see `auxprune.masks.FAMILIES`) whose values scale heads, FFN units, whole blocks and
+hidden dimensions. Optional boolean `*_keep` entries say which units exist; they make the gated
+model compute exactly what the cut model computes (see `auxprune.surgery`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformers import PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from auxprune.model.configuration import AuxpruneConfig
+
+Gates = Mapping[str, Tensor]
+
+
+def gated_layer_norm(x: Tensor, norm: nn.LayerNorm, gate: Tensor | None, keep: Tensor | None) -> Tensor:
+    """LayerNorm over the hidden dimensions that exist, then scaled by the hidden gate.
+
+    Statistics are taken over kept dimensions only, because that is what the cut model's
+    smaller LayerNorm computes; pruned dimensions come out as exact zeros.
+    """
+    if gate is None:
+        return norm(x)
+    kept = keep if keep is not None else gate != 0
+    index = kept.nonzero().squeeze(-1)
+    normed = F.layer_norm(x.index_select(-1, index), (index.numel(),), norm.weight[index], norm.bias[index], norm.eps)
+    return torch.zeros_like(x).index_copy(-1, index, normed) * gate
+
+
+def _block_is_off(gates: Gates | None, family: str, layer: int) -> bool:
+    """A gated block is skipped (residual passes through, no LayerNorm) when its gate is closed."""
+    if gates is None or family not in gates:
+        return False
+    keep = gates.get(f"{family}_keep")
+    if keep is not None:
+        return not bool(keep[layer])
+    return bool(gates[family][layer] == 0)
+
+
+class Embeddings(nn.Module):
+    def __init__(self, config: AuxpruneConfig):
+        super().__init__()
+        d = config.hidden_size
+        self.word_embeddings = nn.Embedding(config.vocab_size, d, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, d)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, d)
+        self.LayerNorm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.position_offset = config.position_offset
+
+    def forward(self, input_ids: Tensor, token_type_ids: Tensor | None, gates: Gates | None) -> Tensor:
+        seq_len = input_ids.shape[1]
+        positions = torch.arange(self.position_offset, self.position_offset + seq_len, device=input_ids.device)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)[None] + self.token_type_embeddings(token_type_ids)
+        x = gated_layer_norm(x, self.LayerNorm, *_hidden_gate(gates))
+        return self.dropout(x)
+
+
+def _hidden_gate(gates: Gates | None) -> tuple[Tensor | None, Tensor | None]:
+    if gates is None or "hidden" not in gates:
+        return None, None
+    return gates["hidden"], gates.get("hidden_keep")
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with its output projection and post-LayerNorm."""
+
+    def __init__(self, config: AuxpruneConfig, num_heads: int):
+        super().__init__()
+        d, width = config.hidden_size, num_heads * config.head_dim
+        self.num_heads, self.head_dim = num_heads, config.head_dim
+        self.query = nn.Linear(d, width)
+        self.key = nn.Linear(d, width)
+        self.value = nn.Linear(d, width)
+        self.output = nn.Linear(width, d)
+        self.LayerNorm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.attn_dropout = config.attention_probs_dropout_prob
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: Tensor, mask_bias: Tensor, head_gate: Tensor | None, block_gate: Tensor | None,
+                hidden: tuple[Tensor | None, Tensor | None]) -> Tensor:
+        batch, seq, _ = x.shape
+
+        def split(t: Tensor) -> Tensor:
+            return t.view(batch, seq, self.num_heads, self.head_dim).transpose(1, 2)
+
+        context = F.scaled_dot_product_attention(
+            split(self.query(x)), split(self.key(x)), split(self.value(x)),
+            attn_mask=mask_bias, dropout_p=self.attn_dropout if self.training else 0.0,
+        )
+        if head_gate is not None:
+            context = context * head_gate[None, :, None, None]
+        out = self.output(context.transpose(1, 2).reshape(batch, seq, self.num_heads * self.head_dim))
+        if block_gate is not None:
+            out = out * block_gate
+        return gated_layer_norm(self.dropout(out) + x, self.LayerNorm, *hidden)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, config: AuxpruneConfig, num_units: int):
+        super().__init__()
+        d = config.hidden_size
+        self.intermediate = nn.Linear(d, num_units)
+        self.output = nn.Linear(num_units, d)
+        self.LayerNorm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.act = ACT2FN[config.hidden_act]
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: Tensor, unit_gate: Tensor | None, block_gate: Tensor | None,
+                hidden: tuple[Tensor | None, Tensor | None]) -> Tensor:
+        h = self.act(self.intermediate(x))
+        if unit_gate is not None:
+            h = h * unit_gate
+        out = self.output(h)
+        if block_gate is not None:
+            out = out * block_gate
+        return gated_layer_norm(self.dropout(out) + x, self.LayerNorm, *hidden)
+
+
+class Layer(nn.Module):
+    """One transformer layer; a block with zero width is absent (None) and the residual passes."""
+
+    def __init__(self, config: AuxpruneConfig, num_heads: int, num_units: int):
+        super().__init__()
+        self.attention = Attention(config, num_heads) if num_heads > 0 else None
+        self.ffn = FeedForward(config, num_units) if num_units > 0 else None
+
+    def forward(self, x: Tensor, mask_bias: Tensor, gates: Gates | None, index: int) -> Tensor:
+        hidden = _hidden_gate(gates)
+        g = gates or {}
+        if self.attention is not None and not _block_is_off(gates, "attn_block", index):
+            x = self.attention(x, mask_bias, _row(g, "heads", index), _row(g, "attn_block", index), hidden)
+        if self.ffn is not None and not _block_is_off(gates, "ffn_block", index):
+            x = self.ffn(x, _row(g, "ffn_units", index), _row(g, "ffn_block", index), hidden)
+        return x
+
+
+def _row(gates: Gates, family: str, index: int) -> Tensor | None:
+    return gates[family][index] if family in gates else None
+
+
+class AuxprunePreTrainedModel(PreTrainedModel):
+    config_class = AuxpruneConfig
+    base_model_prefix = "auxprune"
+    main_input_name = "input_ids"
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+class AuxpruneModel(AuxprunePreTrainedModel):
+    """The encoder plus pooling: returns (pooled, per-layer hidden states)."""
+
+    def __init__(self, config: AuxpruneConfig):
+        super().__init__(config)
+        self.embeddings = Embeddings(config)
+        self.layers = nn.ModuleList(
+            Layer(config, heads, units) for heads, units in zip(config.layer_heads, config.layer_ffn)
+        )
+        self.pooler = nn.Linear(config.hidden_size, config.pooler_size) if config.pooling == "pooler" else None
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.embeddings.word_embeddings = value
+
+    @property
+    def pooled_size(self) -> int:
+        return self.config.pooler_size if self.pooler is not None else self.config.hidden_size
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None,
+                gates: Gates | None = None) -> tuple[Tensor, list[Tensor]]:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        x = self.embeddings(input_ids, token_type_ids, gates)
+        dtype_min = torch.finfo(x.dtype).min
+        mask_bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * dtype_min
+        states = [x]
+        for index, layer in enumerate(self.layers):
+            x = layer(x, mask_bias, gates, index)
+            states.append(x)
+        return self.pool(x, attention_mask), states
+
+    def pool(self, x: Tensor, attention_mask: Tensor) -> Tensor:
+        if self.config.pooling == "mean":
+            weights = attention_mask[..., None].to(x.dtype)
+            return (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+        first = x[:, 0]
+        return torch.tanh(self.pooler(first)) if self.pooler is not None else first
+
+
+class AuxpruneForSequenceClassification(AuxprunePreTrainedModel):
+    """Encoder + task head (classification, or regression when `num_labels == 1`)."""
+
+    def __init__(self, config: AuxpruneConfig):
+        super().__init__(config)
+        self.auxprune = AuxpruneModel(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(self.auxprune.pooled_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None,
+                labels: Tensor | None = None, gates: Gates | None = None, output_hidden_states: bool = False,
+                return_dict: bool | None = None, **_: object) -> SequenceClassifierOutput:
+        pooled, states = self.auxprune(input_ids, attention_mask, token_type_ids, gates)
+        logits = self.classifier(self.dropout(pooled))
+        loss = task_loss(logits, labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=tuple(states) if output_hidden_states else None)
+
+
+def task_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy for classes, mean squared error for a single regression output."""
+    if logits.shape[-1] == 1:
+        return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
+    return F.cross_entropy(logits, labels.long())

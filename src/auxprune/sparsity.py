@@ -1,0 +1,84 @@
+"""Parameter accounting (exact and expected) and the Lagrangian sparsity controller.
+
+Sparsity is measured over the weights and biases of every encoder layer's attention block
+(Q, K, V, output projection, its LayerNorm) and FFN block (two projections, its LayerNorm);
+embeddings and task heads are counted apart. The expected count uses the same formula with
+the gates' keep probabilities, so the controller steers exactly what is reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from auxprune.masks import Dims
+
+
+def attention_params(heads, hidden, head_dim: int):
+    """Q, K, V (weights and biases), the output projection, and the LayerNorm of one block."""
+    width = heads * head_dim
+    return 4 * width * hidden + 3 * width + hidden + 2 * hidden
+
+
+def ffn_params(units, hidden):
+    return 2 * units * hidden + units + hidden + 2 * hidden
+
+
+def encoder_params(layer_heads: list[int], layer_ffn: list[int], hidden: int, head_dim: int) -> int:
+    """Exact count for a (possibly pruned) structure; a block of width 0 is absent."""
+    total = 0
+    for heads, units in zip(layer_heads, layer_ffn):
+        total += attention_params(heads, hidden, head_dim) if heads > 0 else 0
+        total += ffn_params(units, hidden) if units > 0 else 0
+    return total
+
+
+def dense_encoder_params(dims: Dims) -> int:
+    return encoder_params([dims.num_heads] * dims.num_layers, [dims.ffn_size] * dims.num_layers,
+                          dims.hidden_size, dims.head_dim)
+
+
+def expected_encoder_params(probs: Mapping[str, Tensor], dims: Dims) -> Tensor:
+    """E[kept parameters] from keep probabilities; exact for independent gates (products of expectations)."""
+    hidden = probs["hidden"].sum()
+    heads = probs["heads"].sum(-1)
+    units = probs["ffn_units"].sum(-1)
+    attention = probs["attn_block"] * attention_params(heads, hidden, dims.head_dim)
+    ffn = probs["ffn_block"] * ffn_params(units, hidden)
+    return (attention + ffn).sum()
+
+
+def expected_sparsity(probs: Mapping[str, Tensor], dims: Dims) -> Tensor:
+    return 1.0 - expected_encoder_params(probs, dims) / dense_encoder_params(dims)
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Real counts from a model's tensors: encoder blocks, embeddings, everything."""
+    encoder = sum(p.numel() for layer in model.auxprune.layers for p in layer.parameters())
+    embeddings = sum(p.numel() for p in model.auxprune.embeddings.parameters())
+    total = sum(p.numel() for p in model.parameters())
+    return {"encoder_kept": encoder, "embeddings": embeddings, "total": total}
+
+
+class LagrangianController(nn.Module):
+    """lambda1 * (s - t) + lambda2 * (s - t)^2, minimised by the model, maximised by the lambdas.
+
+    The target t ramps linearly from 0 to the final target over `warmup_steps`, then holds.
+    Optimise `parameters()` with an optimiser built with `maximize=True`.
+    """
+
+    def __init__(self, target: float, warmup_steps: int):
+        super().__init__()
+        self.target = target
+        self.warmup_steps = max(1, warmup_steps)
+        self.lambda1 = nn.Parameter(torch.zeros(()))
+        self.lambda2 = nn.Parameter(torch.zeros(()))
+
+    def target_at(self, step: int) -> float:
+        return self.target * min(1.0, step / self.warmup_steps)
+
+    def penalty(self, sparsity: Tensor, step: int) -> Tensor:
+        gap = sparsity - self.target_at(step)
+        return self.lambda1 * gap + self.lambda2 * gap * gap

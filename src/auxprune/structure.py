@@ -1,0 +1,125 @@
+"""From learned gates to a fixed structure: which units survive, and the gate value folded into each.
+
+Per family (per layer for heads and FFN units) the expected number of kept units survives, ranked
+by log_alpha, as in CoFi. Nested gates are made consistent (a block with no heads is gone, a gone
+block keeps no heads). Then the structure is calibrated: units are added or removed in score order
+until the exact sparsity of the result is within tolerance of the target, because the expected
+sparsity the controller steered can differ from the rounded structure by a few points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from auxprune.masks import FAMILIES, Dims, HardConcreteGates, deterministic_gate, keep_probability
+from auxprune.sparsity import dense_encoder_params, encoder_params
+
+
+@dataclass
+class FinalMasks:
+    """Boolean `keep` and float `values` for every family, shaped as `Dims.family_shape`."""
+
+    keep: dict[str, Tensor]
+    values: dict[str, Tensor]
+    dims: Dims
+
+    def as_gates(self) -> dict[str, Tensor]:
+        """Gates for the masked forward that reproduce the cut model exactly."""
+        gates = {f: self.values[f] * self.keep[f] for f in FAMILIES}
+        gates.update({f"{f}_keep": self.keep[f] for f in ("attn_block", "ffn_block", "hidden")})
+        return gates
+
+    @property
+    def layer_heads(self) -> list[int]:
+        return [int(k) for k in (self.keep["heads"] & self.keep["attn_block"][:, None]).sum(-1)]
+
+    @property
+    def layer_ffn(self) -> list[int]:
+        return [int(k) for k in (self.keep["ffn_units"] & self.keep["ffn_block"][:, None]).sum(-1)]
+
+    @property
+    def hidden_kept(self) -> int:
+        return int(self.keep["hidden"].sum())
+
+    def sparsity(self) -> float:
+        kept = encoder_params(self.layer_heads, self.layer_ffn, self.hidden_kept, self.dims.head_dim)
+        return 1.0 - kept / dense_encoder_params(self.dims)
+
+
+def dense_masks(dims: Dims) -> FinalMasks:
+    keep = {f: torch.ones(dims.family_shape(f), dtype=torch.bool) for f in FAMILIES}
+    return FinalMasks(keep, {f: torch.ones(dims.family_shape(f)) for f in FAMILIES}, dims)
+
+
+def _top_k(scores: Tensor, k: int) -> Tensor:
+    keep = torch.zeros_like(scores, dtype=torch.bool)
+    keep[scores.topk(k).indices] = True
+    return keep
+
+
+def _make_consistent(keep: dict[str, Tensor]) -> None:
+    keep["attn_block"] &= keep["heads"].any(-1)
+    keep["heads"] &= keep["attn_block"][:, None]
+    keep["ffn_block"] &= keep["ffn_units"].any(-1)
+    keep["ffn_units"] &= keep["ffn_block"][:, None]
+
+
+@torch.no_grad()
+def final_masks(gates: HardConcreteGates, target_sparsity: float | None = None, tolerance: float = 0.005) -> FinalMasks:
+    """The fixed structure from trained gates, calibrated to `target_sparsity` when given."""
+    dims = gates.dims
+    masks = dense_masks(dims)
+    scores: dict[str, Tensor] = {}
+    for family, log_alpha in gates.log_alpha.items():
+        la = log_alpha.detach().cpu().float()
+        probs = keep_probability(la)
+        scores[family] = la
+        masks.values[family] = deterministic_gate(la)
+        if family in ("attn_block", "ffn_block"):
+            masks.keep[family] = probs > 0.5
+        elif family == "hidden":
+            masks.keep[family] = _top_k(la, max(1, round(float(probs.sum()))))
+        else:
+            masks.keep[family] = torch.stack([_top_k(row, round(float(p.sum()))) for row, p in zip(la, probs)])
+    _make_consistent(masks.keep)
+    if target_sparsity is not None:
+        _calibrate(masks, scores, target_sparsity, tolerance)
+    return masks
+
+
+def _calibrate(masks: FinalMasks, scores: dict[str, Tensor], target: float, tolerance: float) -> None:
+    """Greedily remove the weakest kept (or restore the strongest dropped) heads and FFN units."""
+    fine = [f for f in ("heads", "ffn_units") if f in scores]
+    if not fine:
+        return
+    best_state = ({f: k.clone() for f, k in masks.keep.items()}, abs(masks.sparsity() - target))
+    for _ in range(sum(masks.keep[f].numel() for f in fine)):
+        gap = masks.sparsity() - target
+        if abs(gap) < best_state[1]:
+            best_state = ({f: k.clone() for f, k in masks.keep.items()}, abs(gap))
+        if abs(gap) <= tolerance:
+            return
+        too_dense = gap < 0
+        best: tuple[float, str, tuple[int, int]] | None = None
+        for family in fine:
+            block = masks.keep["attn_block" if family == "heads" else "ffn_block"]
+            # Only units inside surviving blocks move; restoring a whole block is not a fine step.
+            candidates = masks.keep[family] & block[:, None] if too_dense else ~masks.keep[family] & block[:, None]
+            if not candidates.any():
+                continue
+            masked = scores[family].masked_fill(~candidates, float("inf") if too_dense else float("-inf"))
+            flat = masked.argmin() if too_dense else masked.argmax()
+            value = float(masked.flatten()[flat])
+            if best is None or (value < best[0] if too_dense else value > best[0]):
+                best = (value, family, divmod(int(flat), masked.shape[1]))
+        if best is None:
+            break
+        _, family, (layer, unit) = best
+        masks.keep[family][layer, unit] = too_dense is False
+        _make_consistent(masks.keep)
+    # Steps too coarse to land inside the tolerance (tiny models): keep the closest state seen.
+    if abs(masks.sparsity() - target) > best_state[1]:
+        masks.keep = best_state[0]

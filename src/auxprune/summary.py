@@ -1,0 +1,58 @@
+"""Readable end-of-run summaries (rich tables on stderr-free stdout)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def _fmt(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def print_prune_summary(report: dict, output: Path) -> None:
+    metrics = report["metrics"]
+    table = Table(title=f"auxprune: {report['task']} at target sparsity {report['target_sparsity']}")
+    table.add_column("")
+    table.add_column("dense teacher", justify="right")
+    table.add_column("pruned", justify="right")
+    table.add_column("constant predictor", justify="right")
+    for name in metrics["pruned"]:
+        table.add_row(name, _fmt(metrics["teacher"][name]), _fmt(metrics["pruned"][name]), _fmt(metrics["constant_baseline"].get(name, "")))
+    params = report["params"]
+    table.add_row("encoder params", f"{params['encoder_total']:,}", f"{params['encoder_kept']:,}", "")
+    table.add_row("total params", f"{params['dense_total']:,}", f"{params['total']:,}", "")
+    speed = report["speed"]
+    table.add_row(f"latency ms ({speed['batch_size']}x{speed['seq_len']})", _fmt(speed["dense_latency_ms"]), _fmt(speed["pruned_latency_ms"]), "")
+    console.print(table)
+    console.print(f"sparsity {report['sparsity']:.4f} (target {report['target_sparsity']}), "
+                  f"speed-up {speed['speedup']}x, time {report['timing']['total']:.0f} s "
+                  f"({', '.join(f'{k} {v:.0f}s' for k, v in report['timing'].items() if k != 'total')})")
+    console.print(f"model: {output / 'model'}  report: {output / 'report.json'}  plot: {output / 'structure.png'}")
+
+
+def print_metrics(result: dict) -> None:
+    table = Table(title=f"{result['model']} on {result['task']} dev ({result['dev_examples']} examples)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in result["metrics"].items():
+        table.add_row(name, _fmt(value))
+    console.print(table)
+
+
+def print_structure(info: dict) -> None:
+    s = info["structure"]
+    table = Table(title=f"{info['model']}: task {info['task']}, pooling {info['pooling']}, "
+                        f"hidden {s['hidden_kept']}/{s['hidden_total']}, sparsity {info['sparsity']:.4f}")
+    for column in ("layer", "heads", "FFN units", "attention", "FFN"):
+        table.add_column(column, justify="right")
+    for i, layer in enumerate(s["layers"], start=1):
+        table.add_row(str(i), str(layer["heads"]), str(layer["ffn_units"]),
+                      "kept" if layer["attention_kept"] else "removed", "kept" if layer["ffn_kept"] else "removed")
+    console.print(table)
+    p = info["params"]
+    console.print(f"encoder params {p['encoder_kept']:,} of {p['encoder_total']:,}; embeddings {p['embeddings']:,}; total {p['total']:,}")

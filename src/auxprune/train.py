@@ -1,0 +1,207 @@
+"""Training loops: dense fine-tuning (teacher and final), pruning with gates, evaluation.
+
+Every loop runs under a Hugging Face `Accelerator` and takes its device from it, so the same
+code runs on a laptop CPU or a GPU. The loops do not own the pipeline's order; `pipeline.py` does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from torch import Tensor
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from auxprune.config import RunConfig
+from auxprune.data.metrics import compute_metrics
+from auxprune.data.tasks import TaskSpec
+from auxprune.distill import LayerDistiller, default_teacher_layers, prediction_loss
+from auxprune.masks import Dims, HardConcreteGates
+from auxprune.model.encoder import AuxpruneForSequenceClassification, task_loss
+from auxprune.sparsity import LagrangianController, expected_sparsity
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class RunLog:
+    """Training curves as JSON lines, flushed as they come so a killed run keeps its log."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.handle = path.open("a", encoding="utf-8") if path else None
+
+    def write(self, **record) -> None:
+        if self.handle:
+            self.handle.write(json.dumps(record) + "\n")
+            self.handle.flush()
+
+    def close(self) -> None:
+        if self.handle:
+            self.handle.close()
+
+
+def steps_for(epochs: float, loader: DataLoader) -> int:
+    return max(1, math.ceil(epochs * len(loader)))
+
+
+def batches(loader: DataLoader, steps: int) -> Iterator[dict[str, Tensor]]:
+    """`steps` batches, going round the loader as many epochs as needed."""
+    done = 0
+    while done < steps:
+        for batch in loader:
+            yield batch
+            done += 1
+            if done == steps:
+                return
+
+
+def inputs(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    return {k: batch[k].to(device) for k in MODEL_INPUTS}
+
+
+def progress(steps: int, desc: str) -> tqdm:
+    return tqdm(total=steps, desc=desc, unit="step", dynamic_ncols=True, leave=True)
+
+
+def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, epochs: float, lr: float,
+              config: RunConfig, accelerator: Accelerator, log: RunLog, phase: str,
+              teacher: AuxpruneForSequenceClassification | None = None) -> None:
+    """Plain task training, with prediction distillation when a teacher is given."""
+    steps = steps_for(epochs, loader)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.train.weight_decay)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(config.train.warmup_ratio * steps), steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    model.train()
+    distill = config.distill
+    bar = progress(steps, phase)
+    for step, batch in enumerate(batches(loader, steps), start=1):
+        x, labels = inputs(batch, accelerator.device), batch["labels"].to(accelerator.device)
+        logits = model(**x).logits
+        loss = task_loss(logits, labels)
+        if teacher is not None and distill.enabled:
+            with torch.no_grad():
+                teacher_logits = teacher(**x).logits
+            loss = distill.task_weight * loss + distill.prediction_weight * prediction_loss(logits, teacher_logits, distill.temperature)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), config.train.max_grad_norm)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        bar.update()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if step % config.train.log_every == 0 or step == steps:
+            log.write(phase=phase, step=step, loss=loss.item(), lr=schedule.get_last_lr()[0])
+    bar.close()
+    model.eval()
+
+
+@dataclass
+class PruneResult:
+    gates: HardConcreteGates
+    expected_sparsity: float
+    lambdas: tuple[float, float]
+    layer_matches: list[int] = field(default_factory=list)
+
+
+def dims_of(model: AuxpruneForSequenceClassification) -> Dims:
+    c = model.config
+    return Dims(c.num_hidden_layers, c.original_num_heads, c.head_dim, c.original_ffn_size, c.hidden_size)
+
+
+def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequenceClassification | None,
+          loader: DataLoader, *, config: RunConfig, accelerator: Accelerator, log: RunLog) -> PruneResult:
+    """Learn gates and weights together under the sparsity constraint, distilling from the teacher."""
+    cfg, distill = config.prune, config.distill
+    steps = steps_for(cfg.epochs, loader)
+    dims = dims_of(student)
+    gates = HardConcreteGates(dims, cfg.families, cfg.init_keep_prob)
+    controller = LagrangianController(cfg.target_sparsity, int(cfg.sparsity_warmup * steps))
+    use_teacher = teacher is not None and distill.enabled
+    layer_distiller = None
+    if use_teacher and distill.layer_weight > 0:
+        layers = distill.teacher_layers or default_teacher_layers(teacher.config.num_hidden_layers)
+        layer_distiller = LayerDistiller(dims.hidden_size, teacher.config.hidden_size, layers)
+    weights = list(student.parameters()) + (list(layer_distiller.parameters()) if layer_distiller else [])
+    optimizer = torch.optim.AdamW(weights, lr=cfg.lr, weight_decay=config.train.weight_decay)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(config.train.warmup_ratio * steps), steps)
+    gate_optimizer = torch.optim.Adam(gates.parameters(), lr=cfg.gate_lr)
+    lambda_optimizer = torch.optim.Adam(controller.parameters(), lr=cfg.lambda_lr, maximize=True)
+    student, gates, controller, optimizer, gate_optimizer, lambda_optimizer = accelerator.prepare(
+        student, gates, controller, optimizer, gate_optimizer, lambda_optimizer)
+    if layer_distiller is not None:
+        layer_distiller = accelerator.prepare(layer_distiller)
+    student.train()
+    matches: list[int] = []
+    bar = progress(steps, "prune")
+    for step, batch in enumerate(batches(loader, steps), start=1):
+        x, labels = inputs(batch, accelerator.device), batch["labels"].to(accelerator.device)
+        out = student(**x, gates=gates.sample(), output_hidden_states=layer_distiller is not None)
+        parts = {"task": task_loss(out.logits, labels)}
+        loss = parts["task"]
+        if use_teacher:
+            with torch.no_grad():
+                t_out = teacher(**x, output_hidden_states=layer_distiller is not None)
+            parts["prediction"] = prediction_loss(out.logits, t_out.logits, distill.temperature)
+            loss = distill.task_weight * loss + distill.prediction_weight * parts["prediction"]
+            if layer_distiller is not None:
+                parts["layer"], matches = layer_distiller(out.hidden_states, t_out.hidden_states, x["attention_mask"])
+                loss = loss + distill.layer_weight * parts["layer"]
+        sparsity = expected_sparsity(gates.keep_probabilities(), dims)
+        penalty = controller.penalty(sparsity, step)
+        accelerator.backward(loss + penalty)
+        accelerator.clip_grad_norm_(weights, config.train.max_grad_norm)
+        for opt in (optimizer, gate_optimizer, lambda_optimizer):
+            opt.step()
+            opt.zero_grad()
+        schedule.step()
+        gates.clamp_()
+        bar.update()
+        bar.set_postfix(loss=f"{loss.item():.3f}", sparsity=f"{sparsity.item():.3f}", target=f"{controller.target_at(step):.3f}")
+        if step % config.train.log_every == 0 or step == steps:
+            log.write(phase="prune", step=step, loss=loss.item(), **{f"loss_{k}": v.item() for k, v in parts.items()},
+                      expected_sparsity=sparsity.item(), target=controller.target_at(step),
+                      lambda1=controller.lambda1.item(), lambda2=controller.lambda2.item(),
+                      lr=schedule.get_last_lr()[0], layer_matches=matches)
+    bar.close()
+    student.eval()
+    final_sparsity = float(expected_sparsity(gates.keep_probabilities(), dims))
+    return PruneResult(gates, final_sparsity, (controller.lambda1.item(), controller.lambda2.item()), matches)
+
+
+@torch.no_grad()
+def predict(model: AuxpruneForSequenceClassification, loader: DataLoader, accelerator: Accelerator,
+            desc: str = "eval") -> list[float | int]:
+    """Predictions in the dataset's order (the loader may batch by length)."""
+    model.eval()
+    results: dict[int, float | int] = {}
+    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True):
+        logits = model(**inputs(batch, accelerator.device)).logits
+        values = logits.squeeze(-1).tolist() if logits.shape[-1] == 1 else logits.argmax(-1).tolist()
+        results.update(zip(batch["index"].tolist(), values))
+    return [results[i] for i in range(len(results))]
+
+
+def evaluate(model: AuxpruneForSequenceClassification, loader: DataLoader, labels: list, spec: TaskSpec,
+             accelerator: Accelerator, desc: str = "eval") -> dict[str, float]:
+    return compute_metrics(spec, predict(model, loader, accelerator, desc), labels)
+
+
+@torch.no_grad()
+def latency_ms(model: AuxpruneForSequenceClassification, batch: dict[str, Tensor], repeats: int = 5) -> float:
+    """Median wall time of one forward pass on `batch`, after one warm-up pass."""
+    model.eval()
+    model(**batch)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model(**batch)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2] * 1000

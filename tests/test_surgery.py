@@ -1,0 +1,91 @@
+"""Invariants of cutting: the cut model computes what the gated model computed, counts are real."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from auxprune.masks import FAMILIES, HardConcreteGates
+from auxprune.sparsity import count_parameters, encoder_params
+from auxprune.structure import FinalMasks, dense_masks, final_masks
+from auxprune.surgery import cut
+from conftest import tiny_batch, tiny_dims, tiny_model
+
+
+def random_masks(model, seed: int, drop: dict[str, float]) -> FinalMasks:
+    """Random keep patterns and gate values, made consistent the way final_masks makes them."""
+    g = torch.Generator().manual_seed(seed)
+    masks = dense_masks(tiny_dims(model))
+    for family in FAMILIES:
+        shape = masks.keep[family].shape
+        masks.keep[family] = torch.rand(shape, generator=g) >= drop.get(family, 0.0)
+        masks.values[family] = torch.rand(shape, generator=g) * 0.8 + 0.2
+    masks.keep["hidden"][0] = True  # at least one dimension survives
+    masks.keep["attn_block"] &= masks.keep["heads"].any(-1)
+    masks.keep["heads"] &= masks.keep["attn_block"][:, None]
+    masks.keep["ffn_block"] &= masks.keep["ffn_units"].any(-1)
+    masks.keep["ffn_units"] &= masks.keep["ffn_block"][:, None]
+    return masks
+
+
+CASES = {
+    "heads": {"heads": 0.5},
+    "ffn_units": {"ffn_units": 0.5},
+    "hidden": {"hidden": 0.4},
+    "attn_block": {"attn_block": 0.6},
+    "ffn_block": {"ffn_block": 0.6},
+    "whole_layer": {"attn_block": 1.0, "ffn_block": 1.0},
+    "everything": {"heads": 0.3, "ffn_units": 0.5, "hidden": 0.3, "attn_block": 0.3, "ffn_block": 0.3},
+}
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls", "pooler"])
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cut_model_computes_what_gated_model_computed(case, pooling, seed):
+    model = tiny_model(pooling=pooling, seed=seed)
+    masks = random_masks(model, seed, CASES[case])
+    batch = tiny_batch(seed=seed)
+    with torch.no_grad():
+        expected = model(**batch, gates=masks.as_gates()).logits
+        small = cut(model, masks)
+        got = small(**batch).logits
+    assert (got - expected).abs().max() < 1e-5
+    assert small.config.layer_heads == masks.layer_heads
+    assert small.config.layer_ffn == masks.layer_ffn
+    assert small.config.hidden_size == masks.hidden_kept
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_counted_parameters_equal_real_parameters(seed):
+    model = tiny_model(seed=seed)
+    masks = random_masks(model, seed, CASES["everything"])
+    small = cut(model, masks)
+    counts = count_parameters(small)
+    c = small.config
+    assert counts["encoder_kept"] == encoder_params(c.layer_heads, c.layer_ffn, c.hidden_size, c.head_dim)
+    assert counts["total"] == sum(p.numel() for p in small.parameters())
+    assert 1.0 - counts["encoder_kept"] / count_parameters(model)["encoder_kept"] == pytest.approx(masks.sparsity())
+
+
+def test_whole_model_pruned_away_still_runs():
+    model = tiny_model()
+    masks = random_masks(model, 0, {"attn_block": 1.0, "ffn_block": 1.0})
+    small = cut(model, masks)
+    assert all(layer.attention is None and layer.ffn is None for layer in small.auxprune.layers)
+    assert small(**tiny_batch()).logits.shape == (3, 3)
+
+
+def test_final_masks_land_on_target_and_match_cut():
+    model = tiny_model(hidden_size=64, layer_heads=[8, 8, 8], layer_ffn=[96, 96, 96], head_dim=8)
+    gates = HardConcreteGates(tiny_dims(model))
+    with torch.no_grad():
+        for la in gates.log_alpha.values():
+            la.normal_(0, 2)
+    for target in (0.3, 0.6, 0.9):
+        masks = final_masks(gates, target, tolerance=0.01)
+        assert abs(masks.sparsity() - target) <= 0.01
+        small = cut(model, masks)
+        batch = tiny_batch()
+        with torch.no_grad():
+            assert (small(**batch).logits - model(**batch, gates=masks.as_gates()).logits).abs().max() < 1e-5
