@@ -1,9 +1,14 @@
 """auxprune: task-aware structured pruning with transfer from auxiliary tasks.
 
     model, tokenizer = auxprune.load("runs/rte")
+    auxprune.predict("runs/rte", ["A man is playing.", "Nobody plays."])
+
+Importing the package registers the model with the Hugging Face Auto classes (see `auxprune.hf`).
 """
 
 __version__ = "0.1.0"
+
+from auxprune import hf as _hf  # noqa: E402,F401 - registers AutoConfig / AutoModel / AutoModelForSequenceClassification
 
 
 def load(path):
@@ -13,4 +18,11 @@ def load(path):
     return _load(path)
 
 
-__all__ = ["load", "__version__"]
+def predict(model, texts, pairs=None, batch_size=32):
+    """Labels and scores (or regression values) for texts; see `auxprune.predict.predict`."""
+    from auxprune.predict import predict as _predict
+
+    return _predict(model, texts, pairs=pairs, batch_size=batch_size)
+
+
+__all__ = ["load", "predict", "__version__"]

@@ -1,4 +1,4 @@
-"""The `auxprune` command: prune, eval, inspect.
+"""The `auxprune` command: prune, eval, inspect, export, predict, bench.
 
 User mistakes print one line and exit 2; internal errors print one line and exit 1; `--debug`
 shows the traceback.
@@ -45,6 +45,39 @@ def _add_inspect(sub) -> None:
     p.add_argument("--json", action="store_true")
 
 
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a saved model to ONNX (checked against PyTorch with onnxruntime)")
+    p.add_argument("model_dir", help="run folder or its model/ folder")
+    p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="ONNX file to write")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check")
+    p.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="label (and probability) or regression value for one text or text pair")
+    p.add_argument("model_dir", help="run folder or its model/ folder")
+    p.add_argument("text")
+    p.add_argument("pair", nargs="?", help="second text, for sentence-pair tasks")
+    p.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="latency and throughput of a pruned model against its dense baseline")
+    p.add_argument("model_dir", help="run folder or its model/ folder")
+    p.add_argument("--baseline", metavar="DENSE_MODEL_DIR",
+                   help="dense model to compare with (default: the run's teacher; else the dense shape with random weights)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--runtime", choices=["torch", "onnxruntime", "all"], default="torch")
+    p.add_argument("--threads", type=int, help="CPU threads (default: PyTorch's default)")
+    p.add_argument("--warmup", type=int, default=3, help="warm-up calls per model")
+    p.add_argument("--iterations", type=int, default=20, help="timed calls per model (at least)")
+    p.add_argument("--min-time", type=float, default=1.0, help="keep timing until this many seconds have passed")
+    p.add_argument("--output", help="also write the JSON result to this file")
+    p.add_argument("--json", action="store_true", help="print JSON only (an object; a list with --runtime all)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="auxprune", description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -52,6 +85,9 @@ def parser() -> argparse.ArgumentParser:
     _add_prune(sub)
     _add_eval(sub)
     _add_inspect(sub)
+    _add_export(sub)
+    _add_predict(sub)
+    _add_bench(sub)
     return p
 
 
@@ -109,9 +145,63 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from auxprune.export import export_onnx
+
+    result = export_onnx(args.model_dir, args.onnx, verify=not args.no_verify, opset=args.opset)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        check = f", onnxruntime max |logit diff| {result['max_abs_diff']:.2e}" if "max_abs_diff" in result else ""
+        print(f"wrote {result['onnx']} ({result['bytes'] / 1e6:.1f} MB, opset {result['opset']}{check})")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from auxprune.predict import predict
+
+    result = predict(args.model_dir, [args.text], None if args.pair is None else [args.pair])[0]
+    if args.json:
+        print(json.dumps(result))
+    elif "value" in result:
+        print(f"{result['value']:.4f}")
+    else:
+        print(f"{result['label']}\t{result['score']:.4f}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from auxprune.speed import bench
+
+    rows = bench(args.model_dir, args.baseline, batch_size=args.batch_size, seq_len=args.seq_len, runtime=args.runtime,
+                 threads=args.threads, warmup=args.warmup, iterations=args.iterations, min_time=args.min_time)
+    payload = rows if args.runtime == "all" else rows[0]
+    if args.output:
+        from auxprune.output import atomic_write_text
+
+        out = Path(args.output)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out, json.dumps(payload, indent=2) + "\n")
+        except OSError as err:
+            raise UserError(f"--output {out}: cannot write ({err.strerror})") from err
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    for row in rows:
+        p, b = row["pruned"], row["baseline"]
+        print(f"{row['runtime']}: batch {row['batch_size']} x {row['seq_len']} tokens, {row['threads']} thread(s)")
+        print(f"  pruned   p50 {p['latency_ms_p50']:9.2f} ms  p90 {p['latency_ms_p90']:9.2f} ms  {p['throughput']:9.1f} ex/s")
+        print(f"  baseline p50 {b['latency_ms_p50']:9.2f} ms  p90 {b['latency_ms_p90']:9.2f} ms  {b['throughput']:9.1f} ex/s"
+              f"  ({row['baseline_source']})")
+        print(f"  speed-up {row['speedup']:.2f}x measured, {row['flops_speedup']:.2f}x from FLOPs")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    commands = {"prune": cmd_prune, "eval": cmd_eval, "inspect": cmd_inspect}
+    commands = {"prune": cmd_prune, "eval": cmd_eval, "inspect": cmd_inspect, "export": cmd_export,
+                "predict": cmd_predict, "bench": cmd_bench}
     try:
         return commands[args.command](args)
     except UserError as err:

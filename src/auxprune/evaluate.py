@@ -31,7 +31,7 @@ def evaluate_saved(path: str | Path, task: str | None = None, data_dir: str | No
         raise UserError(f"--task {task}: needs {data.spec.num_labels} outputs, the model has {model.config.num_labels}")
     accelerator = Accelerator()
     model.to(accelerator.device)
-    loader = make_loader(encode(data.dev, tokenizer, 512), batch_size, tokenizer.pad_token_id or 0, shuffle=False)
+    loader = make_loader(encode(data.dev, tokenizer, model.config.max_seq_len), batch_size, tokenizer.pad_token_id or 0, shuffle=False)
     metrics = evaluate(model, loader, [e.label for e in data.dev], data.spec, accelerator)
     return {"model": str(path), "task": data.spec.name, "dev_examples": len(data.dev), "metrics": metrics}
 

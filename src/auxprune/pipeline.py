@@ -72,7 +72,8 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False) -> dict:
             data, constant = load_data(config)
             spec = data.spec
             teacher, tokenizer = load_for_task(config.teacher.path or config.model.name, num_labels=spec.num_labels,
-                                               pooling=config.model.pooling, task=spec.name, labels=spec.labels)
+                                               pooling=config.model.pooling, task=spec.name, labels=spec.labels,
+                                               max_seq_len=config.model.max_seq_len)
             teacher.to(accelerator.device)
             pad = tokenizer.pad_token_id or 0
             train_items = encode(data.train, tokenizer, config.model.max_seq_len)

@@ -91,7 +91,10 @@ def final_masks(gates: HardConcreteGates, target_sparsity: float | None = None, 
 
 
 def _calibrate(masks: FinalMasks, scores: dict[str, Tensor], target: float, tolerance: float) -> None:
-    """Greedily remove the weakest kept (or restore the strongest dropped) heads and FFN units."""
+    """Greedily remove the weakest kept (or restore the strongest dropped) heads and FFN units.
+
+    Scores are log_alpha, so units the gates were least sure about move first.
+    """
     fine = [f for f in ("heads", "ffn_units") if f in scores]
     if not fine:
         return
@@ -105,9 +108,7 @@ def _calibrate(masks: FinalMasks, scores: dict[str, Tensor], target: float, tole
         too_dense = gap < 0
         best: tuple[float, str, tuple[int, int]] | None = None
         for family in fine:
-            block = masks.keep["attn_block" if family == "heads" else "ffn_block"]
-            # Only units inside surviving blocks move; restoring a whole block is not a fine step.
-            candidates = masks.keep[family] & block[:, None] if too_dense else ~masks.keep[family] & block[:, None]
+            candidates = masks.keep[family] if too_dense else ~masks.keep[family]
             if not candidates.any():
                 continue
             masked = scores[family].masked_fill(~candidates, float("inf") if too_dense else float("-inf"))
@@ -118,7 +119,9 @@ def _calibrate(masks: FinalMasks, scores: dict[str, Tensor], target: float, tole
         if best is None:
             break
         _, family, (layer, unit) = best
-        masks.keep[family][layer, unit] = too_dense is False
+        masks.keep[family][layer, unit] = not too_dense
+        if not too_dense:  # restoring a unit of a removed block brings the block back
+            masks.keep["attn_block" if family == "heads" else "ffn_block"][layer] = True
         _make_consistent(masks.keep)
     # Steps too coarse to land inside the tolerance (tiny models): keep the closest state seen.
     if abs(masks.sparsity() - target) > best_state[1]:

@@ -133,7 +133,10 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
     optimizer = torch.optim.AdamW(weights, lr=cfg.lr, weight_decay=config.train.weight_decay)
     schedule = get_linear_schedule_with_warmup(optimizer, int(config.train.warmup_ratio * steps), steps)
     gate_optimizer = torch.optim.Adam(gates.parameters(), lr=cfg.gate_lr)
-    lambda_optimizer = torch.optim.Adam(controller.parameters(), lr=cfg.lambda_lr, maximize=True)
+    # A slow linear multiplier and a fast quadratic one: lambda1 integrates the gap and winds up
+    # while the gates are still saturated, so it overshoots; lambda2 acts in proportion to the gap.
+    lambda_optimizer = torch.optim.Adam([{"params": [controller.lambda1], "lr": cfg.lambda1_lr},
+                                         {"params": [controller.lambda2], "lr": cfg.lambda_lr}], maximize=True)
     student, gates, controller, optimizer, gate_optimizer, lambda_optimizer = accelerator.prepare(
         student, gates, controller, optimizer, gate_optimizer, lambda_optimizer)
     if layer_distiller is not None:
@@ -172,7 +175,8 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
                       lr=schedule.get_last_lr()[0], layer_matches=matches)
     bar.close()
     student.eval()
-    final_sparsity = float(expected_sparsity(gates.keep_probabilities(), dims))
+    with torch.no_grad():
+        final_sparsity = float(expected_sparsity(gates.keep_probabilities(), dims))
     return PruneResult(gates, final_sparsity, (controller.lambda1.item(), controller.lambda2.item()), matches)
 
 

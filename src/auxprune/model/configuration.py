@@ -33,6 +33,7 @@ class AuxpruneConfig(PretrainedConfig):
         pooling: str = "mean",
         pooler_size: int | None = None,
         task: str | None = None,
+        max_seq_len: int | None = None,
         original_hidden_size: int | None = None,
         original_num_heads: int | None = None,
         original_ffn_size: int | None = None,
@@ -62,6 +63,8 @@ class AuxpruneConfig(PretrainedConfig):
         self.pooling = pooling
         self.pooler_size = pooler_size if pooler_size is not None else hidden_size
         self.task = task
+        # The sequence length the model was trained with: evaluation and export reuse it.
+        self.max_seq_len = max_seq_len or max_position_embeddings - position_offset
         self.original_hidden_size = original_hidden_size or hidden_size
         self.original_num_heads = original_num_heads or max(layer_heads, default=0)
         self.original_ffn_size = original_ffn_size or max(layer_ffn, default=0)

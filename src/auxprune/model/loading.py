@@ -145,7 +145,7 @@ def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
 
 
 def load_for_task(name_or_path: str | Path, *, num_labels: int, pooling: str = "auto", task: str | None = None,
-                  labels: tuple[str, ...] | None = None) -> tuple[AuxpruneForSequenceClassification, PreTrainedTokenizerBase]:
+                  labels: tuple[str, ...] | None = None, max_seq_len: int | None = None) -> tuple[AuxpruneForSequenceClassification, PreTrainedTokenizerBase]:
     """A dense BERT/RoBERTa checkpoint (or one of our saved models) ready for `task`, plus its tokenizer.
 
     A checkpoint of our own keeps its head when the label count matches (a fine-tuned teacher);
@@ -167,6 +167,10 @@ def load_for_task(name_or_path: str | Path, *, num_labels: int, pooling: str = "
         if resolved != "pooler":
             state = {k: v for k, v in state.items() if not k.startswith("auxprune.pooler.")}
         config = config_from_hf(hf, pooling=resolved, num_labels=num_labels, task=task, labels=labels)
+        if max_seq_len:
+            if max_seq_len > config.max_seq_len:
+                raise UserError(f"model.max_seq_len {max_seq_len}: the model has positions for {config.max_seq_len} tokens")
+            config.max_seq_len = max_seq_len
         model = AuxpruneForSequenceClassification(config)
         missing, unexpected = model.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.startswith("classifier.")]

@@ -1,0 +1,147 @@
+"""Export a saved model to ONNX and check the exported graph against PyTorch with onnxruntime.
+
+The graph takes `input_ids`, `attention_mask` and `token_type_ids` (int64, batch x sequence, both
+axes dynamic) and returns `logits` (batch x num_labels). It is written with the TorchScript-based
+exporter (`torch.onnx.export(..., dynamo=False)`, opset 17), which needs neither onnxscript nor
+a Python-level trace of transformers internals: the model is an ordinary module of Linear layers,
+LayerNorms and `scaled_dot_product_attention`.
+
+    auxprune export runs/rte --onnx rte.onnx
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from auxprune.errors import UserError
+
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT_NAME = "logits"
+OPSET = 17
+TOLERANCE = 1e-4
+
+
+class LogitsOnly(nn.Module):
+    """The classification model as a function of the three tokenizer tensors, returning logits only."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+
+
+def example_inputs(config, batch: int, seq_len: int, seed: int = 0, padded: bool = True) -> dict[str, Tensor]:
+    """Random token ids with a padded row and a second segment, shaped like tokenizer output."""
+    generator = torch.Generator().manual_seed(seed)
+    seq_len = max(2, min(seq_len, max_positions(config)))
+    ids = torch.randint(0, config.vocab_size, (batch, seq_len), generator=generator)
+    mask = torch.ones(batch, seq_len, dtype=torch.long)
+    if padded and batch > 1:
+        mask[-1, seq_len // 2 + 1:] = 0
+        ids[-1, seq_len // 2 + 1:] = config.pad_token_id or 0
+    types = torch.zeros(batch, seq_len, dtype=torch.long)
+    if config.type_vocab_size > 1:
+        types[:, seq_len // 2:] = 1
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+def max_positions(config) -> int:
+    """The longest sequence the position embeddings can take."""
+    return config.max_position_embeddings - config.position_offset
+
+
+def to_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
+    """Write `model` (an `AuxpruneForSequenceClassification`) as an ONNX graph with dynamic batch and sequence axes."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"--onnx {path}: is a folder; give a file name such as model.onnx")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--onnx {path}: cannot create the folder ({err.strerror})") from err
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    inputs = example_inputs(model.config, batch=2, seq_len=8)
+    args = tuple(inputs[name].to(device) for name in INPUT_NAMES)
+    dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
+    dynamic_axes[OUTPUT_NAME] = {0: "batch"}
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            # The TorchScript exporter is deprecated in favour of the dynamo one, but is the one
+            # that exports this model without extra dependencies; silence its notice and tracer chatter.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(LogitsOnly(model), args, str(tmp), dynamo=False, opset_version=opset,
+                              input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
+                              dynamic_axes=dynamic_axes, do_constant_folding=True)
+        os.replace(tmp, path)
+    except OSError as err:
+        raise UserError(f"--onnx {path}: cannot write the file ({err.strerror})") from err
+    finally:
+        tmp.unlink(missing_ok=True)
+        model.train(was_training)
+    return path
+
+
+def ort_session(path: str | Path, threads: int | None = None):
+    """An onnxruntime CPU session with all graph optimisations; `threads` sets intra-op threads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(session, inputs: dict[str, Tensor]) -> np.ndarray:
+    feeds = {name: inputs[name].cpu().numpy().astype(np.int64) for name in INPUT_NAMES}
+    return session.run([OUTPUT_NAME], feeds)[0]
+
+
+def max_abs_diff(model: nn.Module, session, batches: list[dict[str, Tensor]]) -> float:
+    """Largest |logit difference| between the PyTorch model and the ONNX session over `batches`."""
+    model.eval()
+    device = next(model.parameters()).device
+    worst = 0.0
+    with torch.no_grad():
+        for batch in batches:
+            expected = model(**{k: batch[k].to(device) for k in INPUT_NAMES}).logits.float().cpu().numpy()
+            worst = max(worst, float(np.abs(run_onnx(session, batch) - expected).max()))
+    return worst
+
+
+def export_onnx(model_dir: str | Path, out: str | Path, *, verify: bool = True, tolerance: float = TOLERANCE,
+                opset: int = OPSET) -> dict:
+    """Export a run folder's (or model folder's) model to `out`; check it with onnxruntime unless `verify=False`.
+
+    The check runs PyTorch and onnxruntime on random batches of shapes other than the one traced
+    (a padded row and two segments included) and fails if logits differ by more than `tolerance`.
+    """
+    from auxprune.model.loading import load_saved, resolve_saved_dir
+
+    folder = resolve_saved_dir(model_dir)
+    model = load_saved(folder)
+    path = to_onnx(model, out, opset=opset)
+    result = {"model": str(folder), "onnx": str(path), "opset": opset, "bytes": path.stat().st_size,
+              "inputs": list(INPUT_NAMES), "output": OUTPUT_NAME}
+    if verify:
+        config = model.config
+        batches = [example_inputs(config, 1, 5, seed=1), example_inputs(config, 3, 19, seed=2),
+                   example_inputs(config, 4, min(config.max_seq_len, max_positions(config)), seed=3)]
+        diff = max_abs_diff(model, ort_session(path, threads=1), batches)
+        result["max_abs_diff"] = diff
+        if not diff <= tolerance:
+            raise RuntimeError(f"{path}: onnxruntime logits differ from PyTorch by {diff:.3g} (> {tolerance:g})")
+    return result

@@ -1,0 +1,122 @@
+"""Predictions from a saved model: labels with probabilities, or regression values.
+
+    import auxprune
+    auxprune.predict("runs/rte", ["A man plays."], pairs=["Someone plays."])
+    # [{"label": "entailment", "score": 0.93}]
+    auxprune.predict("runs/stsb", ["A man plays."], pairs=["Someone plays."])
+    # [{"value": 3.87}]
+
+Texts are tokenized as in training (truncated to the model's `max_seq_len`), sorted by length
+and batched so that each batch pads to its own longest example; results come back in input order.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from auxprune.errors import UserError
+
+
+def _model_and_tokenizer(model):
+    if isinstance(model, (str, Path)):
+        from auxprune.evaluate import load
+
+        return load(model)
+    if isinstance(model, (tuple, list)) and len(model) == 2:
+        return model[0], model[1]
+    raise UserError("predict: pass a model folder, or a (model, tokenizer) pair")
+
+
+def _check_texts(texts, name: str) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, Sequence):
+        raise UserError(f"predict: {name} must be a list of strings")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise UserError(f"predict: {name}[{index}] is {type(text).__name__}, not a string")
+    return list(texts)
+
+
+def max_length(config) -> int:
+    """Truncation length: the training length, never more than the position embeddings hold."""
+    return min(config.max_seq_len, config.max_position_embeddings - config.position_offset)
+
+
+def predict(model, texts: str | Sequence[str], pairs: str | Sequence[str] | None = None,
+            batch_size: int = 32) -> list[dict]:
+    """One result per input text (or text pair), in input order.
+
+    `model` is a run folder, a model folder, or a `(model, tokenizer)` pair. Classification
+    models give `{"label": name, "score": probability}` (label names from `config.id2label`);
+    regression models (one output) give `{"value": float}`.
+    """
+    model, tokenizer = _model_and_tokenizer(model)
+    texts = _check_texts(texts, "texts")
+    if pairs is not None:
+        pairs = _check_texts(pairs, "pairs")
+        if len(pairs) != len(texts):
+            raise UserError(f"predict: {len(texts)} texts but {len(pairs)} pairs; give one pair per text")
+    if batch_size < 1:
+        raise UserError(f"predict: batch_size must be at least 1, got {batch_size}")
+    if not texts:
+        return []
+    config = model.config
+    encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length(config), padding=False,
+                        return_token_type_ids=True, return_attention_mask=False)
+    ids, segments = encoded["input_ids"], encoded["token_type_ids"]
+    order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (config.pad_token_id or 0)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    results: list[dict | None] = [None] * len(texts)
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                rows = order[start:start + batch_size]
+                batch = _collate([ids[i] for i in rows], [segments[i] for i in rows], pad, device)
+                logits = model(**batch).logits.float().cpu()
+                for row, result in zip(rows, _results(logits, config)):
+                    results[row] = result
+    finally:
+        model.train(was_training)
+    return results
+
+
+def _collate(ids: list[list[int]], segments: list[list[int]], pad: int, device) -> dict[str, torch.Tensor]:
+    length = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), length), pad, dtype=torch.long)
+    token_type_ids = torch.zeros((len(ids), length), dtype=torch.long)
+    attention_mask = torch.zeros((len(ids), length), dtype=torch.long)
+    for row, (tokens, types_) in enumerate(zip(ids, segments)):
+        input_ids[row, :len(tokens)] = torch.tensor(tokens)
+        token_type_ids[row, :len(types_)] = torch.tensor(types_)
+        attention_mask[row, :len(tokens)] = 1
+    return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device),
+            "token_type_ids": token_type_ids.to(device)}
+
+
+def _results(logits: torch.Tensor, config) -> list[dict]:
+    if logits.shape[-1] == 1:
+        return [{"value": float(v)} for v in logits[:, 0].tolist()]
+    probs = logits.softmax(-1)
+    scores, indices = probs.max(-1)
+    names = config.id2label or {}
+    return [{"label": str(names.get(i, names.get(str(i), f"LABEL_{i}"))), "score": float(s)}
+            for i, s in zip(indices.tolist(), scores.tolist())]
+
+
+class _CallableModule(types.ModuleType):
+    """`import auxprune.predict` makes `auxprune.predict` this module; keep it callable as the function."""
+
+    def __call__(self, *args, **kwargs):
+        return predict(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

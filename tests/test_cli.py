@@ -1,0 +1,112 @@
+"""The `auxprune` command end to end on a tiny random BERT and real GLUE files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from auxprune.cli import main
+from auxprune.sparsity import count_parameters
+from test_model import write_tiny_bert
+
+FAST = ["--set", "teacher.epochs=1", "--set", "prune.epochs=2", "--set", "finetune.epochs=1",
+        "--set", "train.batch_size=8", "--set", "data.max_dev_examples=40", "--set", "model.max_seq_len=32"]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny_bert")
+    write_tiny_bert(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pruned_run(tiny_bert, data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "rte"
+    code = main(["prune", "--model", str(tiny_bert), "--task", "glue/rte", "--data-dir", str(data_dir),
+                 "--sparsity", "0.5", "--max-train-examples", "48", "--seed", "3", "--output", str(out), *FAST])
+    assert code == 0
+    return out
+
+
+def test_prune_writes_every_output(pruned_run):
+    for name in ("model/config.json", "model/model.safetensors", "model/tokenizer.json", "report.json",
+                 "structure.png", "log.jsonl", "config.yaml", "teacher/model.safetensors"):
+        assert (pruned_run / name).is_file(), name
+    report = json.loads((pruned_run / "report.json").read_text())
+    assert report["status"] == "ok" and report["task"] == "glue/rte"
+    # A 2-layer, 32-wide model moves in steps of a few points; the exact landing is tested on MiniLM.
+    assert abs(report["sparsity"] - 0.5) <= 0.05
+    assert set(report["metrics"]) >= {"teacher", "pruned"} and "accuracy" in report["metrics"]["pruned"]
+    assert report["data"] == {"train_examples": 48, "dev_examples": 40}
+    assert set(report["timing"]) >= {"teacher", "prune", "finetune", "total"}
+    assert report["config"]["seed"] == 3
+    phases = {json.loads(line)["phase"] for line in (pruned_run / "log.jsonl").read_text().splitlines()}
+    assert phases == {"teacher", "prune", "finetune"}
+
+
+def test_report_counts_are_the_saved_models(pruned_run):
+    import auxprune
+
+    model, _ = auxprune.load(pruned_run)
+    report = json.loads((pruned_run / "report.json").read_text())
+    counts = count_parameters(model)
+    assert report["params"]["encoder_kept"] == counts["encoder_kept"]
+    assert report["params"]["total"] == counts["total"]
+    assert report["sparsity"] == pytest.approx(1 - counts["encoder_kept"] / report["params"]["encoder_total"], abs=1e-5)
+    layers = report["structure"]["layers"]
+    assert [l["heads"] for l in layers] == model.config.layer_heads
+    assert [l["ffn_units"] for l in layers] == model.config.layer_ffn
+
+
+def test_config_yaml_reruns(pruned_run, tiny_bert, data_dir, tmp_path):
+    config = yaml.safe_load((pruned_run / "config.yaml").read_text())
+    assert config["prune"]["target_sparsity"] == 0.5 and config["data"]["max_train_examples"] == 48
+    config["teacher"]["path"] = str(pruned_run / "teacher")  # reuse the teacher: faster
+    (tmp_path / "again.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "again"
+    assert main(["prune", "--config", str(tmp_path / "again.yaml"), "--output", str(out)]) == 0
+    first = json.loads((pruned_run / "report.json").read_text())
+    second = json.loads((out / "report.json").read_text())
+    assert second["metrics"]["teacher"] == first["metrics"]["teacher"]
+
+
+def test_eval_recomputes_metrics(pruned_run, data_dir, capsys):
+    assert main(["eval", str(pruned_run), "--data-dir", str(data_dir), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["task"] == "glue/rte" and result["dev_examples"] == 277
+    assert 0 <= result["metrics"]["accuracy"] <= 1
+
+
+def test_inspect_shows_structure(pruned_run, capsys):
+    assert main(["inspect", str(pruned_run / "model"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    report = json.loads((pruned_run / "report.json").read_text())
+    assert info["sparsity"] == pytest.approx(report["sparsity"], abs=1e-5)
+    assert main(["inspect", str(pruned_run)]) == 0
+    assert "heads" in capsys.readouterr().out
+
+
+def test_existing_output_is_not_overwritten(pruned_run, tiny_bert, data_dir, capsys):
+    before = (pruned_run / "report.json").read_text()
+    code = main(["prune", "--model", str(tiny_bert), "--task", "glue/rte", "--data-dir", str(data_dir),
+                 "--output", str(pruned_run)])
+    assert code == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (pruned_run / "report.json").read_text() == before
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--sparsity", "1.2"], "prune.target_sparsity"),
+    (["--task", "glue/nope"], "glue/nope"),
+    (["--preset", "turbo"], "preset"),
+    (["--set", "prune.families=[heads,layers]"], "families"),
+    (["--set", "nonsense"], "key=value"),
+])
+def test_bad_options_are_one_line_errors(argv, message, tiny_bert, data_dir, tmp_path, capsys):
+    code = main(["prune", "--model", str(tiny_bert), "--data-dir", str(data_dir), "--output", str(tmp_path / "x"), *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err

@@ -1,0 +1,104 @@
+"""The encoder against Hugging Face BERT, save/load identity, and loading real checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+import auxprune
+from auxprune.errors import UserError
+from auxprune.masks import FAMILIES
+from auxprune.model.loading import load_for_task
+from auxprune.output import save_model
+from auxprune.structure import dense_masks
+from auxprune.surgery import cut
+from conftest import tiny_batch, tiny_dims, tiny_model
+
+
+def write_tiny_bert(path, sentence_transformers: bool = False, seed: int = 0):
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=37, max_position_embeddings=64)
+    model = BertModel(config).eval()
+    model.save_pretrained(path)
+    from transformers import BertTokenizerFast
+
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","] + letters + [f"##{c}" for c in letters]
+    # transformers 5 ignores vocab_file here; the vocabulary must be passed as a mapping.
+    BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)}).save_pretrained(path)
+    if sentence_transformers:
+        (path / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "", "type": "x"}]))
+        (path / "1_Pooling").mkdir()
+        (path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    return model
+
+
+def test_encoder_matches_hugging_face_bert(tmp_path):
+    reference = write_tiny_bert(tmp_path)
+    model, _ = load_for_task(tmp_path, num_labels=2)
+    model.eval()
+    batch = tiny_batch()
+    with torch.no_grad():
+        pooled, states = model.auxprune(**batch)
+        expected = reference(**batch)
+    assert model.config.pooling == "pooler"  # a plain BERT checkpoint uses its [CLS] pooler
+    assert (states[-1] - expected.last_hidden_state).abs().max() < 1e-5
+    assert (pooled - expected.pooler_output).abs().max() < 1e-5
+
+
+def test_sentence_transformers_folder_asks_for_mean_pooling(tmp_path):
+    write_tiny_bert(tmp_path, sentence_transformers=True)
+    model, _ = load_for_task(tmp_path, num_labels=1)
+    assert model.config.pooling == "mean"
+    model, _ = load_for_task(tmp_path, num_labels=1, pooling="cls")
+    assert model.config.pooling == "cls"
+
+
+@pytest.mark.parametrize("pooling", ["mean", "pooler"])
+def test_save_then_load_is_identity(tmp_path, pooling):
+    model = tiny_model(pooling=pooling)
+    masks = dense_masks(tiny_dims(model))
+    masks.keep["heads"][0, :3] = False
+    masks.keep["ffn_units"][1, ::2] = False
+    masks.keep["hidden"][5:9] = False
+    masks.keep["ffn_block"][0] = False
+    masks.keep["ffn_units"][0] = False
+    small = cut(model, masks)
+    write_tiny_bert(tmp_path / "tok")
+    from auxprune.model.loading import load_tokenizer
+
+    save_model(small, load_tokenizer(tmp_path / "tok"), tmp_path / "run" / "model")
+    loaded, tokenizer = auxprune.load(tmp_path / "run")
+    assert loaded.config.layer_heads == [1, 4] and loaded.config.layer_ffn == [0, 18]
+    assert loaded.config.hidden_size == 28
+    saved_state, loaded_state = small.state_dict(), loaded.state_dict()
+    assert saved_state.keys() == loaded_state.keys()
+    assert all(torch.equal(saved_state[k], loaded_state[k]) for k in saved_state)
+    batch = tiny_batch()
+    with torch.no_grad():
+        assert torch.equal(small.eval()(**batch).logits, loaded(**batch).logits)
+    assert not list((tmp_path / "run").glob(".*tmp*"))  # no temporary leftovers
+
+
+def test_bad_model_folders_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="model folder not found"):
+        load_for_task(tmp_path / "missing", num_labels=2)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no config.json"):
+        load_for_task(tmp_path / "empty", num_labels=2)
+    write_tiny_bert(tmp_path / "broken")
+    weights = tmp_path / "broken" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+    with pytest.raises(UserError, match="safetensors"):
+        load_for_task(tmp_path / "broken", num_labels=2)
+
+
+def test_gate_families_cover_the_model():
+    model = tiny_model()
+    dims = tiny_dims(model)
+    assert {f: tuple(dense_masks(dims).keep[f].shape) for f in FAMILIES} == {
+        "attn_block": (2,), "heads": (2, 4), "ffn_block": (2,), "ffn_units": (2, 37), "hidden": (32,)}
