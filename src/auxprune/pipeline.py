@@ -75,6 +75,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False) -> dict:
                                                pooling=config.model.pooling, task=spec.name, labels=spec.labels,
                                                max_seq_len=config.model.max_seq_len)
             teacher.to(accelerator.device)
+            tokenizer.model_max_length = config.model.max_seq_len  # saved with the models: truncation matches training
             pad = tokenizer.pad_token_id or 0
             train_items = encode(data.train, tokenizer, config.model.max_seq_len)
             train_loader = make_loader(train_items, config.train.batch_size, pad, shuffle=True, seed=config.seed)
