@@ -34,6 +34,22 @@ def tiny_dims(model: AuxpruneForSequenceClassification) -> Dims:
     return Dims(c.num_hidden_layers, c.original_num_heads, c.head_dim, c.original_ffn_size, c.hidden_size)
 
 
+def sample_masks(model: AuxpruneForSequenceClassification, drop_attention: bool = False):
+    """A fixed pruned structure touching every family: fewer heads, FFN units and hidden dims, a removed FFN block."""
+    from auxprune.structure import dense_masks
+
+    masks = dense_masks(tiny_dims(model))
+    masks.keep["heads"][0, :3] = False
+    masks.keep["ffn_units"][1, ::2] = False
+    masks.keep["hidden"][5:9] = False
+    masks.keep["ffn_block"][0] = False
+    masks.keep["ffn_units"][0] = False
+    if drop_attention:
+        masks.keep["attn_block"][1] = False
+        masks.keep["heads"][1] = False
+    return masks
+
+
 def tiny_batch(batch: int = 3, seq: int = 9, vocab: int = 99, seed: int = 1) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, vocab, (batch, seq), generator=g)

@@ -19,9 +19,8 @@ from auxprune.export import export_onnx
 from auxprune.model.encoder import AuxpruneForSequenceClassification, AuxpruneModel
 from auxprune.model.loading import load_tokenizer
 from auxprune.output import save_model
-from auxprune.structure import dense_masks
 from auxprune.surgery import cut
-from conftest import tiny_dims, tiny_model
+from conftest import sample_masks, tiny_model
 from test_model import write_tiny_bert
 
 torch.set_num_threads(1)
@@ -56,16 +55,7 @@ def save_pruned(folder, tokenizer, *, pooling: str = "mean", num_labels: int = 2
     model = tiny_model(pooling=pooling, num_labels=num_labels, seed=seed, **labels, **problem, **config)
     with torch.no_grad():
         model.classifier.weight.mul_(head_scale)  # spread the outputs so that both labels come out
-    masks = dense_masks(tiny_dims(model))
-    masks.keep["heads"][0, :3] = False
-    masks.keep["ffn_units"][1, ::2] = False
-    masks.keep["hidden"][5:9] = False
-    masks.keep["ffn_block"][0] = False
-    masks.keep["ffn_units"][0] = False
-    if drop_attention:
-        masks.keep["attn_block"][1] = False
-        masks.keep["heads"][1] = False
-    small = cut(model, masks).eval()
+    small = cut(model, sample_masks(model, drop_attention)).eval()
     save_model(small, tokenizer, folder / "model")
     save_model(model, tokenizer, folder / "teacher")
     return small

@@ -15,7 +15,7 @@ from auxprune.model.loading import load_for_task
 from auxprune.output import save_model
 from auxprune.structure import dense_masks
 from auxprune.surgery import cut
-from conftest import tiny_batch, tiny_dims, tiny_model
+from conftest import sample_masks, tiny_batch, tiny_dims, tiny_model
 
 
 def write_tiny_bert(path, sentence_transformers: bool = False, seed: int = 0):
@@ -61,13 +61,7 @@ def test_sentence_transformers_folder_asks_for_mean_pooling(tmp_path):
 @pytest.mark.parametrize("pooling", ["mean", "pooler"])
 def test_save_then_load_is_identity(tmp_path, pooling):
     model = tiny_model(pooling=pooling)
-    masks = dense_masks(tiny_dims(model))
-    masks.keep["heads"][0, :3] = False
-    masks.keep["ffn_units"][1, ::2] = False
-    masks.keep["hidden"][5:9] = False
-    masks.keep["ffn_block"][0] = False
-    masks.keep["ffn_units"][0] = False
-    small = cut(model, masks)
+    small = cut(model, sample_masks(model))
     write_tiny_bert(tmp_path / "tok")
     from auxprune.model.loading import load_tokenizer
 
