@@ -43,7 +43,6 @@ def run_cell(task: str, sparsity: float, seed: int, examples: int, extra: list[s
     report = json.loads(report_path.read_text())
     if not teacher.exists() and (out / "teacher").is_dir():
         os.replace(out / "teacher", teacher)
-        report["timing_teacher_reused_from"] = None
     return report
 
 
