@@ -10,24 +10,12 @@ import torch
 import auxprune
 from auxprune.cli import main
 from auxprune.errors import UserError
-from test_export import RTE_LABELS, letter_tokenizer, save_pruned
+from test_export import RTE_LABELS, run, save_pruned, tokenizer  # noqa: F401 - run and tokenizer are fixtures
 
 torch.set_num_threads(1)
 
 TEXTS = ["a dog runs in the park with a red ball.", "yes", "the cat sat.", "nobody came to the party last night",
          "x", "two men play chess.", "it is raining hard today, so we stay in", "ok then"]
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    return letter_tokenizer(tmp_path_factory.mktemp("tok"))
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, tokenizer):
-    folder = tmp_path_factory.mktemp("run")
-    save_pruned(folder, tokenizer, head_scale=30.0)
-    return folder
 
 
 @pytest.fixture(scope="module")
