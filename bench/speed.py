@@ -65,7 +65,7 @@ def write(path: Path, rows: dict[tuple, dict], command: str) -> None:
     payload = {
         "command": command,
         "protocol": "CPU; pruned and dense baseline in one process on the same random-token batch (no padding), "
-                    "warm-up then alternating timed calls; latency per batch, throughput in examples/s; "
+                    "warm-up then alternating timed calls (onnxruntime: thread spinning off, two sessions share the cores); latency per batch, throughput in examples/s; "
                     "speedup = baseline p50 / pruned p50; flops_speedup from auxprune.speed.forward_flops",
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.machine(),
                     "torch": torch.__version__, "onnxruntime": onnxruntime.__version__},

@@ -26,8 +26,9 @@ def _add_prune(sub) -> None:
     p.add_argument("--preset", default="quick", help="quick (CPU, minutes) or full (CoFi-like, GPU)")
     p.add_argument("--config", help="YAML file with config sections")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config field, e.g. prune.epochs=5")
-    p.add_argument("--output", required=True, help="output folder")
+    p.add_argument("--output", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its newest checkpoint (with its saved config)")
 
 
 def _add_eval(sub) -> None:
@@ -111,13 +112,45 @@ def prune_config(args: argparse.Namespace):
     return build_config(args.preset, args.config, [flags] + [parse_assignment(s) for s in args.set])
 
 
+# Options that define a run: a resumed run takes them all from its saved config.yaml.
+RUN_OPTIONS = ("model", "task", "data_dir", "sparsity", "max_train_examples", "seed", "config", "set", "output", "overwrite")
+
+
+def resume_config(args: argparse.Namespace):
+    from auxprune.config import read_yaml, validate
+
+    given = [f"--{name.replace('_', '-')}" for name in RUN_OPTIONS if getattr(args, name) not in (None, False, [])]
+    if args.preset != "quick":
+        given.append("--preset")
+    if given:
+        raise UserError(f"--resume continues a run with its saved config.yaml; drop {', '.join(given)}")
+    run = Path(args.resume)
+    if not (run / "config.yaml").is_file():
+        raise UserError(f"--resume {run}: not a run folder (expected {run / 'config.yaml'})")
+    report = run / "report.json"
+    if report.is_file() and json.loads(report.read_text(encoding="utf-8")).get("status") == "ok":
+        raise UserError(f"--resume {run}: this run has already finished (report.json status ok)")
+    return validate(read_yaml(run / "config.yaml")), run
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
+    from auxprune.checkpoint import Stopped
     from auxprune.pipeline import run_prune
     from auxprune.summary import print_prune_summary
 
-    config = prune_config(args)
-    report = run_prune(config, Path(args.output), overwrite=args.overwrite)
-    print_prune_summary(report, Path(args.output))
+    if args.resume:
+        config, output = resume_config(args)
+    elif args.output is None:
+        raise UserError("prune: --output is required (or --resume RUN_DIR)")
+    else:
+        config, output = prune_config(args), Path(args.output)
+    try:
+        report = run_prune(config, output, overwrite=args.overwrite, resume=bool(args.resume))
+    except Stopped as stop:
+        print(f"auxprune: stopped; checkpoint saved ({stop.checkpoint.name}). "
+              f"Continue with: auxprune prune --resume {output}", file=sys.stderr)
+        return 130
+    print_prune_summary(report, output)
     return 0
 
 

@@ -93,6 +93,8 @@ class TrainSection(Section):
     max_grad_norm: float = Field(1.0, gt=0)
     log_every: int = Field(10, ge=1)
     threads: int | None = Field(None, ge=1, description="CPU threads for torch; all cores when empty")
+    checkpoint_every: int = Field(50, ge=0, description="save a resumable checkpoint every N training steps (0: only at phase ends)")
+    keep_checkpoints: int = Field(2, ge=1, description="newest checkpoints kept; older ones are deleted")
 
 
 class RunConfig(Section):

@@ -60,12 +60,16 @@ def max_positions(config) -> int:
 
 def to_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
     """Write `model` (an `AuxpruneForSequenceClassification`) as an ONNX graph with dynamic batch and sequence axes."""
+    from auxprune.output import missing_folders, remove_empty_folders
+
     path = Path(path)
     if path.is_dir():
         raise UserError(f"--onnx {path}: is a folder; give a file name such as model.onnx")
+    created = missing_folders(path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
+        remove_empty_folders(created)
         raise UserError(f"--onnx {path}: cannot create the folder ({err.strerror})") from err
     was_training = model.training
     model.eval()
@@ -74,7 +78,10 @@ def to_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
     args = tuple(inputs[name].to(device) for name in INPUT_NAMES)
     dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
     dynamic_axes[OUTPUT_NAME] = {0: "batch"}
+    # Written under a temporary name and renamed: a failed export (a full disk) leaves no partial
+    # file, and an earlier export at `path` stays as it was.
     tmp = path.with_name(f".{path.name}.tmp")
+    done = False
     try:
         with warnings.catch_warnings(), torch.no_grad():
             # The TorchScript exporter is deprecated in favour of the dynamo one, but is the one
@@ -84,16 +91,24 @@ def to_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
                               input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
                               dynamic_axes=dynamic_axes, do_constant_folding=True)
         os.replace(tmp, path)
+        done = True
     except OSError as err:
-        raise UserError(f"--onnx {path}: cannot write the file ({err.strerror})") from err
+        raise UserError(f"--onnx {path}: cannot write the file ({err.strerror or err}); no file was written") from err
     finally:
         tmp.unlink(missing_ok=True)
+        if not done:
+            remove_empty_folders(created)
         model.train(was_training)
     return path
 
 
-def ort_session(path: str | Path, threads: int | None = None):
-    """An onnxruntime CPU session with all graph optimisations; `threads` sets intra-op threads."""
+def ort_session(path: str | Path, threads: int | None = None, spinning: bool = True):
+    """An onnxruntime CPU session with all graph optimisations; `threads` sets intra-op threads.
+
+    `spinning=False` makes idle worker threads sleep at once instead of busy-waiting: needed when
+    two sessions take turns on the same cores (a benchmark), where one's spinning threads would
+    steal the cores the other is computing on.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -102,6 +117,8 @@ def ort_session(path: str | Path, threads: int | None = None):
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 

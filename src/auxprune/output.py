@@ -31,29 +31,68 @@ def write_json(path: Path, data: dict) -> None:
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
+def check_output_dir(path: Path, overwrite: bool) -> None:
+    """Refuse an output path that cannot become the run's folder, without touching anything."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: output path exists and is not a folder; expected a folder or a new path")
+    try:
+        not_empty = path.exists() and any(path.iterdir())
+    except OSError as err:
+        raise UserError(f"{path}: output folder cannot be read ({err.strerror})") from err
+    if not_empty and not overwrite:
+        raise UserError(f"{path}: output folder exists and is not empty (pass --overwrite to replace it)")
+
+
 def prepare_output_dir(path: Path, overwrite: bool) -> None:
+    """Make `path` an empty, writable folder; refuse (changing nothing) when that is not possible."""
+    check_output_dir(path, overwrite)
     if path.exists() and any(path.iterdir()):
-        if not overwrite:
-            raise UserError(f"{path}: output folder exists and is not empty (pass --overwrite to replace it)")
         shutil.rmtree(path)
+    created = missing_folders(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise UserError(f"{path}: output folder is not writable ({err.strerror})") from err
+        remove_empty_folders(created)
+        raise UserError(f"{path}: output folder is not writable ({err.strerror}); "
+                        "expected a folder that can be created and written to") from err
+
+
+def missing_folders(path: Path) -> list[Path]:
+    """`path` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def remove_empty_folders(folders: list[Path]) -> None:
+    """Undo `mkdir(parents=True)`: remove the folders it created (deepest first) while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def save_model(model, tokenizer, path: Path) -> None:
-    """Save into a temporary sibling folder, then rename: the model folder is whole or absent."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Save into a temporary sibling folder, then rename: the model folder is whole or absent,
+    and a model already there is replaced only by a complete one."""
+    tmp, old = path.with_name(f".{path.name}.tmp"), path.with_name(f".{path.name}.old")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    tokenizer.save_pretrained(str(tmp))
+    try:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"{path}: cannot write the model ({err.strerror or err}); nothing was written") from err
     if path.exists():
-        shutil.rmtree(path)
+        os.replace(path, old)
     os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def structure_summary(config: AuxpruneConfig) -> dict:

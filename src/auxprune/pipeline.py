@@ -6,23 +6,25 @@ import copy
 import random
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from accelerate import Accelerator
 
+from auxprune.checkpoint import Checkpointer, LoopState, StopRequest, Value
 from auxprune.config import RunConfig, to_yaml
 from auxprune.data.batching import encode, make_loader
 from auxprune.data.metrics import constant_baseline
+from auxprune.errors import UserError
 from auxprune.data.tasks import TaskData, load_task, subsample
-from auxprune.model.loading import load_for_task
-from auxprune.output import atomic_write_text, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
+from auxprune.masks import HardConcreteGates
+from auxprune.model.loading import load_for_task, read_state_dict
+from auxprune.output import atomic_write_text, check_output_dir, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
 from auxprune.sparsity import count_parameters, dense_encoder_params
 from auxprune.structure import final_masks
 from auxprune.surgery import cut
-from auxprune.train import RunLog, dims_of, evaluate, fine_tune, latency_ms, prune
+from auxprune.train import PruneResult, RunLog, dims_of, evaluate, fine_tune, latency_ms, prune
 
 
 def seed_everything(seed: int) -> None:
@@ -43,63 +45,107 @@ def load_data(config: RunConfig) -> tuple[TaskData, dict[str, float]]:
     return data, constant_baseline(data.spec, full_train, data.dev)
 
 
-@dataclass
 class Timer:
-    seconds: dict[str, float]
+    """Seconds per phase and in total, carried over from the checkpoint a run resumes from."""
+
+    def __init__(self, seconds: dict[str, float] | None = None):
+        self.seconds = dict(seconds or {})
+        self._total_before = self.seconds.pop("total", 0.0)
+        self._started = time.perf_counter()
+        self._current: tuple[str, float] | None = None
 
     @contextmanager
     def phase(self, name: str):
-        start = time.perf_counter()
+        self._current = (name, time.perf_counter())
         try:
             yield
         finally:
-            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 2)
+            self.seconds = self.snapshot()
+            self.seconds.pop("total")
+            self._current = None
+
+    def snapshot(self) -> dict[str, float]:
+        now = time.perf_counter()
+        seconds = dict(self.seconds)
+        if self._current is not None:
+            name, start = self._current
+            seconds[name] = seconds.get(name, 0.0) + now - start
+        seconds["total"] = self._total_before + now - self._started
+        return {k: round(v, 2) for k, v in seconds.items()}
 
 
-def run_prune(config: RunConfig, output: Path, overwrite: bool = False) -> dict:
-    """Run the whole job and write its outputs under `output`; returns the report."""
-    prepare_output_dir(output, overwrite)
-    atomic_write_text(output / "config.yaml", to_yaml(config))
+def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: bool = False) -> dict:
+    """Run the whole job and write its outputs under `output`; returns the report.
+
+    With `resume`, `output` is an earlier run of this config: it continues from its newest
+    checkpoint (or from the start when it has none) and ends exactly as an uninterrupted run would.
+    """
+    checkpoints = Checkpointer(output, config.train.checkpoint_every, config.train.keep_checkpoints)
+    latest = checkpoints.latest() if resume else None
+    if not resume:
+        check_output_dir(output, overwrite)  # refuse early; the folder is made once the inputs are known good
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     seed_everything(config.seed)
-    timer = Timer({})
-    log = RunLog(output / "log.jsonl")
+    saved = {latest.phase: latest.load()} if latest else {}
+    timer = Timer(latest.meta.get("timing") if latest else None)
     accelerator = Accelerator()
-    started = time.perf_counter()
+    # Reading the data and the model first: a bad input is refused before anything is written.
+    with timer.phase("load"):
+        data, constant = load_data(config)
+        spec = data.spec
+        teacher, tokenizer = load_for_task(config.teacher.path or config.model.name, num_labels=spec.num_labels,
+                                           pooling=config.model.pooling, task=spec.name, labels=spec.labels,
+                                           max_seq_len=config.model.max_seq_len)
+        teacher.to(accelerator.device)
+        tokenizer.model_max_length = config.model.max_seq_len  # saved with the models: truncation matches training
+        pad = tokenizer.pad_token_id or 0
+        train_items = encode(data.train, tokenizer, config.model.max_seq_len)
+        train_loader = make_loader(train_items, config.train.batch_size, pad, shuffle=True, seed=config.seed)
+        dev_loader = make_loader(encode(data.dev, tokenizer, config.model.max_seq_len), config.train.eval_batch_size, pad, shuffle=False)
+        dev_labels = [e.label for e in data.dev]
+    if not resume:
+        prepare_output_dir(output, overwrite)
+        atomic_write_text(output / "config.yaml", to_yaml(config))
+    log = RunLog(output / "log.jsonl")
+    if resume:  # without a checkpoint the run starts over in the same folder
+        log.write(event="resumed", phase=latest and latest.phase, step=latest.step if latest else 0,
+                  checkpoint=latest and latest.path.name)
+    stop = StopRequest()
+
+    def loop(phase: str, **carry) -> LoopState:
+        return LoopState(phase, checkpoints, saved.get(phase), stop, meta=lambda: {"timing": timer.snapshot()}, carry=carry)
+
     try:
-        with timer.phase("load"):
-            data, constant = load_data(config)
-            spec = data.spec
-            teacher, tokenizer = load_for_task(config.teacher.path or config.model.name, num_labels=spec.num_labels,
-                                               pooling=config.model.pooling, task=spec.name, labels=spec.labels,
-                                               max_seq_len=config.model.max_seq_len)
-            teacher.to(accelerator.device)
-            tokenizer.model_max_length = config.model.max_seq_len  # saved with the models: truncation matches training
-            pad = tokenizer.pad_token_id or 0
-            train_items = encode(data.train, tokenizer, config.model.max_seq_len)
-            train_loader = make_loader(train_items, config.train.batch_size, pad, shuffle=True, seed=config.seed)
-            dev_loader = make_loader(encode(data.dev, tokenizer, config.model.max_seq_len), config.train.eval_batch_size, pad, shuffle=False)
-            dev_labels = [e.label for e in data.dev]
-        if config.teacher.path is None:
-            with timer.phase("teacher"):
-                fine_tune(teacher, train_loader, epochs=config.teacher.epochs, lr=config.teacher.lr, config=config,
-                          accelerator=accelerator, log=log, phase="teacher")
-                save_model(accelerator.unwrap_model(teacher), tokenizer, output / "teacher")
-        teacher = accelerator.unwrap_model(teacher).eval()
-        with timer.phase("eval"):
-            teacher_metrics = evaluate(teacher, dev_loader, dev_labels, spec, accelerator, "eval teacher")
-        student = copy.deepcopy(teacher).train()  # the student starts as the fine-tuned teacher
-        with timer.phase("prune"):
-            result = prune(student, teacher if config.distill.enabled else None, train_loader, config=config,
-                           accelerator=accelerator, log=log)
-            masks = final_masks(accelerator.unwrap_model(result.gates), config.prune.target_sparsity, config.prune.tolerance)
-            small = cut(accelerator.unwrap_model(student), masks)
-        with timer.phase("finetune"):
-            if config.finetune.epochs > 0:
-                fine_tune(small, train_loader, epochs=config.finetune.epochs, lr=config.finetune.lr, config=config,
-                          accelerator=accelerator, log=log, phase="finetune", teacher=teacher)
-            small = accelerator.unwrap_model(small).eval()
+        with stop.installed():
+            if config.teacher.path is None:
+                with timer.phase("teacher"):
+                    if saved and latest.phase != "teacher":  # the teacher was finished and saved before
+                        teacher.load_state_dict(read_state_dict(output / "teacher"))
+                    else:
+                        fine_tune(teacher, train_loader, epochs=config.teacher.epochs, lr=config.teacher.lr, config=config,
+                                  accelerator=accelerator, log=log, phase="teacher", state=loop("teacher"))
+                        save_model(accelerator.unwrap_model(teacher), tokenizer, output / "teacher")
+            teacher = accelerator.unwrap_model(teacher).eval()
+            with timer.phase("eval"):
+                teacher_metrics = evaluate(teacher, dev_loader, dev_labels, spec, accelerator, "eval teacher")
+            student = copy.deepcopy(teacher).train()  # the student starts as the fine-tuned teacher
+            with timer.phase("prune"):
+                if "finetune" in saved:  # pruning was finished: its gates and summary travel with fine-tuning
+                    result = saved_prune_result(saved["finetune"], student, config)
+                else:
+                    result = prune(student, teacher if config.distill.enabled else None, train_loader, config=config,
+                                   accelerator=accelerator, log=log, state=loop("prune"))
+                masks = final_masks(accelerator.unwrap_model(result.gates), config.prune.target_sparsity, config.prune.tolerance)
+                small = cut(accelerator.unwrap_model(student), masks)
+            with timer.phase("finetune"):
+                if config.finetune.epochs > 0:
+                    summary = {"expected_sparsity": result.expected_sparsity, "lambdas": list(result.lambdas),
+                               "layer_matches": result.layer_matches}
+                    fine_tune(small, train_loader, epochs=config.finetune.epochs, lr=config.finetune.lr, config=config,
+                              accelerator=accelerator, log=log, phase="finetune", teacher=teacher,
+                              state=loop("finetune", gates=result.gates, prune_result=Value(summary)))
+                small = accelerator.unwrap_model(small).eval()
         with timer.phase("eval"):
             pruned_metrics = evaluate(small, dev_loader, dev_labels, spec, accelerator, "eval pruned")
             speed = measure_speed(teacher, small, train_loader, accelerator)
@@ -107,18 +153,36 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False) -> dict:
             save_model(small, tokenizer, output / "model")
             plot_structure(small.config, output / "structure.png",
                            f"{spec.name}: sparsity {masks.sparsity():.3f} (target {config.prune.target_sparsity})")
-        timer.seconds["total"] = round(time.perf_counter() - started, 2)
+        timing = timer.snapshot()
         report = build_report(config, spec, teacher, small, masks, result, teacher_metrics, pruned_metrics,
-                              constant, speed, timer.seconds, len(data.train), len(data.dev))
+                              constant, speed, timing, len(data.train), len(data.dev))
+        if resume:
+            report["resumed_from"] = {"phase": latest.phase, "step": latest.step} if latest else {"phase": None, "step": 0}
         write_json(output / "report.json", report)
+        checkpoints.clear()  # the outputs are complete; checkpoints would only fill the disk
         return report
     except BaseException as err:
         status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
-        write_json(output / "report.json", {"status": status, "task": config.data.task, "error": f"{type(err).__name__}: {err}",
-                                            "timing": timer.seconds, "config": config.model_dump(mode="json")})
+        last = checkpoints.latest()
+        try:
+            write_json(output / "report.json", {"status": status, "task": config.data.task, "error": f"{type(err).__name__}: {err}",
+                                                "checkpoint": str(last.path) if last else None,
+                                                "timing": timer.snapshot(), "config": config.model_dump(mode="json")})
+        except OSError:
+            pass  # e.g. the disk is full: the error itself matters more than its record
+        if isinstance(err, UserError) and last is not None:
+            raise UserError(f"{err} (work so far is kept: auxprune prune --resume {output})") from err
         raise
     finally:
         log.close()
+
+
+def saved_prune_result(state: dict, student, config: RunConfig) -> PruneResult:
+    """The pruning outcome stored in a fine-tuning checkpoint: gates and their summary."""
+    gates = HardConcreteGates(dims_of(student), config.prune.families, config.prune.init_keep_prob)
+    gates.load_state_dict(state["gates"])
+    info = state["prune_result"]
+    return PruneResult(gates, info["expected_sparsity"], tuple(info["lambdas"]), list(info["layer_matches"]))
 
 
 def measure_speed(dense, small, loader, accelerator: Accelerator) -> dict:

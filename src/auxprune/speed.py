@@ -3,7 +3,8 @@
 Both models run in the same process, on the same random-token batch (batch x seq_len, no
 padding), after a warm-up, in alternating order (pruned then dense, dense then pruned, ...) so
 that slow drifts of the machine hit both alike. Runtimes: PyTorch (eager, `inference_mode`) and
-onnxruntime (both models exported to a temporary folder, all graph optimisations). Everything
+onnxruntime (both models exported to a temporary folder, all graph optimisations, idle threads
+sleeping rather than spinning so the two sessions do not compete for the cores). Everything
 runs on the CPU with `threads` intra-op threads (`Bench` sets `torch.set_num_threads` for the
 whole process).
 
@@ -213,7 +214,8 @@ class Bench:
             if self._tmp is None:
                 self._tmp = Path(tempfile.mkdtemp(prefix="auxprune-bench-"))
             model = self.pruned if which == "pruned" else self.baseline
-            self._sessions[which] = ort_session(to_onnx(model, self._tmp / f"{which}.onnx"), threads=self.threads)
+            self._sessions[which] = ort_session(to_onnx(model, self._tmp / f"{which}.onnx"), threads=self.threads,
+                                                spinning=False)  # two sessions alternate on the same cores
         return self._sessions[which]
 
     def run(self, runtime: str = "torch", batch_size: int = 8, seq_len: int = 128, warmup: int = 3,

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from auxprune.checkpoint import LoopState, Value
 from auxprune.config import RunConfig
 from auxprune.data.metrics import compute_metrics
 from auxprune.data.tasks import TaskSpec
@@ -53,12 +54,17 @@ def steps_for(epochs: float, loader: DataLoader) -> int:
 
 
 def batches(loader: DataLoader, steps: int) -> Iterator[dict[str, Tensor]]:
-    """`steps` batches, going round the loader as many epochs as needed."""
+    """`steps` batches, going round the loader as many epochs as needed.
+
+    A phase that ends mid-epoch abandons the rest of it: the next phase starts a new epoch.
+    """
     done = 0
     while done < steps:
         for batch in loader:
-            yield batch
             done += 1
+            if done == steps and hasattr(loader.batch_sampler, "end_epoch"):
+                loader.batch_sampler.end_epoch()  # before the last step, so its checkpoint knows
+            yield batch
             if done == steps:
                 return
 
@@ -73,34 +79,50 @@ def progress(steps: int, desc: str) -> tqdm:
 
 def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, epochs: float, lr: float,
               config: RunConfig, accelerator: Accelerator, log: RunLog, phase: str,
-              teacher: AuxpruneForSequenceClassification | None = None) -> None:
-    """Plain task training, with prediction distillation when a teacher is given."""
+              teacher: AuxpruneForSequenceClassification | None = None, state: LoopState | None = None) -> None:
+    """Plain task training, with prediction distillation when a teacher is given.
+
+    `state` checkpoints the loop and, when it carries a saved state, resumes it.
+    """
     steps = steps_for(epochs, loader)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.train.weight_decay)
     schedule = get_linear_schedule_with_warmup(optimizer, int(config.train.warmup_ratio * steps), steps)
     model, optimizer = accelerator.prepare(model, optimizer)
+    state = state or LoopState(phase)
+    objects = {"model": model, "optimizer": optimizer, "schedule": schedule, **_sampler(loader)}
+    done = state.start(objects)
     model.train()
     distill = config.distill
     bar = progress(steps, phase)
-    for step, batch in enumerate(batches(loader, steps), start=1):
-        x, labels = inputs(batch, accelerator.device), batch["labels"].to(accelerator.device)
-        logits = model(**x).logits
-        loss = task_loss(logits, labels)
-        if teacher is not None and distill.enabled:
-            with torch.no_grad():
-                teacher_logits = teacher(**x).logits
-            loss = distill.task_weight * loss + distill.prediction_weight * prediction_loss(logits, teacher_logits, distill.temperature)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), config.train.max_grad_norm)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad()
-        bar.update()
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        if step % config.train.log_every == 0 or step == steps:
-            log.write(phase=phase, step=step, loss=loss.item(), lr=schedule.get_last_lr()[0])
-    bar.close()
+    bar.update(done)
+    try:
+        for step, batch in enumerate(batches(loader, steps - done), start=done + 1):
+            x, labels = inputs(batch, accelerator.device), batch["labels"].to(accelerator.device)
+            logits = model(**x).logits
+            loss = task_loss(logits, labels)
+            if teacher is not None and distill.enabled:
+                with torch.no_grad():
+                    teacher_logits = teacher(**x).logits
+                loss = distill.task_weight * loss + distill.prediction_weight * prediction_loss(logits, teacher_logits, distill.temperature)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(model.parameters(), config.train.max_grad_norm)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if step % config.train.log_every == 0 or step == steps:
+                log.write(phase=phase, step=step, loss=loss.item(), lr=schedule.get_last_lr()[0])
+            state.after_step(step, steps, objects)
+    finally:
+        bar.close()  # also on Ctrl-C, so the bar does not swallow the last message
     model.eval()
+
+
+def _sampler(loader: DataLoader) -> dict:
+    """The loader's batch sampler when it can save its position (training loaders can)."""
+    sampler = loader.batch_sampler
+    return {"sampler": sampler} if hasattr(sampler, "state_dict") else {}
 
 
 @dataclass
@@ -117,7 +139,8 @@ def dims_of(model: AuxpruneForSequenceClassification) -> Dims:
 
 
 def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequenceClassification | None,
-          loader: DataLoader, *, config: RunConfig, accelerator: Accelerator, log: RunLog) -> PruneResult:
+          loader: DataLoader, *, config: RunConfig, accelerator: Accelerator, log: RunLog,
+          state: LoopState | None = None) -> PruneResult:
     """Learn gates and weights together under the sparsity constraint, distilling from the teacher."""
     cfg, distill = config.prune, config.distill
     steps = steps_for(cfg.epochs, loader)
@@ -141,39 +164,48 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
         student, gates, controller, optimizer, gate_optimizer, lambda_optimizer)
     if layer_distiller is not None:
         layer_distiller = accelerator.prepare(layer_distiller)
+    state = state or LoopState("prune")
+    objects = {"model": student, "gates": gates, "controller": controller, "optimizer": optimizer,
+               "gate_optimizer": gate_optimizer, "lambda_optimizer": lambda_optimizer, "schedule": schedule,
+               **({"layer_distiller": layer_distiller} if layer_distiller is not None else {}), **_sampler(loader)}
+    done = state.start(objects)
     student.train()
-    matches: list[int] = []
+    matches: list[int] = list((state.restore or {}).get("layer_matches", []))
     bar = progress(steps, "prune")
-    for step, batch in enumerate(batches(loader, steps), start=1):
-        x, labels = inputs(batch, accelerator.device), batch["labels"].to(accelerator.device)
-        out = student(**x, gates=gates.sample(), output_hidden_states=layer_distiller is not None)
-        parts = {"task": task_loss(out.logits, labels)}
-        loss = parts["task"]
-        if use_teacher:
-            with torch.no_grad():
-                t_out = teacher(**x, output_hidden_states=layer_distiller is not None)
-            parts["prediction"] = prediction_loss(out.logits, t_out.logits, distill.temperature)
-            loss = distill.task_weight * loss + distill.prediction_weight * parts["prediction"]
-            if layer_distiller is not None:
-                parts["layer"], matches = layer_distiller(out.hidden_states, t_out.hidden_states, x["attention_mask"])
-                loss = loss + distill.layer_weight * parts["layer"]
-        sparsity = expected_sparsity(gates.keep_probabilities(), dims)
-        penalty = controller.penalty(sparsity, step)
-        accelerator.backward(loss + penalty)
-        accelerator.clip_grad_norm_(weights, config.train.max_grad_norm)
-        for opt in (optimizer, gate_optimizer, lambda_optimizer):
-            opt.step()
-            opt.zero_grad()
-        schedule.step()
-        gates.clamp_()
-        bar.update()
-        bar.set_postfix(loss=f"{loss.item():.3f}", sparsity=f"{sparsity.item():.3f}", target=f"{controller.target_at(step):.3f}")
-        if step % config.train.log_every == 0 or step == steps:
-            log.write(phase="prune", step=step, loss=loss.item(), **{f"loss_{k}": v.item() for k, v in parts.items()},
-                      expected_sparsity=sparsity.item(), target=controller.target_at(step),
-                      lambda1=controller.lambda1.item(), lambda2=controller.lambda2.item(),
-                      lr=schedule.get_last_lr()[0], layer_matches=matches)
-    bar.close()
+    bar.update(done)
+    try:
+        for step, batch in enumerate(batches(loader, steps - done), start=done + 1):
+            x, labels = inputs(batch, accelerator.device), batch["labels"].to(accelerator.device)
+            out = student(**x, gates=gates.sample(), output_hidden_states=layer_distiller is not None)
+            parts = {"task": task_loss(out.logits, labels)}
+            loss = parts["task"]
+            if use_teacher:
+                with torch.no_grad():
+                    t_out = teacher(**x, output_hidden_states=layer_distiller is not None)
+                parts["prediction"] = prediction_loss(out.logits, t_out.logits, distill.temperature)
+                loss = distill.task_weight * loss + distill.prediction_weight * parts["prediction"]
+                if layer_distiller is not None:
+                    parts["layer"], matches = layer_distiller(out.hidden_states, t_out.hidden_states, x["attention_mask"])
+                    loss = loss + distill.layer_weight * parts["layer"]
+            sparsity = expected_sparsity(gates.keep_probabilities(), dims)
+            penalty = controller.penalty(sparsity, step)
+            accelerator.backward(loss + penalty)
+            accelerator.clip_grad_norm_(weights, config.train.max_grad_norm)
+            for opt in (optimizer, gate_optimizer, lambda_optimizer):
+                opt.step()
+                opt.zero_grad()
+            schedule.step()
+            gates.clamp_()
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}", sparsity=f"{sparsity.item():.3f}", target=f"{controller.target_at(step):.3f}")
+            if step % config.train.log_every == 0 or step == steps:
+                log.write(phase="prune", step=step, loss=loss.item(), **{f"loss_{k}": v.item() for k, v in parts.items()},
+                          expected_sparsity=sparsity.item(), target=controller.target_at(step),
+                          lambda1=controller.lambda1.item(), lambda2=controller.lambda2.item(),
+                          lr=schedule.get_last_lr()[0], layer_matches=matches)
+            state.after_step(step, steps, {**objects, "layer_matches": Value(matches)})
+    finally:
+        bar.close()  # also on Ctrl-C, so the bar does not swallow the last message
     student.eval()
     with torch.no_grad():
         final_sparsity = float(expected_sparsity(gates.keep_probabilities(), dims))

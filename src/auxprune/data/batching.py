@@ -48,16 +48,44 @@ class BucketBatchSampler(Sampler[list[int]]):
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, window: int = 50):
         self.lengths, self.batch_size, self.window = list(lengths), batch_size, window
         self.generator = torch.Generator().manual_seed(seed)
+        # Position for checkpoints: the generator state an epoch was drawn from and how many of
+        # its batches were handed out; None between epochs.
+        self.epoch_start: torch.Tensor | None = None
+        self.served = 0
+        self._skip = 0
 
     def __iter__(self) -> Iterator[list[int]]:
+        self.epoch_start, self.served = self.generator.get_state(), 0
         order = torch.randperm(len(self.lengths), generator=self.generator).tolist()
         span = self.batch_size * self.window
         batches = []
         for start in range(0, len(order), span):
             chunk = sorted(order[start:start + span], key=lambda i: self.lengths[i])
             batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        for index in torch.randperm(len(batches), generator=self.generator).tolist():
+        skip, self._skip = self._skip, 0
+        self.served = skip
+        for index in torch.randperm(len(batches), generator=self.generator).tolist()[skip:]:
+            self.served += 1
             yield batches[index]
+        self.epoch_start = None
+
+    def end_epoch(self) -> None:
+        """The consumer stops mid-epoch (a phase ended): the next iteration draws a new epoch."""
+        self.epoch_start = None
+
+    def state_dict(self) -> dict:
+        if self.epoch_start is None:
+            return {"generator": self.generator.get_state(), "epoch_start": None, "served": 0}
+        return {"generator": self.generator.get_state(), "epoch_start": self.epoch_start, "served": self.served}
+
+    def load_state_dict(self, state: dict) -> None:
+        """The next iteration continues the saved epoch after its served batches, or starts a new one."""
+        if state["epoch_start"] is None:
+            self.generator.set_state(state["generator"])
+            self.epoch_start, self._skip = None, 0
+        else:
+            self.generator.set_state(state["epoch_start"])
+            self.epoch_start, self._skip = state["epoch_start"], int(state["served"])
 
     def __len__(self) -> int:
         return math.ceil(len(self.lengths) / self.batch_size)
@@ -68,7 +96,9 @@ def make_loader(encoded: list[dict], batch_size: int, pad_id: int, shuffle: bool
     collate_fn = lambda items: _with_index(items, pad_id)  # noqa: E731
     if shuffle:
         sampler = BucketBatchSampler([len(item["input_ids"]) for item in encoded], batch_size, seed)
-        return DataLoader(encoded, batch_sampler=sampler, collate_fn=collate_fn)
+        # A generator of its own: otherwise every new epoch's iterator draws a worker seed from the
+        # global RNG, and a run resumed mid-epoch would see a shifted dropout and gate noise stream.
+        return DataLoader(encoded, batch_sampler=sampler, collate_fn=collate_fn, generator=torch.Generator())
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
     return DataLoader([dict(encoded[i], index=i) for i in order], batch_size=batch_size, collate_fn=collate_fn)
 

@@ -73,6 +73,7 @@ class NamedTask:
     has_header: bool
     text_columns: tuple[str, ...]
     label_column: str
+    score_range: tuple[float, float] | None = None  # allowed regression scores, both ends included
 
 
 def _glue_spec(name: str, labels: tuple[str, ...], metrics: tuple[str, ...]) -> TaskSpec:
@@ -105,6 +106,7 @@ NAMED_TASKS: dict[str, NamedTask] = {
         has_header=True,
         text_columns=("sentence1", "sentence2"),
         label_column="score",
+        score_range=(0.0, 5.0),
     ),
     "glue/cola": NamedTask(
         spec=_glue_spec("glue/cola", ("0", "1"), ("matthews", "accuracy")),
@@ -223,10 +225,8 @@ def _task_as_file(task: str) -> Path:
     if path.suffix.lower() in SUPPORTED_SUFFIXES or path.is_file():
         return path
     known = ", ".join(NAMED_TASKS)
-    raise UserError(
-        f"unknown task {task!r}: known tasks are {known}; "
-        f"a path to a {'/'.join(SUPPORTED_SUFFIXES)} file also works"
-    )
+    raise UserError(f"unknown task {task!r} (not a GLUE task name, and no such file); "
+                    f"expected one of {known}, or a path to a {'/'.join(SUPPORTED_SUFFIXES)} file")
 
 
 def _reject_file_options(task: str, **options: object) -> None:
@@ -266,7 +266,10 @@ def _read_named_split(named: NamedTask, path: Path) -> list[Example]:
                         f"expected {_join(named.columns)} (the GLUE {named.directory} format)")
     spec = named.spec
     examples, _, _ = _to_examples(table, named.text_columns, named.label_column, spec.kind,
-                                  None, spec.labels)
+                                  None, spec.labels,
+                                  label_source=f"the GLUE {named.directory} labels",
+                                  score_range=named.score_range,
+                                  score_source=f"GLUE {named.directory} scores")
     return examples
 
 
@@ -375,6 +378,7 @@ class _Table:
     path: Path
     columns: list[str]
     rows: list[tuple[int, dict[str, object]]]
+    header_line: int = 1  # the line the column names come from (a JSONL file's first object)
 
 
 def _read_table(path: Path, header: list[str] | None = None) -> _Table:
@@ -389,8 +393,12 @@ def _read_table(path: Path, header: list[str] | None = None) -> _Table:
     else:
         table = _delimited_table(path, text, suffix, header)
     if not table.rows:
-        what = "the file is empty" if not table.columns else "only a header, no data rows"
-        raise UserError(f"{path}: no data rows ({what})")
+        if not text.strip():
+            expected = ("one JSON object per line" if suffix == ".jsonl"
+                        else "a header line and data rows")
+            raise UserError(f"{path}: the file is empty (no data rows); expected {expected}")
+        raise UserError(f"{where(path, 1)}: only a header line, no data rows; "
+                        "expected at least one labelled row after the header")
     return table
 
 
@@ -399,7 +407,8 @@ def _read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
+        raise UserError(f"{path}: file not found; expected a data file "
+                        f"({', '.join(SUPPORTED_SUFFIXES)})") from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a folder, expected a file") from None
     except OSError as exc:
@@ -409,7 +418,7 @@ def _read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise UserError(f"{where(path, line)}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
-                        "save the file as UTF-8") from None
+                        "expected UTF-8 text (save the file as UTF-8)") from None
     return text.removeprefix(_BOM)
 
 
@@ -448,14 +457,24 @@ def _delimited_table(path: Path, text: str, suffix: str, header: list[str] | Non
     return _Table(path, header, rows)
 
 
+# (delimiter, its name, what to do about a file that uses it), tried in this order.
+_OTHER_DELIMITERS = (
+    ("\t", "tabs", "rename it to .tsv"),
+    (",", "commas", "rename it to .csv"),
+    (";", "semicolons", "save it with tabs as .tsv, or with commas as .csv"),
+    ("|", "pipes", "save it with tabs as .tsv, or with commas as .csv"),
+)
+
+
 def _check_header(path: Path, names: list[str], suffix: str) -> list[str]:
     """Catch the usual wrong-delimiter mistake and ambiguous headers up front."""
     if len(names) == 1:
-        expected, other = ("comma", "\t") if suffix == ".csv" else ("tab", ",")
-        if other in names[0]:
-            found, rename = ("tabs", ".tsv") if other == "\t" else ("commas", ".csv")
-            raise UserError(f"{where(path, 1)}: header has no {expected} but has {found}; "
-                            f"the file looks {found[:-1]}-separated: rename it to {rename}")
+        expected = "comma" if suffix == ".csv" else "tab"
+        for other, found, advice in _OTHER_DELIMITERS:
+            if other in names[0] and found[:-1] != expected:
+                raise UserError(f"{where(path, 1)}: header has no {expected} but has {found}, so "
+                                f"the file looks {found[:-1]}-separated; expected "
+                                f"{expected}-separated columns in a {suffix} file ({advice})")
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise UserError(f"{where(path, 1)}: duplicate column name(s) {_join(duplicates)}")
@@ -471,20 +490,20 @@ def _jsonl_table(path: Path, text: str) -> _Table:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise UserError(f"{where(path, line_no)}: invalid JSON ({exc.msg} at column "
-                            f"{exc.colno})") from None
+                            f"{exc.colno}); expected one JSON object per line") from None
         if not isinstance(record, dict):
             raise UserError(f"{where(path, line_no)}: expected a JSON object per line, "
                             f"got {type(record).__name__}")
         rows.append((line_no, record))
     columns = list(rows[0][1]) if rows else []
-    return _Table(path, columns, rows)
+    return _Table(path, columns, rows, rows[0][0] if rows else 1)
 
 
 def _cell(table: _Table, line: int, record: Mapping[str, object], column: str) -> str:
     """A non-empty cell as text; JSON numbers become their decimal text."""
     if column not in record:
         raise UserError(f"{where(table.path, line)}: missing field {column!r} "
-                        f"(found {_join(record)})")
+                        f"(found {_join(record)}); expected the fields {_join(table.columns)}")
     value = record[column]
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
@@ -506,14 +525,22 @@ def _to_examples(
     kind: str | None,
     label_map: Mapping[str, str | int] | None,
     labels: tuple[str, ...] | None,
+    *,
+    label_source: str = "the training labels",
+    score_range: tuple[float, float] | None = None,
+    score_source: str = "",
 ) -> tuple[list[Example], str, tuple[str, ...]]:
-    """Turn table rows into Examples; decides the kind and class order when not given."""
+    """Turn table rows into Examples; decides the kind and class order when not given.
+
+    `labels` fixes the classes (any other label is an error naming `label_source`); `score_range`
+    bounds regression scores (an error naming `score_source`).
+    """
     if not 1 <= len(text_columns) <= 2:
         raise UserError(f"{table.path}: expected 1 or 2 text columns, got {len(text_columns)}")
-    for column in (*text_columns, label_column):
+    for role, column in [("text", c) for c in text_columns] + [("label", label_column)]:
         if column not in table.columns:
-            raise UserError(f"{table.path}: no column {column!r} (columns found: "
-                            f"{_join(table.columns)})")
+            raise UserError(f"{where(table.path, table.header_line)}: no {role} column {column!r}; "
+                            f"expected one of the columns found: {_join(table.columns)}")
     rows = []
     for line, record in table.rows:
         texts = [_cell(table, line, record, column) for column in text_columns]
@@ -522,13 +549,15 @@ def _to_examples(
         fixed_classes = label_map is not None or labels is not None
         kind = "classification" if fixed_classes else _guess_kind(raw for _, _, raw in rows)
     if kind == "regression":
-        targets: list[int | float] = [_score(table.path, line, raw) for line, _, raw in rows]
+        targets: list[int | float] = [_score(table.path, line, raw, score_range, score_source)
+                                      for line, _, raw in rows]
         classes: tuple[str, ...] = ()
     else:
         mapping = None if label_map is None else {str(k): str(v) for k, v in label_map.items()}
         names = [(line, _mapped(table.path, line, raw, mapping)) for line, _, raw in rows]
         classes = labels if labels is not None else _sorted_labels({n for _, n in names})
-        targets = [_class_index(table.path, line, name, classes) for line, name in names]
+        _check_known_labels(table.path, names, classes, label_source)
+        targets = [classes.index(name) for _, name in names]
     examples = [Example(texts[0], texts[1] if len(texts) > 1 else None, target)
                 for (_, texts, _), target in zip(rows, targets)]
     return examples, kind, classes
@@ -552,13 +581,18 @@ def _guess_kind(raw_labels: Iterable[str]) -> str:
     return "classification" if few_integers else "regression"
 
 
-def _score(path: Path, line: int, raw: str) -> float:
+def _score(path: Path, line: int, raw: str, bounds: tuple[float, float] | None = None,
+           source: str = "") -> float:
     value = _as_float(raw)
     if value is None:
-        raise UserError(f"{where(path, line)}: label {raw!r} is not a number (regression task)")
+        raise UserError(f"{where(path, line)}: label {raw!r} is not a number; expected a numeric "
+                        "score (regression task)")
     if not math.isfinite(value):
-        raise UserError(f"{where(path, line)}: label {raw!r} is not a finite number "
-                        "(NaN and infinity are not allowed in regression labels)")
+        raise UserError(f"{where(path, line)}: label {raw!r} is not a finite number; expected a "
+                        "finite score (NaN and infinity are not allowed in regression labels)")
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise UserError(f"{where(path, line)}: score {raw} is out of range; expected a value in "
+                        f"[{bounds[0]:g}, {bounds[1]:g}]{f' ({source})' if source else ''}")
     return value
 
 
@@ -566,17 +600,23 @@ def _mapped(path: Path, line: int, raw: str, mapping: dict[str, str] | None) -> 
     if mapping is None:
         return raw
     if raw not in mapping:
-        raise UserError(f"{where(path, line)}: label {raw!r} is not in label_map "
-                        f"(keys: {_join(mapping)})")
+        raise UserError(f"{where(path, line)}: label {raw!r} is not in label_map; "
+                        f"expected one of its keys {_join(mapping)}")
     return mapping[raw]
 
 
-def _class_index(path: Path, line: int, name: str, classes: tuple[str, ...]) -> int:
-    try:
-        return classes.index(name)
-    except ValueError:
-        raise UserError(f"{where(path, line)}: unknown label {name!r}; expected one of "
-                        f"{_join(classes)} (the training labels)") from None
+def _check_known_labels(path: Path, names: list[tuple[int, str]], classes: tuple[str, ...],
+                        source: str) -> None:
+    """Reject the first label outside `classes`, listing every such label when there are several."""
+    known = set(classes)
+    unknown = [(line, name) for line, name in names if name not in known]
+    if not unknown:
+        return
+    line, name = unknown[0]
+    others = sorted({n for _, n in unknown})
+    also = f" (labels here but not in {source}: {_join(others)})" if len(others) > 1 else ""
+    raise UserError(f"{where(path, line)}: unknown label {name!r}{also}; expected one of "
+                    f"{_join(classes)} ({source})")
 
 
 def _sorted_labels(names: set[str]) -> tuple[str, ...]:

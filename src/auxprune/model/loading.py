@@ -24,6 +24,10 @@ from auxprune.model.encoder import AuxpruneForSequenceClassification
 DEFAULT_MODEL = "minilm"
 SUPPORTED_TYPES = ("bert", "roberta")
 _EMBEDDING_KEY = "embeddings.word_embeddings.weight"
+# config.json fields a BERT-family checkpoint must have (the rest have defaults).
+REQUIRED_HF_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                      "max_position_embeddings")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model", "spiece.model")
 
 hf_logging.disable_progress_bar()
 hf_logging.set_verbosity_error()
@@ -42,17 +46,37 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
         return packaged_minilm_path()
     path = Path(name_or_path)
     if not path.is_dir():
-        raise UserError(f"{path}: model folder not found (expected a Hugging Face model folder or 'minilm')")
+        raise UserError(f"{path}: model folder not found; expected a Hugging Face model folder or 'minilm'")
     if not (path / "config.json").is_file():
-        raise UserError(f"{path}: no config.json in the model folder")
+        raise UserError(f"{path}: no config.json in the model folder; expected a Hugging Face model folder "
+                        "(config.json, weights and tokenizer files)")
     return path
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message squeezed onto one short line, for a `UserError`."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        loaded = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"{path}: not a readable JSON file ({err})") from err
+        raise UserError(f"{path}: not a readable JSON file ({one_line(err)}); expected a JSON object") from err
+    if not isinstance(loaded, dict):
+        raise UserError(f"{path}: holds a JSON {type(loaded).__name__}; expected a JSON object")
+    return loaded
+
+
+def check_hf_config(hf: dict, path: Path) -> None:
+    """A BERT or RoBERTa config.json with the fields the encoder is built from."""
+    model_type = hf.get("model_type")
+    if model_type not in SUPPORTED_TYPES:
+        raise UserError(f"{path}: model_type {model_type!r} is not supported; expected one of {SUPPORTED_TYPES}")
+    missing = [name for name in REQUIRED_HF_FIELDS if not isinstance(hf.get(name), int)]
+    if missing:
+        raise UserError(f"{path}: no integer {', '.join(missing)}; expected a complete {model_type} config.json")
 
 
 def detect_pooling(path: Path, has_pooler: bool) -> str:
@@ -73,13 +97,14 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(safetensors_file))
         except (SafetensorError, OSError, ValueError) as err:
-            raise UserError(f"{safetensors_file}: corrupted or truncated safetensors file ({err})") from err
+            raise UserError(f"{safetensors_file}: corrupted or truncated safetensors file ({one_line(err)}); "
+                            "expected a complete model.safetensors (copy or save it again)") from err
     if bin_file.is_file():
         try:
             return torch.load(bin_file, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - any failure here means an unreadable user file
-            raise UserError(f"{bin_file}: unreadable weights ({err})") from err
-    raise UserError(f"{path}: no weights (expected model.safetensors or pytorch_model.bin)")
+            raise UserError(f"{bin_file}: unreadable weights ({one_line(err)})") from err
+    raise UserError(f"{path}: no weights in the model folder; expected model.safetensors or pytorch_model.bin")
 
 
 def _rename(key: str) -> str | None:
@@ -138,10 +163,13 @@ def config_from_hf(hf: dict, *, pooling: str, num_labels: int, task: str | None,
 
 
 def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
+    path = Path(path)
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise UserError(f"{path}: no tokenizer in the model folder; expected one of {', '.join(TOKENIZER_FILES)}")
     try:
         return AutoTokenizer.from_pretrained(str(path))
     except Exception as err:  # noqa: BLE001 - transformers raises many types for a bad folder
-        raise UserError(f"{path}: could not load the tokenizer ({err})") from err
+        raise UserError(f"{path}: could not load the tokenizer ({one_line(err)})") from err
 
 
 def load_for_task(name_or_path: str | Path, *, num_labels: int, pooling: str = "auto", task: str | None = None,
@@ -153,6 +181,8 @@ def load_for_task(name_or_path: str | Path, *, num_labels: int, pooling: str = "
     """
     path = resolve_model_path(name_or_path)
     hf = read_json(path / "config.json")
+    if hf.get("model_type") != AuxpruneConfig.model_type:
+        check_hf_config(hf, path / "config.json")
     tokenizer = load_tokenizer(path)
     if hf.get("model_type") == AuxpruneConfig.model_type:
         model = load_saved(path)
@@ -169,7 +199,8 @@ def load_for_task(name_or_path: str | Path, *, num_labels: int, pooling: str = "
         config = config_from_hf(hf, pooling=resolved, num_labels=num_labels, task=task, labels=labels)
         if max_seq_len:
             if max_seq_len > config.max_seq_len:
-                raise UserError(f"model.max_seq_len {max_seq_len}: the model has positions for {config.max_seq_len} tokens")
+                raise UserError(f"model.max_seq_len {max_seq_len}: the model in {path} has positions for only "
+                                f"{config.max_seq_len} tokens; expected model.max_seq_len <= {config.max_seq_len}")
             config.max_seq_len = max_seq_len
         model = AuxpruneForSequenceClassification(config)
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -182,7 +213,8 @@ def load_for_task(name_or_path: str | Path, *, num_labels: int, pooling: str = "
 
 def check_tokenizer(tokenizer: PreTrainedTokenizerBase, config: AuxpruneConfig, path: Path) -> None:
     if len(tokenizer) > config.vocab_size:
-        raise UserError(f"{path}: tokenizer has {len(tokenizer)} tokens but the model's vocabulary has {config.vocab_size}")
+        raise UserError(f"{path}: tokenizer has {len(tokenizer)} tokens but the model's vocabulary has "
+                        f"{config.vocab_size}; expected the tokenizer saved with this model")
 
 
 def resolve_saved_dir(path: str | Path) -> Path:
@@ -191,17 +223,22 @@ def resolve_saved_dir(path: str | Path) -> Path:
     if (path / "model" / "config.json").is_file():
         return path / "model"
     if not path.is_dir():
-        raise UserError(f"{path}: model folder not found")
+        raise UserError(f"{path}: model folder not found; expected an auxprune run folder or its model/ folder")
     if not (path / "config.json").is_file():
-        raise UserError(f"{path}: no config.json (expected an auxprune run folder or its model/ folder)")
+        raise UserError(f"{path}: no config.json; expected an auxprune run folder or its model/ folder")
     return path
 
 
 def load_saved(path: str | Path) -> AuxpruneForSequenceClassification:
     path = Path(path)
+    model_type = read_json(path / "config.json").get("model_type")
+    if model_type != AuxpruneConfig.model_type:
+        raise UserError(f"{path}: not an auxprune model (config.json has model_type {model_type!r}); expected a "
+                        "folder written by `auxprune prune` (a Hugging Face checkpoint is pruned with --model)")
     if not (path / "model.safetensors").is_file():
-        raise UserError(f"{path}: no model.safetensors in the model folder")
+        raise UserError(f"{path}: no model.safetensors in the model folder; "
+                        "expected the weights saved by `auxprune prune`")
     try:
         return AuxpruneForSequenceClassification.from_pretrained(str(path)).eval()
     except (SafetensorError, OSError, ValueError) as err:
-        raise UserError(f"{path}: could not load the saved model ({err})") from err
+        raise UserError(f"{path}: could not load the saved model ({one_line(err)})") from err

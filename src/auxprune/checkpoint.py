@@ -1,0 +1,221 @@
+"""Checkpoints: everything a run needs to continue exactly where it stopped.
+
+A checkpoint is a folder `RUN/checkpoints/<seq>-<phase>-<step>/` holding `state.pt` (state
+dicts of the model, gates, multipliers, optimizers, schedulers and data sampler, plus the RNG
+states) and `meta.json` (phase, step, timings), written last. Folders are written under a
+temporary name and renamed, so a checkpoint is whole or absent; only the newest `keep` are kept.
+
+Training loops save after step N when N is a multiple of `every`, at the end of each phase, and
+when the user asked to stop (Ctrl-C). A resumed loop restores the same objects and RNG states
+and continues with step N + 1 on the same batch it would have seen: on the CPU the resumed run
+is bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from auxprune.errors import UserError
+
+CHECKPOINTS = "checkpoints"
+_NAME = re.compile(r"(\d{6})-([a-z_]+)-(\d{7})")
+# Fault injection for the kill-and-resume tests: send this process a signal at a named point,
+# e.g. "step:prune:5" (SIGKILL after training step 5 of pruning), "checkpoint:teacher:4"
+# (SIGKILL half-way through writing that checkpoint), "SIGINT step:prune:3" (Ctrl-C there).
+KILL_AT_ENV = "AUXPRUNE_TEST_KILL_AT"
+
+
+class Stateful(Protocol):
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> Any: ...
+
+
+def _maybe_kill(point: str) -> None:
+    spec = os.environ.get(KILL_AT_ENV, "").split()
+    if spec and spec[-1] == point:
+        os.kill(os.getpid(), getattr(signal, spec[0]) if len(spec) == 2 else signal.SIGKILL)
+
+
+def rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             # numpy's key array is stored as a tensor: checkpoints load with weights_only=True.
+             "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    phase: str
+    step: int
+    meta: dict
+
+    def load(self) -> dict:
+        """The saved state dicts; our own file, still read with `weights_only=True`."""
+        try:
+            return torch.load(self.path / "state.pt", map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - a damaged checkpoint is reported, not a traceback
+            raise UserError(f"{self.path}: checkpoint cannot be read ({type(err).__name__}); "
+                            f"delete it to resume from the one before") from err
+
+
+class Checkpointer:
+    """Writes, lists and rotates the checkpoints of one run folder."""
+
+    def __init__(self, run_dir: Path, every: int = 0, keep: int = 2):
+        self.root = Path(run_dir) / CHECKPOINTS
+        self.every, self.keep = every, max(1, keep)
+
+    def due(self, step: int) -> bool:
+        return self.every > 0 and step % self.every == 0
+
+    def all(self) -> list[Checkpoint]:
+        found = []
+        if self.root.is_dir():
+            for path in sorted(self.root.iterdir()):
+                match = _NAME.fullmatch(path.name)
+                if match and (path / "meta.json").is_file():
+                    meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+                    found.append(Checkpoint(path, match.group(2), int(match.group(3)), meta))
+        return found
+
+    def latest(self) -> Checkpoint | None:
+        found = self.all()
+        return found[-1] if found else None
+
+    def save(self, phase: str, step: int, objects: Mapping[str, Stateful], meta: dict | None = None) -> Path:
+        existing = self.all()
+        seq = int(_NAME.fullmatch(existing[-1].path.name).group(1)) + 1 if existing else 0
+        final = self.root / f"{seq:06d}-{phase}-{step:07d}"
+        tmp = self.root / f".tmp-{final.name}"
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob(".tmp-*"):  # left by a run killed while saving
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.mkdir()
+        try:
+            state = {name: obj.state_dict() for name, obj in objects.items()}
+            state["rng"] = rng_state()
+            torch.save(state, tmp / "state.pt")
+            _maybe_kill(f"checkpoint:{phase}:{step}")
+            (tmp / "meta.json").write_text(json.dumps({"phase": phase, "step": step, **(meta or {})}), encoding="utf-8")
+            os.replace(tmp, final)
+        except OSError as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise UserError(f"{tmp}: cannot write checkpoint ({err.strerror or err})") from err
+        for old in self.all()[:-self.keep]:
+            shutil.rmtree(old.path, ignore_errors=True)
+        return final
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class StopRequest:
+    """The first Ctrl-C asks the training loop to stop after the current step and save;
+    a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    @contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+
+        signal.signal(signal.SIGINT, handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+class Stopped(KeyboardInterrupt):
+    """Raised after the checkpoint that a stop request asked for has been written."""
+
+    def __init__(self, checkpoint: Path):
+        super().__init__(f"stopped; checkpoint {checkpoint}")
+        self.checkpoint = checkpoint
+
+
+@dataclass
+class LoopState:
+    """Checkpointing for one training loop: where it starts, and when and what it saves.
+
+    `restore` is the state of this phase's latest checkpoint when resuming; `meta` is called for
+    the JSON metadata saved alongside (timings and the like).
+    """
+
+    phase: str
+    checkpointer: Checkpointer | None = None
+    restore: dict | None = None
+    stop: StopRequest | None = None
+    meta: Callable[[], dict] = field(default=dict)
+    carry: Mapping[str, Stateful] = field(default_factory=dict)  # saved with the loop, restored by the caller
+
+    def start(self, objects: Mapping[str, Stateful]) -> int:
+        """Load the saved states into `objects`; the number of steps already done (0 when fresh)."""
+        if self.restore is None:
+            return 0
+        for name, obj in objects.items():
+            obj.load_state_dict(self.restore[name])
+        set_rng_state(self.restore["rng"])
+        return int(self.restore["step"])
+
+    def after_step(self, step: int, total: int, objects: Mapping[str, Stateful]) -> None:
+        _maybe_kill(f"step:{self.phase}:{step}")
+        stopping = self.stop is not None and self.stop.requested
+        if self.checkpointer is None:
+            if stopping:
+                raise KeyboardInterrupt
+            return
+        if stopping or step == total or self.checkpointer.due(step):
+            path = self.checkpointer.save(self.phase, step, {**objects, **self.carry, "step": Value(step)}, self.meta())
+            if stopping:
+                raise Stopped(path)
+
+
+@dataclass
+class Value:
+    """A plain value (number, list, dict of numbers) saved in a checkpoint next to the state dicts."""
+
+    value: Any
+
+    def state_dict(self) -> Any:
+        return self.value
+
+    def load_state_dict(self, value: Any) -> None:
+        self.value = value
