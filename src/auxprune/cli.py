@@ -26,6 +26,13 @@ def _add_prune(sub) -> None:
     p.add_argument("--preset", default="quick", help="quick (CPU, minutes) or full (CoFi-like, GPU)")
     p.add_argument("--config", help="YAML file with config sections")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config field, e.g. prune.epochs=5")
+    t = p.add_argument_group("transfer from auxiliary tasks")
+    t.add_argument("--aux", action="append", default=[], metavar="SOURCE",
+                   help="auxiliary task: GLUE name, data file (e.g. aux/snli_dev.tsv), 'mlm' or 'mlm:FILE'; repeatable")
+    t.add_argument("--how", choices=["none", "sequential", "joint"], help="how the tasks are coupled")
+    t.add_argument("--what", choices=["weights", "masks", "both"], help="what is transferred")
+    t.add_argument("--share", choices=["hard", "tied"], help="hard-shared or softly tied copies")
+    t.add_argument("--when", choices=["constant", "linear_decay", "cosine", "window"], help="schedule of the auxiliary weight")
     p.add_argument("--output", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its newest checkpoint (with its saved config)")
@@ -108,12 +115,18 @@ def prune_config(args: argparse.Namespace):
         flags.setdefault("prune", {})["target_sparsity"] = args.sparsity
     if args.seed is not None:
         flags["seed"] = args.seed
+    if args.aux:
+        flags.setdefault("transfer", {})["aux"] = [{"task": source} for source in args.aux]
+    for name in ("how", "what", "share", "when"):
+        if getattr(args, name) is not None:
+            flags.setdefault("transfer", {})[name] = getattr(args, name)
     # Explicit flags win over the config file; --set wins over everything.
     return build_config(args.preset, args.config, [flags] + [parse_assignment(s) for s in args.set])
 
 
 # Options that define a run: a resumed run takes them all from its saved config.yaml.
-RUN_OPTIONS = ("model", "task", "data_dir", "sparsity", "max_train_examples", "seed", "config", "set", "output", "overwrite")
+RUN_OPTIONS = ("model", "task", "data_dir", "sparsity", "max_train_examples", "seed", "config", "set", "output", "overwrite",
+               "aux", "how", "what", "share", "when")
 
 
 def resume_config(args: argparse.Namespace):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from auxprune.errors import UserError
 from auxprune.masks import FAMILIES
@@ -97,6 +97,60 @@ class TrainSection(Section):
     keep_checkpoints: int = Field(2, ge=1, description="newest checkpoints kept; older ones are deleted")
 
 
+class AuxSource(Section):
+    task: str = Field(description="GLUE name, a labelled data file (e.g. aux/snli_dev.tsv, looked up in data_dir too), "
+                                  "'mlm' (masked LM on the target's training text) or 'mlm:FILE' (plain text, one per line)")
+    weight: float = Field(1.0, gt=0, description="mixing weight among the auxiliary sources")
+    max_examples: int | None = Field(20000, ge=1)
+    text_columns: list[str] | None = None
+    label_column: str | None = None
+    label_map: dict[str, str] | None = None
+    kind: Literal["classification", "regression"] | None = None
+
+
+class TransferSection(Section):
+    """How, what and when auxiliary tasks transfer to the target (see auxprune.transfer)."""
+
+    aux: list[AuxSource] = Field(default_factory=list)
+    how: Literal["none", "sequential", "joint"] = "none"
+    what: Literal["weights", "masks", "both"] = "both"
+    share: Literal["hard", "tied"] = "hard"
+    tie_strength: float = Field(1.0, ge=0, description="penalty pulling tied copies together")
+    when: Literal["constant", "linear_decay", "cosine", "window"] = "constant"
+    window: tuple[float, float] = (0.0, 0.5)
+    weight: float = Field(1.0, ge=0, description="auxiliary loss weight w at its peak")
+    phases: list[Literal["teacher", "warmup", "prune", "finetune"]] = Field(default_factory=lambda: ["warmup", "prune"])
+    stage1: Literal["finetune", "prune"] = Field("finetune", description="sequential: what stage 1 does on the auxiliary data")
+    stage1_epochs: float = Field(1.0, gt=0)
+    stage1_lr: float = Field(5e-5, gt=0)
+    teacher_aux_epochs: float = Field(0.0, ge=0, description="train the teacher on the auxiliary data first (intermediate task)")
+    aux_batch_size: int | None = Field(None, ge=1, description="auxiliary batch size (default: train.batch_size)")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "TransferSection":
+        if self.how == "none" and self.aux and self.teacher_aux_epochs == 0:
+            raise ValueError("auxiliary tasks given but how is 'none'; choose how: sequential or joint")
+        if self.how != "none" and not self.aux:
+            raise ValueError(f"how={self.how!r} needs at least one auxiliary task (--aux)")
+        if self.teacher_aux_epochs > 0 and not self.aux:
+            raise ValueError("teacher_aux_epochs needs at least one auxiliary task (--aux)")
+        start, end = self.window
+        if not 0 <= start < end <= 1:
+            raise ValueError(f"window must satisfy 0 <= start < end <= 1 (got {list(self.window)})")
+        if self.how == "sequential" and self.stage1 == "prune":
+            raise ValueError("sequential stage1=prune (transferring masks) is not available yet; use stage1=finetune "
+                             "with what=weights, or how=joint to transfer masks")
+        if self.how == "sequential" and self.share == "tied":
+            raise ValueError("sequential transfer is hard only for now (stage 2 starts from the stage-1 weights); use share=hard")
+        if self.how == "sequential" and self.stage1 == "finetune" and self.what != "weights":
+            raise ValueError(f"sequential with stage1=finetune transfers weights only (what={self.what!r} needs stage1=prune)")
+        if self.how == "sequential" and self.share == "tied" and self.what == "masks":
+            raise ValueError("sequential what=masks has no weights to tie; use share=hard")
+        if self.how == "joint" and self.share == "tied" and self.tie_strength == 0:
+            raise ValueError("share=tied needs tie_strength > 0")
+        return self
+
+
 class RunConfig(Section):
     seed: int = 1
     model: ModelSection = Field(default_factory=ModelSection)
@@ -106,6 +160,7 @@ class RunConfig(Section):
     distill: DistillSection = Field(default_factory=DistillSection)
     finetune: FinetuneSection = Field(default_factory=FinetuneSection)
     train: TrainSection = Field(default_factory=TrainSection)
+    transfer: TransferSection = Field(default_factory=TransferSection)
 
 
 # Presets are overrides on the defaults. `quick` is the README's main job on 2 CPU cores;
@@ -126,6 +181,14 @@ def deep_merge(base: dict, update: dict) -> dict:
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = deep_merge(merged[key], value)
+        elif isinstance(value, dict) and isinstance(merged.get(key), list) and all(str(k).isdigit() for k in value):
+            # `--set transfer.aux.0.weight=2`: index into a list given earlier
+            items = merged[key]
+            for index, item in value.items():
+                i = int(index)
+                if i >= len(items):
+                    raise UserError(f"--set {key}.{index}: there are only {len(items)} items")
+                items[i] = deep_merge(items[i], item) if isinstance(item, dict) and isinstance(items[i], dict) else item
         else:
             merged[key] = value
     return merged

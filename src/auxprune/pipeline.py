@@ -16,15 +16,18 @@ from auxprune.checkpoint import Checkpointer, LoopState, StopRequest, Value
 from auxprune.config import RunConfig, to_yaml
 from auxprune.data.batching import encode, make_loader
 from auxprune.data.metrics import constant_baseline
-from auxprune.errors import UserError
 from auxprune.data.tasks import TaskData, load_task, subsample
+from auxprune.errors import UserError
 from auxprune.masks import HardConcreteGates
 from auxprune.model.loading import load_for_task, read_state_dict
 from auxprune.output import atomic_write_text, check_output_dir, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
 from auxprune.sparsity import count_parameters, dense_encoder_params
 from auxprune.structure import final_masks
 from auxprune.surgery import cut
-from auxprune.train import PruneResult, RunLog, dims_of, evaluate, fine_tune, latency_ms, prune
+from auxprune.train import PruneResult, RunLog, dims_of, evaluate, fine_tune, fine_tune_aux, latency_ms, prune, steps_for
+from auxprune.transfer.branch import AuxBranch
+from auxprune.transfer.schedule import Schedule
+from auxprune.transfer.sources import load_aux_tasks
 
 
 def seed_everything(seed: int) -> None:
@@ -104,6 +107,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         train_loader = make_loader(train_items, config.train.batch_size, pad, shuffle=True, seed=config.seed)
         dev_loader = make_loader(encode(data.dev, tokenizer, config.model.max_seq_len), config.train.eval_batch_size, pad, shuffle=False)
         dev_labels = [e.label for e in data.dev]
+        aux = build_aux(config, data, tokenizer, teacher, train_loader)
     if not resume:
         prepare_output_dir(output, overwrite)
         atomic_write_text(output / "config.yaml", to_yaml(config))
@@ -117,14 +121,26 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         return LoopState(phase, checkpoints, saved.get(phase), stop, meta=lambda: {"timing": timer.snapshot()}, carry=carry)
 
     try:
+        transfer = config.transfer
+        joint = aux if transfer.how == "joint" else None
+        aux_metrics: dict = {}
         with stop.installed():
+            teacher_done = bool(saved) and latest.phase in ("prune", "finetune")
+            stage1_epochs = transfer.stage1_epochs if transfer.how == "sequential" else transfer.teacher_aux_epochs
+            if aux is not None and stage1_epochs > 0 and not teacher_done and latest_phase(latest) in (None, "stage1"):
+                # Sequential stage 1 / intermediate-task teacher: the encoder learns the auxiliary
+                # tasks first, and the target's teacher (hence the student) starts from it.
+                with timer.phase("stage1"):
+                    fine_tune_aux(teacher, aux, epochs=stage1_epochs, lr=transfer.stage1_lr, config=config,
+                                  accelerator=accelerator, log=log, phase="stage1", state=loop("stage1"))
+                    aux_metrics["after_stage1"] = aux.evaluate(teacher, accelerator.device)
             if config.teacher.path is None:
                 with timer.phase("teacher"):
-                    if saved and latest.phase != "teacher":  # the teacher was finished and saved before
+                    if teacher_done:  # the teacher was finished and saved before
                         teacher.load_state_dict(read_state_dict(output / "teacher"))
                     else:
                         fine_tune(teacher, train_loader, epochs=config.teacher.epochs, lr=config.teacher.lr, config=config,
-                                  accelerator=accelerator, log=log, phase="teacher", state=loop("teacher"))
+                                  accelerator=accelerator, log=log, phase="teacher", state=loop("teacher"), aux=joint)
                         save_model(accelerator.unwrap_model(teacher), tokenizer, output / "teacher")
             teacher = accelerator.unwrap_model(teacher).eval()
             with timer.phase("eval"):
@@ -135,7 +151,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                     result = saved_prune_result(saved["finetune"], student, config)
                 else:
                     result = prune(student, teacher if config.distill.enabled else None, train_loader, config=config,
-                                   accelerator=accelerator, log=log, state=loop("prune"))
+                                   accelerator=accelerator, log=log, state=loop("prune"), aux=joint)
                 masks = final_masks(accelerator.unwrap_model(result.gates), config.prune.target_sparsity, config.prune.tolerance)
                 small = cut(accelerator.unwrap_model(student), masks)
             with timer.phase("finetune"):
@@ -144,10 +160,12 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                                "layer_matches": result.layer_matches}
                     fine_tune(small, train_loader, epochs=config.finetune.epochs, lr=config.finetune.lr, config=config,
                               accelerator=accelerator, log=log, phase="finetune", teacher=teacher,
-                              state=loop("finetune", gates=result.gates, prune_result=Value(summary)))
+                              state=loop("finetune", gates=result.gates, prune_result=Value(summary)), aux=joint)
                 small = accelerator.unwrap_model(small).eval()
         with timer.phase("eval"):
             pruned_metrics = evaluate(small, dev_loader, dev_labels, spec, accelerator, "eval pruned")
+            if joint is not None:
+                aux_metrics["pruned"] = joint.evaluate(small, accelerator.device)
             speed = measure_speed(teacher, small, train_loader, accelerator)
         with timer.phase("save"):
             save_model(small, tokenizer, output / "model")
@@ -156,6 +174,8 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         timing = timer.snapshot()
         report = build_report(config, spec, teacher, small, masks, result, teacher_metrics, pruned_metrics,
                               constant, speed, timing, len(data.train), len(data.dev))
+        if aux is not None:
+            report["transfer"] = transfer_report(config, aux, aux_metrics)
         if resume:
             report["resumed_from"] = {"phase": latest.phase, "step": latest.step} if latest else {"phase": None, "step": 0}
         write_json(output / "report.json", report)
@@ -175,6 +195,47 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         raise
     finally:
         log.close()
+
+
+def latest_phase(latest) -> str | None:
+    return latest.phase if latest is not None else None
+
+
+def build_aux(config: RunConfig, data: TaskData, tokenizer, model, train_loader) -> AuxBranch | None:
+    """The auxiliary tasks and their schedule over this run's phases, or None without transfer."""
+    t = config.transfer
+    if not t.aux:
+        return None
+    if t.how == "sequential" and config.teacher.path is not None:
+        raise UserError("transfer.how=sequential trains the encoder on the auxiliary tasks before the teacher; "
+                        "it cannot start from a finished teacher (drop teacher.path)")
+    if t.how == "joint" and "finetune" in t.phases and "hidden" in config.prune.families:
+        raise UserError("transfer.phases: 'finetune' needs the hidden size kept (drop 'hidden' from prune.families)")
+    tasks = load_aux_tasks(config, data, data.train, tokenizer)
+    prune_steps = steps_for(config.prune.epochs, train_loader)
+    warmup = int(config.prune.sparsity_warmup * prune_steps)
+    phase_steps = {"teacher": steps_for(config.teacher.epochs, train_loader) if config.teacher.path is None else 0,
+                   "warmup": warmup, "prune": prune_steps - warmup,
+                   "finetune": steps_for(config.finetune.epochs, train_loader) if config.finetune.epochs > 0 else 0}
+    schedule = Schedule(t.when, t.weight, tuple(t.phases), phase_steps, tuple(t.window))
+    return AuxBranch(tasks, model, schedule, tokenizer, seed=config.seed)
+
+
+def transfer_report(config: RunConfig, aux: AuxBranch, metrics: dict) -> dict:
+    t = config.transfer
+    return {
+        "aux": [{"name": a.name, "kind": a.kind, "train_examples": a.train_examples, "weight": a.weight,
+                 **({"labels": list(a.spec.labels)} if a.spec is not None and a.kind == "classification" else {})}
+                for a in aux.tasks],
+        "how": t.how, "what": t.what, "share": t.share,
+        "tie_strength": t.tie_strength if t.share == "tied" else None,
+        "when": None if t.how != "joint" else {"shape": t.when, "weight": t.weight, "phases": list(t.phases),
+                 "window": list(t.window) if t.when == "window" else None, "phase_steps": dict(aux.schedule.phase_steps)},
+        "stage1_epochs": t.stage1_epochs if t.how == "sequential" else None,
+        "teacher_aux_epochs": t.teacher_aux_epochs or None,
+        "aux_steps": aux.steps,
+        "aux_metrics": metrics,
+    }
 
 
 def saved_prune_result(state: dict, student, config: RunConfig) -> PruneResult:

@@ -28,6 +28,8 @@ from auxprune.distill import LayerDistiller, default_teacher_layers, prediction_
 from auxprune.masks import Dims, HardConcreteGates
 from auxprune.model.encoder import AuxpruneForSequenceClassification, task_loss
 from auxprune.sparsity import LagrangianController, expected_sparsity
+from auxprune.transfer.branch import AuxBranch
+from auxprune.transfer.schedule import phase_step, prune_phase
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -79,17 +81,21 @@ def progress(steps: int, desc: str) -> tqdm:
 
 def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, epochs: float, lr: float,
               config: RunConfig, accelerator: Accelerator, log: RunLog, phase: str,
-              teacher: AuxpruneForSequenceClassification | None = None, state: LoopState | None = None) -> None:
+              teacher: AuxpruneForSequenceClassification | None = None, state: LoopState | None = None,
+              aux: AuxBranch | None = None) -> None:
     """Plain task training, with prediction distillation when a teacher is given.
 
-    `state` checkpoints the loop and, when it carries a saved state, resumes it.
+    `state` checkpoints the loop and, when it carries a saved state, resumes it. With `aux`, the
+    auxiliary loss (weighted by its schedule for `phase`) is added through the same encoder.
     """
     steps = steps_for(epochs, loader)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.train.weight_decay)
+    params = list(model.parameters()) + (list(aux.heads.parameters()) if aux is not None else [])
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.train.weight_decay)
     schedule = get_linear_schedule_with_warmup(optimizer, int(config.train.warmup_ratio * steps), steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     state = state or LoopState(phase)
-    objects = {"model": model, "optimizer": optimizer, "schedule": schedule, **_sampler(loader)}
+    objects = {"model": model, "optimizer": optimizer, "schedule": schedule, **_sampler(loader),
+               **({"aux": aux} if aux is not None else {})}
     done = state.start(objects)
     model.train()
     distill = config.distill
@@ -104,8 +110,11 @@ def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, e
                 with torch.no_grad():
                     teacher_logits = teacher(**x).logits
                 loss = distill.task_weight * loss + distill.prediction_weight * prediction_loss(logits, teacher_logits, distill.temperature)
+            aux_weight = aux.weight(phase, step) if aux is not None else 0.0
+            if aux_weight > 0:
+                loss = loss + aux_weight * aux.loss(model, None, accelerator.device)
             accelerator.backward(loss)
-            accelerator.clip_grad_norm_(model.parameters(), config.train.max_grad_norm)
+            accelerator.clip_grad_norm_(params, config.train.max_grad_norm)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad()
@@ -116,6 +125,39 @@ def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, e
             state.after_step(step, steps, objects)
     finally:
         bar.close()  # also on Ctrl-C, so the bar does not swallow the last message
+    model.eval()
+
+
+def fine_tune_aux(model: AuxpruneForSequenceClassification, aux: AuxBranch, *, epochs: float, lr: float,
+                  config: RunConfig, accelerator: Accelerator, log: RunLog, phase: str,
+                  state: LoopState | None = None) -> None:
+    """Train the encoder on the auxiliary tasks alone (their heads; the target head is untouched)."""
+    steps = max(1, math.ceil(epochs * sum(len(t.loader) for t in aux.tasks)))
+    params = list(model.auxprune.parameters()) + list(aux.heads.parameters())
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.train.weight_decay)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(config.train.warmup_ratio * steps), steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    state = state or LoopState(phase)
+    objects = {"model": model, "optimizer": optimizer, "schedule": schedule, "aux": aux}
+    done = state.start(objects)
+    model.train()
+    bar = progress(steps, phase)
+    bar.update(done)
+    try:
+        for step in range(done + 1, steps + 1):
+            loss = aux.loss(model, None, accelerator.device)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(params, config.train.max_grad_norm)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            bar.update()
+            bar.set_postfix(aux_loss=f"{loss.item():.4f}")
+            if step % config.train.log_every == 0 or step == steps:
+                log.write(phase=phase, step=step, loss_aux=loss.item(), lr=schedule.get_last_lr()[0])
+            state.after_step(step, steps, objects)
+    finally:
+        bar.close()
     model.eval()
 
 
@@ -140,7 +182,7 @@ def dims_of(model: AuxpruneForSequenceClassification) -> Dims:
 
 def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequenceClassification | None,
           loader: DataLoader, *, config: RunConfig, accelerator: Accelerator, log: RunLog,
-          state: LoopState | None = None) -> PruneResult:
+          state: LoopState | None = None, aux: AuxBranch | None = None) -> PruneResult:
     """Learn gates and weights together under the sparsity constraint, distilling from the teacher."""
     cfg, distill = config.prune, config.distill
     steps = steps_for(cfg.epochs, loader)
@@ -153,9 +195,17 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
         layers = distill.teacher_layers or default_teacher_layers(teacher.config.num_hidden_layers)
         layer_distiller = LayerDistiller(dims.hidden_size, teacher.config.hidden_size, layers)
     weights = list(student.parameters()) + (list(layer_distiller.parameters()) if layer_distiller else [])
+    gate_params = list(gates.parameters())
+    transfer = config.transfer
+    if aux is not None:
+        own = aux.for_pruning(student, gates, transfer.what, transfer.share, cfg.init_keep_prob)
+        own_gates = set(aux.gates.parameters()) if aux.own_gates else set()
+        weights += list(aux.heads.parameters()) + [p for p in own if p not in own_gates]
+        gate_params += [p for p in own if p in own_gates]
     optimizer = torch.optim.AdamW(weights, lr=cfg.lr, weight_decay=config.train.weight_decay)
     schedule = get_linear_schedule_with_warmup(optimizer, int(config.train.warmup_ratio * steps), steps)
-    gate_optimizer = torch.optim.Adam(gates.parameters(), lr=cfg.gate_lr)
+    gate_optimizer = torch.optim.Adam(gate_params, lr=cfg.gate_lr)
+    warmup_steps = int(cfg.sparsity_warmup * steps)
     # A slow linear multiplier and a fast quadratic one: lambda1 integrates the gap and winds up
     # while the gates are still saturated, so it overshoots; lambda2 acts in proportion to the gap.
     lambda_optimizer = torch.optim.Adam([{"params": [controller.lambda1], "lr": cfg.lambda1_lr},
@@ -167,7 +217,8 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
     state = state or LoopState("prune")
     objects = {"model": student, "gates": gates, "controller": controller, "optimizer": optimizer,
                "gate_optimizer": gate_optimizer, "lambda_optimizer": lambda_optimizer, "schedule": schedule,
-               **({"layer_distiller": layer_distiller} if layer_distiller is not None else {}), **_sampler(loader)}
+               **({"layer_distiller": layer_distiller} if layer_distiller is not None else {}), **_sampler(loader),
+               **({"aux": aux} if aux is not None else {})}
     done = state.start(objects)
     student.train()
     matches: list[int] = list((state.restore or {}).get("layer_matches", []))
@@ -176,7 +227,8 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
     try:
         for step, batch in enumerate(batches(loader, steps - done), start=done + 1):
             x, labels = inputs(batch, accelerator.device), batch["labels"].to(accelerator.device)
-            out = student(**x, gates=gates.sample(), output_hidden_states=layer_distiller is not None)
+            z = gates.sample()
+            out = student(**x, gates=z, output_hidden_states=layer_distiller is not None)
             parts = {"task": task_loss(out.logits, labels)}
             loss = parts["task"]
             if use_teacher:
@@ -189,6 +241,9 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
                     loss = loss + distill.layer_weight * parts["layer"]
             sparsity = expected_sparsity(gates.keep_probabilities(), dims)
             penalty = controller.penalty(sparsity, step)
+            if aux is not None:
+                loss, parts = _add_aux(aux, loss, parts, z, gates, student, controller, dims, step, warmup_steps,
+                                       transfer.tie_strength, accelerator.device)
             accelerator.backward(loss + penalty)
             accelerator.clip_grad_norm_(weights, config.train.max_grad_norm)
             for opt in (optimizer, gate_optimizer, lambda_optimizer):
@@ -196,6 +251,8 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
                 opt.zero_grad()
             schedule.step()
             gates.clamp_()
+            if aux is not None and aux.own_gates:
+                aux.gates.clamp_()
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}", sparsity=f"{sparsity.item():.3f}", target=f"{controller.target_at(step):.3f}")
             if step % config.train.log_every == 0 or step == steps:
@@ -210,6 +267,25 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
     with torch.no_grad():
         final_sparsity = float(expected_sparsity(gates.keep_probabilities(), dims))
     return PruneResult(gates, final_sparsity, (controller.lambda1.item(), controller.lambda2.item()), matches)
+
+
+def _add_aux(aux: AuxBranch, loss: Tensor, parts: dict, z: dict, gates: HardConcreteGates,
+             student: AuxpruneForSequenceClassification, controller: LagrangianController, dims: Dims, step: int,
+             warmup_steps: int, tie_strength: float, device: torch.device) -> tuple[Tensor, dict]:
+    """The auxiliary terms of one pruning step: its weighted loss, its own gates' sparsity, the ties."""
+    weight = aux.weight(prune_phase(step, warmup_steps), phase_step(step, warmup_steps))
+    if weight > 0:
+        aux_z = z if aux.gates is gates else aux.gates.sample()
+        parts["aux"] = aux.loss(aux.encoder, aux_z, device)
+        loss = loss + weight * parts["aux"]
+    if aux.own_gates:
+        # Its own gates meet the same sparsity target, at the target's current multipliers.
+        gap = expected_sparsity(aux.gates.keep_probabilities(), dims) - controller.target_at(step)
+        loss = loss + controller.lambda1.detach() * gap + controller.lambda2.detach() * gap * gap
+    if aux.ties:
+        parts["tie"] = aux.tie_penalty(student, gates)
+        loss = loss + tie_strength * parts["tie"]
+    return loss, parts
 
 
 @torch.no_grad()

@@ -1,0 +1,188 @@
+"""The auxiliary side of a run: heads, the mixed batch stream, and how it shares with the target.
+
+What the auxiliary task shares with the target during pruning (`what` x `share`):
+
+| what / share | encoder the aux loss runs through | gates it uses | tied by penalty |
+|---|---|---|---|
+| both / hard | the target's student | the target's (same sample) | - |
+| weights / hard | the target's student | its own | - |
+| masks / hard | its own copy | the target's (same sample) | - |
+| both / tied | its own copy | its own | weights and gate logits |
+| weights / tied | its own copy | its own | weights |
+| masks / tied | its own copy | its own | gate logits |
+
+Outside pruning (teacher and final fine-tuning) there are no gates: the auxiliary loss runs
+through the model being trained (hard-shared encoder), with its own heads.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from auxprune.data.metrics import compute_metrics
+from auxprune.masks import HardConcreteGates
+from auxprune.model.encoder import AuxpruneForSequenceClassification, task_loss
+from auxprune.transfer.schedule import Schedule
+from auxprune.transfer.sources import AuxTask, mask_tokens
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class MaskedLMHead(nn.Module):
+    """BERT's MLM head: transform, then a decoder tied to the input word embeddings."""
+
+    def __init__(self, hidden: int, vocab: int, eps: float = 1e-12):
+        super().__init__()
+        self.dense = nn.Linear(hidden, hidden)
+        self.norm = nn.LayerNorm(hidden, eps=eps)
+        self.bias = nn.Parameter(torch.zeros(vocab))
+
+    def forward(self, states: Tensor, word_embeddings: Tensor) -> Tensor:
+        return F.linear(self.norm(F.gelu(self.dense(states))), word_embeddings, self.bias)
+
+
+def make_heads(tasks: list[AuxTask], model: AuxpruneForSequenceClassification) -> nn.ModuleDict:
+    """One head per auxiliary task, each with its own output space."""
+    c = model.config
+    pooled = model.auxprune.pooled_size
+    return nn.ModuleDict({
+        _key(t.name): MaskedLMHead(c.hidden_size, c.vocab_size, c.layer_norm_eps) if t.kind == "mlm"
+        else nn.Linear(pooled, t.num_labels)
+        for t in tasks
+    })
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "_").replace("/", "_").replace(":", "_")
+
+
+class AuxBranch(nn.Module):
+    """Auxiliary tasks with their heads; draws a task per step by mixing weight and computes its loss."""
+
+    def __init__(self, tasks: list[AuxTask], model: AuxpruneForSequenceClassification, schedule: Schedule,
+                 tokenizer, seed: int):
+        super().__init__()
+        self.tasks, self.schedule, self.tokenizer = tasks, schedule, tokenizer
+        self.heads = make_heads(tasks, model)
+        self.pick = torch.Generator().manual_seed(seed)
+        self.masking = torch.Generator().manual_seed(seed + 1)
+        self._streams: dict[int, Iterator] = {}
+        self.steps = 0
+        # Pruning-time sharing (see the module docstring), set by `for_pruning`. Kept out of the
+        # module tree: a shared encoder or gate set belongs to the target and is saved there.
+        object.__setattr__(self, "encoder", None)
+        object.__setattr__(self, "gates", None)
+        self.own_encoder = self.own_gates = False
+        self.ties: tuple[str, ...] = ()
+
+    def weight(self, phase: str, step: int) -> float:
+        return self.schedule(phase, step)
+
+    def next_batch(self) -> tuple[AuxTask, dict[str, Tensor]]:
+        weights = torch.tensor([t.weight for t in self.tasks], dtype=torch.float)
+        index = int(torch.multinomial(weights, 1, generator=self.pick))
+        stream = self._streams.get(index)
+        if stream is None:
+            stream = self._streams[index] = _forever(self.tasks[index].loader)
+        return self.tasks[index], next(stream)
+
+    def loss(self, model: AuxpruneForSequenceClassification, gates: dict[str, Tensor] | None,
+             device: torch.device) -> Tensor:
+        """The loss of one auxiliary batch through `model` (with `gates` when pruning)."""
+        task, batch = self.next_batch()
+        self.steps += 1
+        if task.kind == "mlm":
+            batch = mask_tokens(batch, self.tokenizer, self.masking)
+        x = {k: batch[k].to(device) for k in MODEL_INPUTS}
+        labels = batch["labels"].to(device)
+        pooled, states = model.auxprune(**x, gates=gates)
+        head = self.heads[_key(task.name)]
+        if task.kind == "mlm":
+            picked = labels != -100
+            if not picked.any():
+                return states[-1].sum() * 0.0
+            logits = head(states[-1][picked], model.auxprune.embeddings.word_embeddings.weight)
+            return F.cross_entropy(logits, labels[picked])
+        return task_loss(head(model.dropout(pooled)), labels)
+
+    def for_pruning(self, student: AuxpruneForSequenceClassification, target_gates: HardConcreteGates,
+                    what: str, share: str, init_keep_prob: float) -> list[nn.Parameter]:
+        """Set up the sharing for pruning; returns the new parameters the optimizers must train."""
+        own_encoder = self.own_encoder = share == "tied" or what == "masks"
+        own_gates = self.own_gates = share == "tied" or what == "weights"
+        object.__setattr__(self, "encoder", copy.deepcopy(student) if own_encoder else student)
+        object.__setattr__(self, "gates", HardConcreteGates(target_gates.dims, target_gates.families, init_keep_prob)
+                           if own_gates else target_gates)
+        if share == "tied":
+            self.ties = {"both": ("weights", "gates"), "weights": ("weights",), "masks": ("gates",)}[what]
+            if "gates" in self.ties:  # the tie starts from agreement
+                self.gates.load_state_dict(target_gates.state_dict())
+        params = []
+        if own_encoder:
+            params += list(self.encoder.auxprune.parameters())
+        if own_gates:
+            params += list(self.gates.parameters())
+        return params
+
+    def tie_penalty(self, student: AuxpruneForSequenceClassification, target_gates: HardConcreteGates) -> Tensor:
+        """Squared distance between tied copies (encoder weights, gate logits)."""
+        total = torch.zeros(())
+        if "weights" in self.ties:
+            for a, b in zip(student.auxprune.parameters(), self.encoder.auxprune.parameters()):
+                total = total + (a - b).pow(2).sum()
+        if "gates" in self.ties:
+            for family, la in target_gates.log_alpha.items():
+                total = total + (la - self.gates.log_alpha[family]).pow(2).sum()
+        return total
+
+    @torch.no_grad()
+    def evaluate(self, model: AuxpruneForSequenceClassification, device: torch.device) -> dict[str, dict]:
+        """Dev metrics of the labelled auxiliary tasks that have a dev split."""
+        model.eval()
+        results = {}
+        for task in self.tasks:
+            if task.dev_loader is None or task.spec is None:
+                continue
+            predictions: dict[int, float | int] = {}
+            head = self.heads[_key(task.name)]
+            for batch in task.dev_loader:
+                pooled, _ = model.auxprune(**{k: batch[k].to(device) for k in MODEL_INPUTS})
+                logits = head(pooled)
+                values = logits.squeeze(-1).tolist() if logits.shape[-1] == 1 else logits.argmax(-1).tolist()
+                predictions.update(zip(batch["index"].tolist(), values))
+            results[task.name] = compute_metrics(task.spec, [predictions[i] for i in range(len(predictions))],
+                                                 task.dev_labels)
+        return results
+
+    def state_dict(self, *args, **kwargs) -> dict:
+        """Heads, own encoder/gates, and the position of every stream: enough to resume exactly."""
+        state = {"modules": super().state_dict(), "pick": self.pick.get_state(), "masking": self.masking.get_state(),
+                 "steps": self.steps, "samplers": [t.loader.batch_sampler.state_dict() for t in self.tasks]}
+        if self.own_encoder:
+            state["encoder"] = self.encoder.state_dict()
+        if self.own_gates:
+            state["gates"] = self.gates.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict, strict: bool = True):  # type: ignore[override]
+        super().load_state_dict(state["modules"], strict=strict)
+        self.pick.set_state(state["pick"])
+        self.masking.set_state(state["masking"])
+        self.steps = state["steps"]
+        for task, sampler_state in zip(self.tasks, state["samplers"]):
+            task.loader.batch_sampler.load_state_dict(sampler_state)
+        self._streams = {}  # new iterators continue where the samplers stopped
+        if self.own_encoder:
+            self.encoder.load_state_dict(state["encoder"])
+        if self.own_gates:
+            self.gates.load_state_dict(state["gates"])
+
+
+def _forever(loader) -> Iterator[dict[str, Tensor]]:
+    while True:
+        yield from loader
