@@ -205,3 +205,23 @@ def test_disk_full_while_saving_keeps_the_checkpoint(reference, tiny_bert, data_
     finished = run(resume_command(out))
     assert finished.returncode == 0, finished.stderr
     assert_same_as_reference(out, reference)
+
+
+def test_run_with_auxiliary_tasks_resumes_identically(tiny_bert, data_dir, tmp_path):
+    """The auxiliary state (heads, own gates, stream positions, masking RNG) is in the checkpoints."""
+    transfer = ["--aux", "aux/snli_dev.tsv", "--aux", "mlm", "--how", "joint", "--what", "weights", "--when", "cosine",
+                "--set", "transfer.aux.0.max_examples=40", "--set", "transfer.aux.1.max_examples=40",
+                "--set", "transfer.phases=[teacher,warmup,prune,finetune]"]
+    reference_dir, out = tmp_path / "reference", tmp_path / "run"
+    done = run(prune_command(tiny_bert, data_dir, reference_dir) + transfer)
+    assert done.returncode == 0, done.stderr
+    expected = outcome(reference_dir)
+    killed = run(prune_command(tiny_bert, data_dir, out) + transfer, kill_at="step:prune:7")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    killed = run(resume_command(out), kill_at="step:finetune:3")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    finished = run(resume_command(out))
+    assert finished.returncode == 0, finished.stderr
+    assert_same_as_reference(out, expected)
+    transfer_report = json.loads((out / "report.json").read_text())["transfer"]
+    assert transfer_report == json.loads((reference_dir / "report.json").read_text())["transfer"]

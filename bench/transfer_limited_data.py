@@ -1,0 +1,148 @@
+"""Issue 3 benchmark: pruning with transfer from auxiliary tasks under limited target data.
+
+MiniLM-L6, `quick` preset, target training set limited to 1,000 examples, full dev set. Pairs:
+RTE with NLI (SNLI dev + SICK entailment + XNLI English dev), MRPC with Twitter URL, STS-B with
+SICK relatedness. Methods:
+
+- `baseline`: the engine alone (no auxiliary task), same target steps.
+- `aux_then_prune`: one epoch on the auxiliary data, then the whole target run from that encoder
+  (how=sequential, what=weights).
+- `multitask`: joint, everything hard-shared (one model, one gate set, two heads), constant weight
+  during pruning.
+- `transfer`: the setting under test, see METHODS.
+
+Every cell is its own run folder under bench/work/transfer/; a cell whose report is finished is
+read, not re-run (resumable). Methods without auxiliary teacher training reuse one dense teacher
+per task and seed. Results: bench/results/transfer_limited_data.json, a list of records
+{target, aux, sparsity, method, seed, metric_name, metric, wall_s} with the command.
+
+    python bench/transfer_limited_data.py --targets glue/stsb --methods baseline aux_then_prune multitask --seeds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "transfer_limited_data.json"
+WORK = ROOT / "bench" / "work" / "transfer"
+
+AUX = {
+    "glue/rte": ["aux/snli_dev.tsv", "aux/sick_entailment.tsv", "aux/xnli_en_dev.tsv"],
+    "glue/mrpc": ["aux/twitter_url_train.tsv"],
+    "glue/stsb": ["aux/sick_relatedness.tsv"],
+}
+AUX_EXAMPLES = 20000  # in total per target, split evenly over its sources
+
+# Each method: --set overrides and whether it can reuse the shared dense teacher.
+METHODS: dict[str, tuple[list[str], bool]] = {
+    "baseline": ([], True),
+    "aux_then_prune": (["transfer.how=sequential", "transfer.what=weights", "transfer.stage1_epochs=1"], False),
+    "multitask": (["transfer.how=joint", "transfer.what=both", "transfer.share=hard", "transfer.when=constant",
+                   "transfer.phases=[warmup,prune]"], True),
+    # Intermediate-task teacher, then multitask pruning with a decaying auxiliary weight.
+    "transfer": (["transfer.how=joint", "transfer.what=both", "transfer.share=hard", "transfer.teacher_aux_epochs=1",
+                  "transfer.when=linear_decay", "transfer.phases=[warmup,prune]"], False),
+}
+
+
+def aux_sets(target: str) -> list[str]:
+    sources = AUX[target]
+    per_source = AUX_EXAMPLES // len(sources)
+    sets = []
+    for i, source in enumerate(sources):
+        sets += ["--aux", source, "--set", f"transfer.aux.{i}.max_examples={per_source}"]
+    return sets
+
+
+def run_cell(target: str, sparsity: float, method: str, seed: int, examples: int) -> tuple[dict, float]:
+    name = f"{target.split('/')[-1]}_{method}_s{sparsity}_seed{seed}"
+    out = WORK / name
+    report_path = out / "report.json"
+    if report_path.is_file() and json.loads(report_path.read_text()).get("status") == "ok":
+        print(f"[skip] {name}: finished earlier", flush=True)
+        report = json.loads(report_path.read_text())
+        return report, report["timing"]["total"]
+    overrides, reuse_teacher = METHODS[method]
+    command = [sys.executable, "-m", "auxprune.cli", "prune", "--task", target, "--sparsity", str(sparsity),
+               "--max-train-examples", str(examples), "--seed", str(seed), "--output", str(out), "--overwrite"]
+    if method != "baseline":
+        command += aux_sets(target)
+    for setting in overrides:
+        command += ["--set", setting]
+    teacher = WORK / f"{target.split('/')[-1]}_teacher_seed{seed}"
+    if reuse_teacher and (teacher / "model.safetensors").is_file():
+        command += ["--set", f"teacher.path={teacher}"]
+    print(f"[run] {name}: {shlex.join(command[1:])}", flush=True)
+    started = time.time()
+    subprocess.run(command, check=True)
+    wall = time.time() - started
+    report = json.loads(report_path.read_text())
+    if reuse_teacher and not teacher.exists() and (out / "teacher").is_dir():
+        os.replace(out / "teacher", teacher)
+    return report, round(wall, 1)
+
+
+def record(target: str, method: str, seed: int, report: dict, wall: float) -> dict:
+    primary = report["metrics"]["primary"]
+    return {"target": target, "aux": AUX[target] if method != "baseline" else [], "sparsity": report["target_sparsity"],
+            "measured_sparsity": report["sparsity"], "method": method, "seed": seed, "metric_name": primary,
+            "metric": report["metrics"]["pruned"][primary], "teacher_metric": report["metrics"]["teacher"][primary],
+            "wall_s": wall, "transfer": report.get("transfer")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", nargs="+", default=list(AUX))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--sparsities", nargs="+", type=float, default=[0.9])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--examples", type=int, default=1000)
+    args = parser.parse_args()
+    command = shlex.join(["python", "bench/transfer_limited_data.py", *sys.argv[1:]])
+    WORK.mkdir(parents=True, exist_ok=True)
+    existing = json.loads(RESULTS.read_text())["records"] if RESULTS.is_file() else []
+    rows = {(r["target"], r["sparsity"], r["method"], r["seed"]): r for r in existing}
+    commands = json.loads(RESULTS.read_text()).get("commands", []) if RESULTS.is_file() else []
+    if command not in commands:
+        commands.append(command)
+    for seed in args.seeds:
+        for target in args.targets:
+            for sparsity in args.sparsities:
+                for method in args.methods:
+                    report, wall = run_cell(target, sparsity, method, seed, args.examples)
+                    rows[(target, sparsity, method, seed)] = record(target, method, seed, report, wall)
+                    write(rows, commands)
+                    r = rows[(target, sparsity, method, seed)]
+                    print(f"[done] {target} {method} s{sparsity} seed {seed}: {r['metric_name']} {r['metric']:.4f} "
+                          f"({wall:.0f}s)", flush=True)
+
+
+def write(rows: dict, commands: list[str]) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "commands": commands,
+        "protocol": "MiniLM-L6 (all-MiniLM-L6-v2), quick preset, target training set limited to 1,000 examples "
+                    "(stratified, seed), full dev set; auxiliary data up to 20k examples per target; "
+                    "methods as in bench/transfer_limited_data.py METHODS",
+        "methods": {name: overrides for name, (overrides, _) in METHODS.items()},
+        "machine": {"cpu_threads": torch.get_num_threads(), "platform": platform.platform(), "torch": torch.__version__},
+        "records": sorted(rows.values(), key=lambda r: (r["target"], r["sparsity"], r["method"], r["seed"])),
+    }
+    tmp = RESULTS.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, RESULTS)
+
+
+if __name__ == "__main__":
+    main()

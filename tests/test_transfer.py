@@ -1,0 +1,233 @@
+"""Transfer wiring: what is shared, what is tied, what gets gradients, when the weight acts,
+where stage 2 starts, and that runs with auxiliary tasks are reproducible and resumable."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from auxprune.cli import main
+from auxprune.data.batching import make_loader
+from auxprune.data.tasks import TaskSpec
+from auxprune.masks import HardConcreteGates
+from auxprune.transfer.branch import AuxBranch
+from auxprune.transfer.schedule import Schedule
+from auxprune.transfer.sources import AuxTask, check_leak, mask_tokens
+from conftest import tiny_dims, tiny_model
+from test_model import write_tiny_bert
+
+STEPS = {"teacher": 10, "warmup": 4, "prune": 6, "finetune": 10}
+FAST = ["--set", "teacher.epochs=1", "--set", "prune.epochs=2", "--set", "finetune.epochs=1", "--set", "train.batch_size=8",
+        "--set", "data.max_dev_examples=40", "--set", "model.max_seq_len=32", "--set", "train.threads=1"]
+
+
+def schedule(shape: str, phases=("warmup", "prune"), window=(0.0, 1.0)) -> Schedule:
+    return Schedule(shape, 2.0, tuple(phases), STEPS, window)
+
+
+def test_schedule_values_at_chosen_steps():
+    # warmup + prune = 10 active steps; t = (step before + step - 1) / 10
+    assert schedule("constant")("warmup", 1) == 2.0 and schedule("constant")("prune", 6) == 2.0
+    assert schedule("linear_decay")("warmup", 1) == pytest.approx(2.0)
+    assert schedule("linear_decay")("prune", 1) == pytest.approx(2.0 * (1 - 0.4))  # 4 warm-up steps before
+    assert schedule("linear_decay")("prune", 6) == pytest.approx(2.0 * (1 - 0.9))
+    assert schedule("cosine")("prune", 2) == pytest.approx(2.0 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    window = schedule("window", window=(0.2, 0.5))
+    assert [window("warmup", s) for s in (1, 2, 3, 4)] == [0.0, 0.0, 2.0, 2.0]
+    assert [window("prune", s) for s in (1, 2)] == [2.0, 0.0]
+    # phases that are off get zero, whatever the shape
+    assert schedule("constant")("teacher", 1) == 0.0 and schedule("constant")("finetune", 3) == 0.0
+    teacher_only = schedule("linear_decay", phases=("teacher",))
+    assert teacher_only("teacher", 6) == pytest.approx(2.0 * 0.5) and teacher_only("prune", 1) == 0.0
+
+
+def aux_task(num_labels: int = 3, n: int = 24, seed: int = 0) -> AuxTask:
+    g = torch.Generator().manual_seed(seed)
+    items = [{"input_ids": torch.randint(5, 99, (7,), generator=g).tolist(), "token_type_ids": [0] * 7,
+              "label": i % num_labels} for i in range(n)]
+    spec = TaskSpec(name="aux", kind="classification", labels=tuple(f"c{i}" for i in range(num_labels)),
+                    metrics=("accuracy",), primary_metric="accuracy")
+    return AuxTask("aux", "classification", num_labels, 1.0, make_loader(items, 8, 0, shuffle=True, seed=seed), n, spec)
+
+
+def branch(student, what: str, share: str):
+    gates = HardConcreteGates(tiny_dims(student), ["heads", "ffn_units"])
+    aux = AuxBranch([aux_task()], student, schedule("constant"), tokenizer=None, seed=0)
+    own = aux.for_pruning(student, gates, what, share, init_keep_prob=0.9)
+    return aux, gates, own
+
+
+@pytest.mark.parametrize("what, share, same_encoder, same_gates", [
+    ("both", "hard", True, True), ("weights", "hard", True, False), ("masks", "hard", False, True),
+    ("both", "tied", False, False), ("weights", "tied", False, False), ("masks", "tied", False, False),
+])
+def test_hard_shared_parts_are_the_same_tensors(what, share, same_encoder, same_gates):
+    student = tiny_model(num_labels=2)
+    aux, gates, own = branch(student, what, share)
+    assert (aux.encoder is student) == same_encoder
+    assert (aux.gates is gates) == same_gates
+    if same_encoder:
+        assert all(a is b for a, b in zip(aux.encoder.parameters(), student.parameters()))
+    else:
+        assert not {id(p) for p in aux.encoder.parameters()} & {id(p) for p in student.parameters()}
+    # exactly the new parts are handed to the optimizers
+    expected = (0 if same_encoder else len(list(student.auxprune.parameters()))) + (0 if same_gates else len(list(gates.parameters())))
+    assert len(own) == expected
+
+
+def grads_after_aux_loss(what: str, share: str):
+    torch.manual_seed(0)
+    student = tiny_model(num_labels=2).train()
+    aux, gates, _ = branch(student, what, share)
+    z = gates.sample()
+    aux_z = z if aux.gates is gates else aux.gates.sample()
+    aux.loss(aux.encoder, aux_z, torch.device("cpu")).backward()
+    return student, gates, aux
+
+
+def test_target_gates_get_no_auxiliary_gradient_when_only_weights_are_shared():
+    student, gates, aux = grads_after_aux_loss("weights", "hard")
+    assert all(p.grad is None or not p.grad.any() for p in gates.parameters())
+    assert any(p.grad is not None and p.grad.any() for p in aux.gates.parameters())
+    assert student.auxprune.embeddings.word_embeddings.weight.grad.any()  # shared encoder learns from it
+
+
+def test_masks_only_trains_the_target_gates_through_its_own_encoder():
+    student, gates, aux = grads_after_aux_loss("masks", "hard")
+    assert all(p.grad is not None and p.grad.any() for p in gates.parameters())
+    assert all(p.grad is None for p in student.parameters())
+    assert aux.encoder.auxprune.embeddings.word_embeddings.weight.grad.any()
+
+
+def test_label_spaces_stay_apart():
+    student, _, aux = grads_after_aux_loss("both", "hard")
+    assert aux.heads["aux"].out_features == 3 and student.classifier.out_features == 2
+    assert student.classifier.weight.grad is None  # the target head never sees auxiliary labels
+
+
+def test_tied_copies_get_the_penalty_gradient_and_converge_under_a_strong_tie():
+    student = tiny_model(num_labels=2)
+    aux, gates, own = branch(student, "both", "tied")
+    with torch.no_grad():
+        for p in aux.encoder.auxprune.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        for la in aux.gates.log_alpha.values():
+            la.add_(0.5)
+    start = aux.tie_penalty(student, gates).item()
+    assert start > 0
+    optimizer = torch.optim.SGD(own, lr=0.05)
+    for _ in range(60):
+        optimizer.zero_grad()
+        penalty = 10.0 * aux.tie_penalty(student, gates)
+        penalty.backward()
+        assert all(p.grad is not None for p in own)
+        optimizer.step()
+    assert aux.tie_penalty(student, gates).item() < 1e-6 * start
+
+
+def test_masked_lm_masks_only_real_tokens():
+    class Tok:
+        all_special_ids, mask_token_id = [0, 1, 2], 3
+
+        def __len__(self):
+            return 99
+    ids = torch.randint(5, 99, (4, 50))
+    ids[:, 0], ids[:, -1] = 1, 2
+    mask = torch.ones_like(ids)
+    mask[0, 40:] = 0
+    out = mask_tokens({"input_ids": ids, "attention_mask": mask}, Tok(), torch.Generator().manual_seed(0), 0.3)
+    picked = out["labels"] != -100
+    assert picked.any() and not picked[:, 0].any() and not picked[:, -1].any() and not picked[0, 40:].any()
+    assert torch.equal(out["labels"][picked], ids[picked])
+    assert (out["input_ids"][picked] == 3).float().mean() > 0.5
+
+
+def test_leak_of_target_dev_set_is_refused():
+    from auxprune.data.tasks import Example
+    from auxprune.errors import UserError
+
+    dev = [Example(f"a {i}", f"b {i}", 0) for i in range(10)]
+    check_leak("ok.tsv", [Example("x", "y", 1)] + dev[:3], dev)
+    with pytest.raises(UserError, match="dev examples are in it"):
+        check_leak("leak.tsv", dev, dev)
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny_bert")
+    write_tiny_bert(path)
+    return path
+
+
+def prune_argv(tiny_bert, data_dir, out, *extra):
+    return ["prune", "--model", str(tiny_bert), "--task", "glue/rte", "--data-dir", str(data_dir), "--sparsity", "0.5",
+            "--max-train-examples", "48", "--seed", "2", "--output", str(out), "--aux", "aux/snli_dev.tsv",
+            "--set", "transfer.aux.0.max_examples=48", *FAST, *extra]
+
+
+def test_sequential_stage_two_starts_from_the_stage_one_weights(tiny_bert, data_dir, tmp_path, monkeypatch):
+    import auxprune.pipeline as pipeline
+
+    seen = {}
+    real_stage1, real_fine_tune = pipeline.fine_tune_aux, pipeline.fine_tune
+
+    def stage1(model, aux, **kwargs):
+        real_stage1(model, aux, **kwargs)
+        seen["after_stage1"] = {k: v.clone() for k, v in model.auxprune.state_dict().items()}
+
+    def fine_tune(model, loader, **kwargs):
+        if kwargs["phase"] == "teacher":
+            seen["teacher_start"] = {k: v.clone() for k, v in model.auxprune.state_dict().items()}
+        return real_fine_tune(model, loader, **kwargs)
+
+    monkeypatch.setattr(pipeline, "fine_tune_aux", stage1)
+    monkeypatch.setattr(pipeline, "fine_tune", fine_tune)
+    assert main(prune_argv(tiny_bert, data_dir, tmp_path / "seq", "--how", "sequential", "--what", "weights")) == 0
+    before, after = seen["after_stage1"], seen["teacher_start"]
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    report = json.loads((tmp_path / "seq" / "report.json").read_text())
+    assert report["transfer"]["how"] == "sequential" and report["transfer"]["aux_steps"] == 6  # 48 examples / 8
+    assert set(report["transfer"]["aux_metrics"]["after_stage1"]["snli_dev"]) == {"accuracy"}
+
+
+def test_joint_run_is_reproducible_and_reports_transfer(tiny_bert, data_dir, tmp_path):
+    reports = []
+    for name in ("a", "b"):
+        assert main(prune_argv(tiny_bert, data_dir, tmp_path / name, "--how", "joint", "--what", "weights",
+                               "--when", "linear_decay")) == 0
+        reports.append(json.loads((tmp_path / name / "report.json").read_text()))
+    first, second = reports
+    assert first["metrics"] == second["metrics"] and first["structure"] == second["structure"]
+    t = first["transfer"]
+    assert (t["how"], t["what"], t["share"], t["when"]["shape"]) == ("joint", "weights", "hard", "linear_decay")
+    assert t["aux"][0]["labels"] == ["contradiction", "entailment", "neutral"]  # its own label space
+    assert t["aux_steps"] == 12  # every pruning step (warmup + prune phases)
+    assert first["metrics"]["pruned"].keys() == {"accuracy"}
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--how", "joint", "--set", "transfer.aux=[]"], "needs at least one auxiliary task"),
+    (["--how", "sequential", "--what", "masks"], "transfers weights only"),
+    (["--how", "sequential", "--share", "tied"], "hard only"),
+    (["--how", "joint", "--set", "transfer.window=[0.6,0.2]"], "window"),
+    (["--how", "joint", "--aux", "aux/snli_dev.tsv"], "given twice"),
+    (["--how", "joint", "--set", "transfer.aux.0.task=glue/rte/dev"], "glue/rte/dev"),
+])
+def test_invalid_transfer_options_are_one_line_errors(extra, message, tiny_bert, data_dir, tmp_path, capsys):
+    code = main(prune_argv(tiny_bert, data_dir, tmp_path / "x", *extra))
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_auxiliary_file_holding_the_target_dev_set_is_refused(tiny_bert, data_dir, tmp_path, capsys):
+    dev = (data_dir / "glue" / "RTE" / "dev.tsv").read_text(encoding="utf-8")
+    leak = tmp_path / "leak.tsv"
+    leak.write_text(dev, encoding="utf-8")
+    code = main(prune_argv(tiny_bert, data_dir, tmp_path / "x", "--how", "joint", "--set", f"transfer.aux.0.task={leak}"))
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "leak.tsv" in err and "dev examples are in it" in err
