@@ -206,7 +206,7 @@ def build_aux(config: RunConfig, data: TaskData, tokenizer, model, train_loader)
     t = config.transfer
     if not t.aux:
         return None
-    if t.how == "sequential" and config.teacher.path is not None:
+    if (t.how == "sequential" or t.teacher_aux_epochs > 0) and config.teacher.path is not None:
         raise UserError("transfer.how=sequential trains the encoder on the auxiliary tasks before the teacher; "
                         "it cannot start from a finished teacher (drop teacher.path)")
     if t.how == "joint" and "finetune" in t.phases and "hidden" in config.prune.families:
