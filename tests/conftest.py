@@ -61,6 +61,16 @@ def tiny_batch(batch: int = 3, seq: int = 9, vocab: int = 99, seed: int = 1) -> 
 
 
 @pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A tiny random BERT saved as a Hugging Face folder (config, safetensors, tokenizer)."""
+    from test_model import write_tiny_bert  # test_model imports this module
+
+    path = tmp_path_factory.mktemp("tiny_bert")
+    write_tiny_bert(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def data_dir() -> Path:
     env = os.environ.get("AUXPRUNE_DATA_DIR")
     path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -26,19 +26,11 @@ from auxprune.model.encoder import AuxpruneForSequenceClassification
 from auxprune.model.loading import load_tokenizer
 from auxprune.output import save_model
 from conftest import tiny_model
-from test_model import write_tiny_bert
 
 torch.set_num_threads(1)
 
 GOOD_TSV = "sentence\tlabel\n" + "".join(f"film number {i}\t{'pos' if i % 2 else 'neg'}\n" for i in range(10))
 SHORT = ["--set", "model.max_seq_len=32"]  # the tiny BERT has 64 positions
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("tiny_bert")
-    write_tiny_bert(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,9 @@ import yaml
 
 from auxprune.cli import main
 from auxprune.sparsity import count_parameters
-from test_model import write_tiny_bert
 
 FAST = ["--set", "teacher.epochs=1", "--set", "prune.epochs=2", "--set", "finetune.epochs=1",
         "--set", "train.batch_size=8", "--set", "data.max_dev_examples=40", "--set", "model.max_seq_len=32"]
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny_bert")
-    write_tiny_bert(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from safetensors.torch import load_file
 
 from auxprune.checkpoint import KILL_AT_ENV, Checkpointer, Value
 from auxprune.data.batching import BucketBatchSampler
-from test_model import write_tiny_bert
 
 # 48 examples in batches of 8: teacher 6 steps, pruning 12, fine-tuning 6; a checkpoint every 4.
 SETTINGS = ["teacher.epochs=1", "prune.epochs=2", "finetune.epochs=1", "train.batch_size=8", "data.max_dev_examples=40",
@@ -51,13 +50,6 @@ def outcome(out: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     kept = {k: report[k] for k in ("status", "sparsity", "expected_sparsity_at_end_of_pruning", "params", "structure",
                                    "metrics", "lagrangian", "distillation")}
     return kept, load_file(str(out / "model" / "model.safetensors"))
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny_bert")
-    write_tiny_bert(path)
-    return path
 
 
 @pytest.fixture(scope="module")

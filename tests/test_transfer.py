@@ -17,7 +17,6 @@ from auxprune.transfer.branch import AuxBranch
 from auxprune.transfer.schedule import Schedule
 from auxprune.transfer.sources import AuxTask, check_leak, mask_tokens
 from conftest import tiny_dims, tiny_model
-from test_model import write_tiny_bert
 
 STEPS = {"teacher": 10, "warmup": 4, "prune": 6, "finetune": 10}
 FAST = ["--set", "teacher.epochs=1", "--set", "prune.epochs=2", "--set", "finetune.epochs=1", "--set", "train.batch_size=8",
@@ -153,13 +152,6 @@ def test_leak_of_target_dev_set_is_refused():
     check_leak("ok.tsv", [Example("x", "y", 1)] + dev[:3], dev)
     with pytest.raises(UserError, match="dev examples are in it"):
         check_leak("leak.tsv", dev, dev)
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny_bert")
-    write_tiny_bert(path)
-    return path
 
 
 def prune_argv(tiny_bert, data_dir, out, *extra):

@@ -113,11 +113,7 @@ def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, e
             aux_weight = aux.weight(phase, step) if aux is not None else 0.0
             if aux_weight > 0:
                 loss = loss + aux_weight * aux.loss(model, None, accelerator.device)
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(params, config.train.max_grad_norm)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
+            _update(loss, params, optimizer, schedule, accelerator, config.train.max_grad_norm)
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.4f}")
             if step % config.train.log_every == 0 or step == steps:
@@ -146,11 +142,7 @@ def fine_tune_aux(model: AuxpruneForSequenceClassification, aux: AuxBranch, *, e
     try:
         for step in range(done + 1, steps + 1):
             loss = aux.loss(model, None, accelerator.device)
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(params, config.train.max_grad_norm)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
+            _update(loss, params, optimizer, schedule, accelerator, config.train.max_grad_norm)
             bar.update()
             bar.set_postfix(aux_loss=f"{loss.item():.4f}")
             if step % config.train.log_every == 0 or step == steps:
@@ -159,6 +151,15 @@ def fine_tune_aux(model: AuxpruneForSequenceClassification, aux: AuxBranch, *, e
     finally:
         bar.close()
     model.eval()
+
+
+def _update(loss: Tensor, params: list, optimizer, schedule, accelerator: Accelerator, max_grad_norm: float) -> None:
+    """One optimizer step of a single-optimizer loop: backward, clip, step, schedule, clear."""
+    accelerator.backward(loss)
+    accelerator.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad()
 
 
 def _sampler(loader: DataLoader) -> dict:
