@@ -44,16 +44,28 @@ AUX = {
 }
 AUX_EXAMPLES = 20000  # in total per target, split evenly over its sources
 
-# Each method: --set overrides and whether it can reuse the shared dense teacher.
-METHODS: dict[str, tuple[list[str], bool]] = {
-    "baseline": ([], True),
-    "aux_then_prune": (["transfer.how=sequential", "transfer.what=weights", "transfer.stage1_epochs=1"], False),
+# Each method: its --set overrides and its teacher. `dense`: one teacher per task and seed, fine-tuned on
+# the target only. `aux`: one epoch on the auxiliary data, then the target (intermediate-task
+# training); the student starts from its teacher, so this is also the sequential weight transfer.
+# Both kinds are trained by the first cell that needs them and reused by the others, which then run
+# with `teacher.path` and without the overrides that only shape the teacher (TEACHER_ONLY).
+METHODS: dict[str, tuple[list[str], str]] = {
+    "baseline": ([], "dense"),
+    "aux_then_prune": (["transfer.how=sequential", "transfer.what=weights", "transfer.stage1_epochs=1"], "aux"),
     "multitask": (["transfer.how=joint", "transfer.what=both", "transfer.share=hard", "transfer.when=constant",
-                   "transfer.phases=[warmup,prune]"], True),
+                   "transfer.phases=[warmup,prune]"], "dense"),
     # Intermediate-task teacher, then multitask pruning with a decaying auxiliary weight.
     "transfer": (["transfer.how=joint", "transfer.what=both", "transfer.share=hard", "transfer.teacher_aux_epochs=1",
-                  "transfer.when=linear_decay", "transfer.phases=[warmup,prune]"], False),
+                  "transfer.when=linear_decay", "transfer.phases=[warmup,prune]"], "aux"),
 }
+TEACHER_ONLY = {"transfer.how=sequential", "transfer.what=weights", "transfer.stage1_epochs=1",
+                "transfer.teacher_aux_epochs=1"}
+TEACHER_RECIPES = {"dense": "target only (teacher.epochs of the preset)",
+                   "aux": "1 epoch on the auxiliary data, then the target (teacher.epochs of the preset)"}
+
+
+def teacher_dir(target: str, kind: str, seed: int) -> Path:
+    return WORK / f"{target.split('/')[-1]}_{'' if kind == 'dense' else kind}teacher_seed{seed}"
 
 
 def aux_sets(target: str) -> list[str]:
@@ -73,22 +85,27 @@ def run_cell(target: str, sparsity: float, method: str, seed: int, examples: int
         print(f"[skip] {name}: finished earlier", flush=True)
         report = json.loads(report_path.read_text())
         return report, report["timing"]["total"]
-    overrides, reuse_teacher = METHODS[method]
+    overrides, kind = METHODS[method]
+    teacher = teacher_dir(target, kind, seed)
+    reuse = (teacher / "model.safetensors").is_file()
+    if reuse:
+        overrides = [o for o in overrides if o not in TEACHER_ONLY]
     command = [sys.executable, "-m", "auxprune.cli", "prune", "--task", target, "--sparsity", str(sparsity),
                "--max-train-examples", str(examples), "--seed", str(seed), "--output", str(out), "--overwrite"]
-    if method != "baseline":
+    if any(o.startswith("transfer.") for o in overrides):
         command += aux_sets(target)
     for setting in overrides:
         command += ["--set", setting]
-    teacher = WORK / f"{target.split('/')[-1]}_teacher_seed{seed}"
-    if reuse_teacher and (teacher / "model.safetensors").is_file():
+    if reuse:
         command += ["--set", f"teacher.path={teacher}"]
     print(f"[run] {name}: {shlex.join(command[1:])}", flush=True)
+    # The shared data folder sits beside the repository unless AUXPRUNE_DATA_DIR says otherwise.
+    env = {**os.environ, "AUXPRUNE_DATA_DIR": os.environ.get("AUXPRUNE_DATA_DIR", str(ROOT.parent / "shared" / "data"))}
     started = time.time()
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, env=env)
     wall = time.time() - started
     report = json.loads(report_path.read_text())
-    if reuse_teacher and not teacher.exists() and (out / "teacher").is_dir():
+    if not reuse and (out / "teacher").is_dir():
         os.replace(out / "teacher", teacher)
     return report, round(wall, 1)
 
@@ -98,7 +115,7 @@ def record(target: str, method: str, seed: int, report: dict, wall: float) -> di
     return {"target": target, "aux": AUX[target] if method != "baseline" else [], "sparsity": report["target_sparsity"],
             "measured_sparsity": report["sparsity"], "method": method, "seed": seed, "metric_name": primary,
             "metric": report["metrics"]["pruned"][primary], "teacher_metric": report["metrics"]["teacher"][primary],
-            "wall_s": wall, "transfer": report.get("transfer")}
+            "wall_s": wall, "teacher": TEACHER_RECIPES[METHODS[method][1]], "transfer": report.get("transfer")}
 
 
 def main() -> None:
@@ -135,7 +152,9 @@ def write(rows: dict, commands: list[str]) -> None:
         "protocol": "MiniLM-L6 (all-MiniLM-L6-v2), quick preset, target training set limited to 1,000 examples "
                     "(stratified, seed), full dev set; auxiliary data up to 20k examples per target; "
                     "methods as in bench/transfer_limited_data.py METHODS",
-        "methods": {name: overrides for name, (overrides, _) in METHODS.items()},
+        "methods": {name: {"overrides": overrides, "teacher": TEACHER_RECIPES[kind]}
+                    for name, (overrides, kind) in METHODS.items()},
+        "note": "wall_s is the cell's own run; a cell that trains a teacher others reuse includes that teacher",
         "machine": {"cpu_threads": torch.get_num_threads(), "platform": platform.platform(), "torch": torch.__version__},
         "records": sorted(rows.values(), key=lambda r: (r["target"], r["sparsity"], r["method"], r["seed"])),
     }

@@ -217,3 +217,25 @@ def test_run_with_auxiliary_tasks_resumes_identically(tiny_bert, data_dir, tmp_p
     assert_same_as_reference(out, expected)
     transfer_report = json.loads((out / "report.json").read_text())["transfer"]
     assert transfer_report == json.loads((reference_dir / "report.json").read_text())["transfer"]
+
+
+def test_sequential_pruning_stage_with_ties_resumes_identically(tiny_bert, data_dir, tmp_path):
+    """Killed in stage 1, in the teacher and in pruning: the stage-1 gates and the tie's anchor
+    come back from the run folder, and the result is the uninterrupted one."""
+    transfer = ["--aux", "aux/snli_dev.tsv", "--how", "sequential", "--what", "both", "--share", "tied",
+                "--set", "transfer.stage1=prune", "--set", "transfer.aux.0.max_examples=40"]
+    reference_dir, out = tmp_path / "reference", tmp_path / "run"
+    done = run(prune_command(tiny_bert, data_dir, reference_dir) + transfer)
+    assert done.returncode == 0, done.stderr
+    killed = run(prune_command(tiny_bert, data_dir, out) + transfer, kill_at="step:stage1:5")  # 5 of 5 steps
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    for point in ("step:teacher:3", "step:prune:5"):
+        killed = run(resume_command(out), kill_at=point)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+    finished = run(resume_command(out))
+    assert finished.returncode == 0, finished.stderr
+    assert_same_as_reference(out, outcome(reference_dir))
+    report = json.loads((out / "report.json").read_text())["transfer"]
+    assert (report["stage1"], report["what"], report["share"]) == ("prune", "both", "tied")
+    resumed = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"resumed"' in line]
+    assert [(r["phase"], r["step"]) for r in resumed] == [("stage1", 4), ("stage1", 5), ("prune", 4)]

@@ -185,6 +185,105 @@ def test_sequential_stage_two_starts_from_the_stage_one_weights(tiny_bert, data_
     assert set(report["transfer"]["aux_metrics"]["after_stage1"]["snli_dev"]) == {"accuracy"}
 
 
+def _encoder_state(model) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.auxprune.state_dict().items()}
+
+
+@pytest.mark.parametrize("what", ["weights", "masks", "both"])
+def test_sequential_pruning_stage_hands_over_what_is_selected(what, tiny_bert, data_dir, tmp_path, monkeypatch):
+    """stage1=prune: the teacher starts from the stage-1 weights (weights, both) or the pre-trained
+    ones (masks); the target's gates start from the stage-1 gate logits (masks, both) or fresh."""
+    import auxprune.pipeline as pipeline
+
+    seen = {}
+    real_stage1, real_fine_tune, real_prune = pipeline.prune_aux, pipeline.fine_tune, pipeline.prune
+
+    def stage1(model, aux, **kwargs):
+        seen["pretrained"] = _encoder_state(model)
+        gates = real_stage1(model, aux, **kwargs)
+        seen["after_stage1"], seen["stage1_gates"] = _encoder_state(model), {k: v.clone() for k, v in gates.log_alpha.items()}
+        return gates
+
+    def fine_tune(model, loader, **kwargs):
+        if kwargs["phase"] == "teacher":
+            seen["teacher_start"] = _encoder_state(model)
+        return real_fine_tune(model, loader, **kwargs)
+
+    def prune_recording(*args, **kwargs):
+        seen["in_prune"] = True
+        return real_prune(*args, **kwargs)
+
+    real_sample = HardConcreteGates.sample
+
+    def sample(gates):  # the target's gate logits at its first pruning step, before any update
+        if seen.get("in_prune") and "prune_start" not in seen:
+            seen["prune_start"] = {k: v.detach().clone() for k, v in gates.log_alpha.items()}
+        return real_sample(gates)
+
+    monkeypatch.setattr(pipeline, "prune_aux", stage1)
+    monkeypatch.setattr(pipeline, "fine_tune", fine_tune)
+    monkeypatch.setattr(pipeline, "prune", prune_recording)
+    monkeypatch.setattr(HardConcreteGates, "sample", sample)
+    out = tmp_path / what
+    assert main(prune_argv(tiny_bert, data_dir, out, "--how", "sequential", "--what", what,
+                           "--set", "transfer.stage1=prune")) == 0
+
+    def same(a, b):
+        return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    assert not same(seen["pretrained"], seen["after_stage1"])  # stage 1 trained the encoder
+    expected_start = seen["pretrained"] if what == "masks" else seen["after_stage1"]
+    assert same(seen["teacher_start"], expected_start)
+    assert same(seen["prune_start"], seen["stage1_gates"]) == (what != "weights")
+    report = json.loads((out / "report.json").read_text())
+    t = report["transfer"]
+    assert (t["how"], t["stage1"], t["what"]) == ("sequential", "prune", what)
+    assert 0 < t["aux_metrics"]["stage1_expected_sparsity"] <= 1
+    assert not (out / "checkpoints").exists()  # the stage-1 outcome went with the checkpoints
+
+
+def test_sequential_tie_pulls_stage_two_towards_stage_one(tiny_bert, data_dir, tmp_path, monkeypatch):
+    """share=tied: the penalty's gradient is 2 x strength x (theta - theta1), and a strong tie keeps
+    the teacher much closer to the stage-1 weights than hard sharing does."""
+    import auxprune.pipeline as pipeline
+    from auxprune.transfer.sequential import StageOne
+
+    model = tiny_model()
+    anchor = StageOne.after(model, None, "weights", "tied", strength=3.0)
+    with torch.no_grad():
+        for p in model.auxprune.parameters():
+            p.add_(0.1)
+    anchor.penalty(model).backward()
+    grads = [p.grad for p in model.auxprune.parameters()]
+    assert all(g is not None and torch.allclose(g, torch.full_like(g, 2 * 3.0 * 0.1), atol=1e-5) for g in grads)
+
+    distances = {}
+    real_fine_tune = pipeline.fine_tune
+
+    def fine_tune(model, loader, **kwargs):
+        real_fine_tune(model, loader, **kwargs)
+        if kwargs["phase"] == "teacher":
+            distances[share] = sum((a - b).pow(2).sum().item() for a, b in
+                                   zip(model.auxprune.state_dict().values(), seen_stage1.values()))
+
+    real_stage1 = pipeline.fine_tune_aux
+
+    def stage1(model, aux, **kwargs):
+        real_stage1(model, aux, **kwargs)
+        seen_stage1.clear()
+        seen_stage1.update(_encoder_state(model))
+
+    seen_stage1: dict = {}
+    monkeypatch.setattr(pipeline, "fine_tune", fine_tune)
+    monkeypatch.setattr(pipeline, "fine_tune_aux", stage1)
+    for share in ("hard", "tied"):
+        assert main(prune_argv(tiny_bert, data_dir, tmp_path / share, "--how", "sequential", "--what", "weights",
+                               "--share", share, "--set", "transfer.tie_strength=100", "--set", "teacher.epochs=3")) == 0
+    assert distances["tied"] < 0.2 * distances["hard"], distances
+    report = json.loads((tmp_path / "tied" / "report.json").read_text())
+    assert report["transfer"]["share"] == "tied" and report["transfer"]["tie_strength"] == 100
+
+
 def test_joint_run_is_reproducible_and_reports_transfer(tiny_bert, data_dir, tmp_path):
     reports = []
     for name in ("a", "b"):
@@ -203,7 +302,8 @@ def test_joint_run_is_reproducible_and_reports_transfer(tiny_bert, data_dir, tmp
 @pytest.mark.parametrize("extra, message", [
     (["--how", "joint", "--set", "transfer.aux=[]"], "needs at least one auxiliary task"),
     (["--how", "sequential", "--what", "masks"], "transfers weights only"),
-    (["--how", "sequential", "--share", "tied"], "hard only"),
+    (["--how", "sequential", "--share", "tied", "--set", "transfer.tie_strength=0"], "tie_strength > 0"),
+    (["--how", "sequential", "--what", "both"], "needs stage1=prune"),
     (["--how", "joint", "--set", "transfer.window=[0.6,0.2]"], "window"),
     (["--how", "joint", "--aux", "aux/snli_dev.tsv"], "given twice"),
     (["--how", "joint", "--set", "transfer.aux.0.task=glue/rte/dev"], "glue/rte/dev"),

@@ -32,7 +32,7 @@ import torch
 from auxprune.errors import UserError
 
 CHECKPOINTS = "checkpoints"
-_NAME = re.compile(r"(\d{6})-([a-z_]+)-(\d{7})")
+_NAME = re.compile(r"(\d{6})-([a-z][a-z0-9_]*)-(\d{7})")
 # Fault injection for the kill-and-resume tests: send this process a signal at a named point,
 # e.g. "step:prune:5" (SIGKILL after training step 5 of pruning), "checkpoint:teacher:4"
 # (SIGKILL half-way through writing that checkpoint), "SIGINT step:prune:3" (Ctrl-C there).

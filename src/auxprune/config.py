@@ -113,9 +113,11 @@ class TransferSection(Section):
 
     aux: list[AuxSource] = Field(default_factory=list)
     how: Literal["none", "sequential", "joint"] = "none"
-    what: Literal["weights", "masks", "both"] = "both"
+    # None: the natural choice for `how` (sequential fine-tuning moves weights; otherwise both)
+    what: Literal["weights", "masks", "both"] | None = None
     share: Literal["hard", "tied"] = "hard"
-    tie_strength: float = Field(1.0, ge=0, description="penalty pulling tied copies together")
+    tie_strength: float = Field(1.0, ge=0, description="penalty pulling tied copies together (sequential: "
+                                "stage 2 towards what stage 1 ended with)")
     when: Literal["constant", "linear_decay", "cosine", "window"] = "constant"
     window: tuple[float, float] = (0.0, 0.5)
     weight: float = Field(1.0, ge=0, description="auxiliary loss weight w at its peak")
@@ -128,6 +130,8 @@ class TransferSection(Section):
 
     @model_validator(mode="after")
     def _coherent(self) -> "TransferSection":
+        if self.what is None:
+            object.__setattr__(self, "what", "weights" if self.how == "sequential" and self.stage1 == "finetune" else "both")
         if self.how == "none" and self.aux and self.teacher_aux_epochs == 0:
             raise ValueError("auxiliary tasks given but how is 'none'; choose how: sequential or joint")
         if self.how != "none" and not self.aux:
@@ -137,16 +141,9 @@ class TransferSection(Section):
         start, end = self.window
         if not 0 <= start < end <= 1:
             raise ValueError(f"window must satisfy 0 <= start < end <= 1 (got {list(self.window)})")
-        if self.how == "sequential" and self.stage1 == "prune":
-            raise ValueError("sequential stage1=prune (transferring masks) is not available yet; use stage1=finetune "
-                             "with what=weights, or how=joint to transfer masks")
-        if self.how == "sequential" and self.share == "tied":
-            raise ValueError("sequential transfer is hard only for now (stage 2 starts from the stage-1 weights); use share=hard")
         if self.how == "sequential" and self.stage1 == "finetune" and self.what != "weights":
             raise ValueError(f"sequential with stage1=finetune transfers weights only (what={self.what!r} needs stage1=prune)")
-        if self.how == "sequential" and self.share == "tied" and self.what == "masks":
-            raise ValueError("sequential what=masks has no weights to tie; use share=hard")
-        if self.how == "joint" and self.share == "tied" and self.tie_strength == 0:
+        if self.how != "none" and self.share == "tied" and self.tie_strength == 0:
             raise ValueError("share=tied needs tie_strength > 0")
         return self
 

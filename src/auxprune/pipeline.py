@@ -18,15 +18,17 @@ from auxprune.data.batching import encode, make_loader
 from auxprune.data.metrics import constant_baseline
 from auxprune.data.tasks import TaskData, load_task, subsample
 from auxprune.errors import UserError
-from auxprune.masks import HardConcreteGates
+from auxprune.masks import HardConcreteGates, deterministic_gate
 from auxprune.model.loading import load_for_task, read_state_dict
 from auxprune.output import atomic_write_text, check_output_dir, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
-from auxprune.sparsity import count_parameters, dense_encoder_params
+from auxprune.sparsity import count_parameters, dense_encoder_params, expected_sparsity
 from auxprune.structure import final_masks
 from auxprune.surgery import cut
-from auxprune.train import PruneResult, RunLog, dims_of, evaluate, fine_tune, fine_tune_aux, latency_ms, prune, steps_for
+from auxprune.train import (PruneResult, RunLog, dims_of, evaluate, fine_tune, fine_tune_aux, latency_ms, prune, prune_aux,
+                            steps_for)
 from auxprune.transfer.branch import AuxBranch
 from auxprune.transfer.schedule import Schedule
+from auxprune.transfer.sequential import StageOne
 from auxprune.transfer.sources import load_aux_tasks
 
 
@@ -75,6 +77,9 @@ class Timer:
             seconds[name] = seconds.get(name, 0.0) + now - start
         seconds["total"] = self._total_before + now - self._started
         return {k: round(v, 2) for k, v in seconds.items()}
+
+
+STAGE1_FILE = "stage1.safetensors"  # in the checkpoints folder: kept while the run can resume
 
 
 def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: bool = False) -> dict:
@@ -126,21 +131,27 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         aux_metrics: dict = {}
         with stop.installed():
             teacher_done = bool(saved) and latest.phase in ("prune", "finetune")
+            stage1 = None
+            stage1_file = checkpoints.root / STAGE1_FILE
             stage1_epochs = transfer.stage1_epochs if transfer.how == "sequential" else transfer.teacher_aux_epochs
             if aux is not None and stage1_epochs > 0 and not teacher_done and latest_phase(latest) in (None, "stage1"):
                 # Sequential stage 1 / intermediate-task teacher: the encoder learns the auxiliary
                 # tasks first, and the target's teacher (hence the student) starts from it.
                 with timer.phase("stage1"):
-                    fine_tune_aux(teacher, aux, epochs=stage1_epochs, lr=transfer.stage1_lr, config=config,
-                                  accelerator=accelerator, log=log, phase="stage1", state=loop("stage1"))
-                    aux_metrics["after_stage1"] = aux.evaluate(teacher, accelerator.device)
+                    stage1, stage1_metrics = run_stage1(teacher, aux, stage1_epochs, config, accelerator, log, loop("stage1"))
+                    aux_metrics.update(stage1_metrics)
+                    if stage1 is not None:
+                        stage1.save(stage1_file)  # later phases resume without redoing stage 1
+            elif transfer.how == "sequential" and needs_stage1_outcome(transfer):
+                stage1 = StageOne.load(stage1_file)
             if config.teacher.path is None:
                 with timer.phase("teacher"):
                     if teacher_done:  # the teacher was finished and saved before
                         teacher.load_state_dict(read_state_dict(output / "teacher"))
                     else:
                         fine_tune(teacher, train_loader, epochs=config.teacher.epochs, lr=config.teacher.lr, config=config,
-                                  accelerator=accelerator, log=log, phase="teacher", state=loop("teacher"), aux=joint)
+                                  accelerator=accelerator, log=log, phase="teacher", state=loop("teacher"), aux=joint,
+                                  tie=stage1)
                         save_model(accelerator.unwrap_model(teacher), tokenizer, output / "teacher")
             teacher = accelerator.unwrap_model(teacher).eval()
             with timer.phase("eval"):
@@ -151,7 +162,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                     result = saved_prune_result(saved["finetune"], student, config)
                 else:
                     result = prune(student, teacher if config.distill.enabled else None, train_loader, config=config,
-                                   accelerator=accelerator, log=log, state=loop("prune"), aux=joint)
+                                   accelerator=accelerator, log=log, state=loop("prune"), aux=joint, stage1=stage1)
                 masks = final_masks(accelerator.unwrap_model(result.gates), config.prune.target_sparsity, config.prune.tolerance)
                 small = cut(accelerator.unwrap_model(student), masks)
             with timer.phase("finetune"):
@@ -197,6 +208,39 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         log.close()
 
 
+def run_stage1(model, aux: AuxBranch, epochs: float, config: RunConfig, accelerator: Accelerator, log: RunLog,
+               state: LoopState) -> tuple[StageOne | None, dict]:
+    """Train `model` on the auxiliary tasks alone (fine-tuning, or pruning for sequential stage1=prune).
+
+    Returns what stage 2 needs besides the weights left in `model` (None when that is all), and
+    the auxiliary dev metrics after stage 1 (and the expected sparsity of stage-1 pruning).
+    """
+    t = config.transfer
+    sequential = t.how == "sequential"
+    if sequential and t.stage1 == "prune":
+        pretrained = copy.deepcopy(model.auxprune.state_dict()) if t.what == "masks" else None
+        gates = prune_aux(model, aux, epochs=epochs, lr=t.stage1_lr, config=config, accelerator=accelerator, log=log,
+                          phase="stage1", state=state)
+        with torch.no_grad():
+            metrics = {"after_stage1": aux.evaluate(model, accelerator.device,
+                                                    {f: deterministic_gate(la) for f, la in gates.log_alpha.items()}),
+                       "stage1_expected_sparsity": float(expected_sparsity(gates.keep_probabilities(), dims_of(model)))}
+        outcome = StageOne.after(model, gates, t.what, t.share, t.tie_strength)
+        if pretrained is not None:  # masks only: the target starts again from the pre-trained weights
+            model.auxprune.load_state_dict(pretrained)
+        return outcome, metrics
+    fine_tune_aux(model, aux, epochs=epochs, lr=t.stage1_lr, config=config, accelerator=accelerator, log=log,
+                  phase="stage1", state=state)
+    metrics = {"after_stage1": aux.evaluate(model, accelerator.device)}
+    outcome = StageOne.after(model, None, t.what, t.share, t.tie_strength) if sequential and t.share == "tied" else None
+    return outcome, metrics
+
+
+def needs_stage1_outcome(transfer) -> bool:
+    """Whether stage 2 of a sequential transfer uses more of stage 1 than the weights it left."""
+    return transfer.stage1 == "prune" and transfer.what != "weights" or transfer.share == "tied"
+
+
 def latest_phase(latest) -> str | None:
     return latest.phase if latest is not None else None
 
@@ -231,6 +275,7 @@ def transfer_report(config: RunConfig, aux: AuxBranch, metrics: dict) -> dict:
         "tie_strength": t.tie_strength if t.share == "tied" else None,
         "when": None if t.how != "joint" else {"shape": t.when, "weight": t.weight, "phases": list(t.phases),
                  "window": list(t.window) if t.when == "window" else None, "phase_steps": dict(aux.schedule.phase_steps)},
+        "stage1": t.stage1 if t.how == "sequential" else None,
         "stage1_epochs": t.stage1_epochs if t.how == "sequential" else None,
         "teacher_aux_epochs": t.teacher_aux_epochs or None,
         "aux_steps": aux.steps,

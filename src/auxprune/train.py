@@ -30,6 +30,7 @@ from auxprune.model.encoder import AuxpruneForSequenceClassification, task_loss
 from auxprune.sparsity import LagrangianController, expected_sparsity
 from auxprune.transfer.branch import AuxBranch
 from auxprune.transfer.schedule import phase_step, prune_phase
+from auxprune.transfer.sequential import StageOne
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -82,11 +83,12 @@ def progress(steps: int, desc: str) -> tqdm:
 def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, epochs: float, lr: float,
               config: RunConfig, accelerator: Accelerator, log: RunLog, phase: str,
               teacher: AuxpruneForSequenceClassification | None = None, state: LoopState | None = None,
-              aux: AuxBranch | None = None) -> None:
+              aux: AuxBranch | None = None, tie: StageOne | None = None) -> None:
     """Plain task training, with prediction distillation when a teacher is given.
 
     `state` checkpoints the loop and, when it carries a saved state, resumes it. With `aux`, the
-    auxiliary loss (weighted by its schedule for `phase`) is added through the same encoder.
+    auxiliary loss (weighted by its schedule for `phase`) is added through the same encoder; with
+    `tie`, the pull towards the stage-1 weights of a sequential transfer.
     """
     steps = steps_for(epochs, loader)
     params = list(model.parameters()) + (list(aux.heads.parameters()) if aux is not None else [])
@@ -113,6 +115,8 @@ def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, e
             aux_weight = aux.weight(phase, step) if aux is not None else 0.0
             if aux_weight > 0:
                 loss = loss + aux_weight * aux.loss(model, None, accelerator.device)
+            if tie is not None and tie.tie_weights:
+                loss = loss + tie.penalty(model)
             _update(loss, params, optimizer, schedule, accelerator, config.train.max_grad_norm)
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.4f}")
@@ -128,7 +132,7 @@ def fine_tune_aux(model: AuxpruneForSequenceClassification, aux: AuxBranch, *, e
                   config: RunConfig, accelerator: Accelerator, log: RunLog, phase: str,
                   state: LoopState | None = None) -> None:
     """Train the encoder on the auxiliary tasks alone (their heads; the target head is untouched)."""
-    steps = max(1, math.ceil(epochs * sum(len(t.loader) for t in aux.tasks)))
+    steps = aux_steps_for(epochs, aux)
     params = list(model.auxprune.parameters()) + list(aux.heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.train.weight_decay)
     schedule = get_linear_schedule_with_warmup(optimizer, int(config.train.warmup_ratio * steps), steps)
@@ -151,6 +155,67 @@ def fine_tune_aux(model: AuxpruneForSequenceClassification, aux: AuxBranch, *, e
     finally:
         bar.close()
     model.eval()
+
+
+def prune_aux(model: AuxpruneForSequenceClassification, aux: AuxBranch, *, epochs: float, lr: float,
+              config: RunConfig, accelerator: Accelerator, log: RunLog, phase: str,
+              state: LoopState | None = None) -> HardConcreteGates:
+    """Sequential stage 1 by pruning: encoder and gates learn the auxiliary tasks alone under the
+    run's sparsity constraint (no teacher); returns the gates."""
+    cfg = config.prune
+    steps = aux_steps_for(epochs, aux)
+    dims = dims_of(model)
+    gates, controller, lambda_optimizer = _sparsity_control(dims, cfg, steps)
+    params = list(model.auxprune.parameters()) + list(aux.heads.parameters())
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.train.weight_decay)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(config.train.warmup_ratio * steps), steps)
+    gate_optimizer = torch.optim.Adam(gates.parameters(), lr=cfg.gate_lr)
+    model, gates, controller, optimizer, gate_optimizer, lambda_optimizer = accelerator.prepare(
+        model, gates, controller, optimizer, gate_optimizer, lambda_optimizer)
+    state = state or LoopState(phase)
+    objects = {"model": model, "gates": gates, "controller": controller, "optimizer": optimizer,
+               "gate_optimizer": gate_optimizer, "lambda_optimizer": lambda_optimizer, "schedule": schedule, "aux": aux}
+    done = state.start(objects)
+    model.train()
+    bar = progress(steps, phase)
+    bar.update(done)
+    try:
+        for step in range(done + 1, steps + 1):
+            loss = aux.loss(model, gates.sample(), accelerator.device)
+            sparsity = expected_sparsity(gates.keep_probabilities(), dims)
+            accelerator.backward(loss + controller.penalty(sparsity, step))
+            accelerator.clip_grad_norm_(params, config.train.max_grad_norm)
+            for opt in (optimizer, gate_optimizer, lambda_optimizer):
+                opt.step()
+                opt.zero_grad()
+            schedule.step()
+            gates.clamp_()
+            bar.update()
+            bar.set_postfix(aux_loss=f"{loss.item():.4f}", sparsity=f"{sparsity.item():.3f}")
+            if step % config.train.log_every == 0 or step == steps:
+                log.write(phase=phase, step=step, loss_aux=loss.item(), expected_sparsity=sparsity.item(),
+                          target=controller.target_at(step), lr=schedule.get_last_lr()[0])
+            state.after_step(step, steps, objects)
+    finally:
+        bar.close()
+    model.eval()
+    return accelerator.unwrap_model(gates)
+
+
+def aux_steps_for(epochs: float, aux: AuxBranch) -> int:
+    """Steps of a loop over the auxiliary tasks alone: `epochs` passes over all of them."""
+    return max(1, math.ceil(epochs * sum(len(t.loader) for t in aux.tasks)))
+
+
+def _sparsity_control(dims: Dims, cfg, steps: int) -> tuple[HardConcreteGates, LagrangianController, torch.optim.Optimizer]:
+    """Fresh gates, the Lagrangian controller of the sparsity target, and the multipliers' optimizer."""
+    gates = HardConcreteGates(dims, cfg.families, cfg.init_keep_prob)
+    controller = LagrangianController(cfg.target_sparsity, int(cfg.sparsity_warmup * steps))
+    # A slow linear multiplier and a fast quadratic one: lambda1 integrates the gap and winds up
+    # while the gates are still saturated, so it overshoots; lambda2 acts in proportion to the gap.
+    lambda_optimizer = torch.optim.Adam([{"params": [controller.lambda1], "lr": cfg.lambda1_lr},
+                                         {"params": [controller.lambda2], "lr": cfg.lambda_lr}], maximize=True)
+    return gates, controller, lambda_optimizer
 
 
 def _update(loss: Tensor, params: list, optimizer, schedule, accelerator: Accelerator, max_grad_norm: float) -> None:
@@ -183,13 +248,19 @@ def dims_of(model: AuxpruneForSequenceClassification) -> Dims:
 
 def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequenceClassification | None,
           loader: DataLoader, *, config: RunConfig, accelerator: Accelerator, log: RunLog,
-          state: LoopState | None = None, aux: AuxBranch | None = None) -> PruneResult:
-    """Learn gates and weights together under the sparsity constraint, distilling from the teacher."""
+          state: LoopState | None = None, aux: AuxBranch | None = None, stage1: StageOne | None = None) -> PruneResult:
+    """Learn gates and weights together under the sparsity constraint, distilling from the teacher.
+
+    `stage1` (sequential transfer) gives the gates' starting logits and/or the tie to its values.
+    """
     cfg, distill = config.prune, config.distill
     steps = steps_for(cfg.epochs, loader)
     dims = dims_of(student)
-    gates = HardConcreteGates(dims, cfg.families, cfg.init_keep_prob)
-    controller = LagrangianController(cfg.target_sparsity, int(cfg.sparsity_warmup * steps))
+    gates, controller, lambda_optimizer = _sparsity_control(dims, cfg, steps)
+    if stage1 is not None and stage1.gates is not None:
+        with torch.no_grad():
+            for family, log_alpha in gates.log_alpha.items():
+                log_alpha.copy_(stage1.gates[family])
     use_teacher = teacher is not None and distill.enabled
     layer_distiller = None
     if use_teacher and distill.layer_weight > 0:
@@ -207,10 +278,6 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
     schedule = get_linear_schedule_with_warmup(optimizer, int(config.train.warmup_ratio * steps), steps)
     gate_optimizer = torch.optim.Adam(gate_params, lr=cfg.gate_lr)
     warmup_steps = int(cfg.sparsity_warmup * steps)
-    # A slow linear multiplier and a fast quadratic one: lambda1 integrates the gap and winds up
-    # while the gates are still saturated, so it overshoots; lambda2 acts in proportion to the gap.
-    lambda_optimizer = torch.optim.Adam([{"params": [controller.lambda1], "lr": cfg.lambda1_lr},
-                                         {"params": [controller.lambda2], "lr": cfg.lambda_lr}], maximize=True)
     student, gates, controller, optimizer, gate_optimizer, lambda_optimizer = accelerator.prepare(
         student, gates, controller, optimizer, gate_optimizer, lambda_optimizer)
     if layer_distiller is not None:
@@ -245,6 +312,9 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
             if aux is not None:
                 loss, parts = _add_aux(aux, loss, parts, z, gates, student, controller, dims, step, warmup_steps,
                                        transfer.tie_strength, accelerator.device)
+            if stage1 is not None and stage1.ties:
+                parts["tie"] = stage1.penalty(student, gates)
+                loss = loss + parts["tie"]
             accelerator.backward(loss + penalty)
             accelerator.clip_grad_norm_(weights, config.train.max_grad_norm)
             for opt in (optimizer, gate_optimizer, lambda_optimizer):

@@ -141,8 +141,9 @@ class AuxBranch(nn.Module):
         return total
 
     @torch.no_grad()
-    def evaluate(self, model: AuxpruneForSequenceClassification, device: torch.device) -> dict[str, dict]:
-        """Dev metrics of the labelled auxiliary tasks that have a dev split."""
+    def evaluate(self, model: AuxpruneForSequenceClassification, device: torch.device,
+                 gates: dict[str, Tensor] | None = None) -> dict[str, dict]:
+        """Dev metrics of the labelled auxiliary tasks that have a dev split (through `gates` if given)."""
         model.eval()
         results = {}
         for task in self.tasks:
@@ -151,7 +152,7 @@ class AuxBranch(nn.Module):
             predictions: dict[int, float | int] = {}
             head = self.heads[_key(task.name)]
             for batch in task.dev_loader:
-                pooled, _ = model.auxprune(**{k: batch[k].to(device) for k in MODEL_INPUTS})
+                pooled, _ = model.auxprune(**{k: batch[k].to(device) for k in MODEL_INPUTS}, gates=gates)
                 logits = head(pooled)
                 values = logits.squeeze(-1).tolist() if logits.shape[-1] == 1 else logits.argmax(-1).tolist()
                 predictions.update(zip(batch["index"].tolist(), values))

@@ -1,0 +1,91 @@
+"""Sequential transfer: what stage 1 (on the auxiliary tasks) hands to stage 2 (the target job).
+
+| stage1   | what    | teacher starts from | target gates start from | share=tied also pulls towards |
+|----------|---------|---------------------|-------------------------|-------------------------------|
+| finetune | weights | stage-1 weights     | fresh (init_keep_prob)  | stage-1 weights               |
+| prune    | weights | stage-1 weights     | fresh                   | stage-1 weights               |
+| prune    | masks   | pre-trained weights | stage-1 gate logits     | stage-1 gate logits           |
+| prune    | both    | stage-1 weights     | stage-1 gate logits     | both                          |
+
+The student starts as the fine-tuned teacher, so weights reach it through the teacher. A tie is
+a squared-distance penalty (times `tie_strength`) towards the frozen stage-1 values, added to the
+teacher's fine-tuning (weights) and to pruning (weights and gate logits); the cut model's final
+fine-tuning has other shapes and runs untied.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from auxprune.errors import UserError
+from auxprune.masks import HardConcreteGates
+from auxprune.model.encoder import AuxpruneForSequenceClassification
+
+
+@dataclass
+class StageOne:
+    """The frozen outcome of stage 1 that stage 2 starts from or is tied to."""
+
+    weights: dict[str, Tensor] | None  # encoder state, kept only when stage 2 is tied to it
+    gates: dict[str, Tensor] | None  # gate logits per family, when masks transfer
+    tie_weights: bool
+    tie_gates: bool
+    strength: float
+
+    @classmethod
+    def after(cls, model: AuxpruneForSequenceClassification, gates: HardConcreteGates | None, what: str,
+              share: str, strength: float) -> StageOne:
+        tied = share == "tied"
+        weights_move, masks_move = what in ("weights", "both"), what in ("masks", "both")
+        return cls(
+            weights={k: v.detach().clone() for k, v in model.auxprune.state_dict().items()} if tied and weights_move else None,
+            gates={k: v.detach().clone() for k, v in gates.log_alpha.items()} if masks_move and gates is not None else None,
+            tie_weights=tied and weights_move, tie_gates=tied and masks_move, strength=strength)
+
+    @property
+    def ties(self) -> bool:
+        return self.tie_weights or self.tie_gates
+
+    def penalty(self, model: AuxpruneForSequenceClassification, gates: HardConcreteGates | None = None) -> Tensor:
+        """strength x squared distance of the tied parts from their stage-1 values."""
+        total = torch.zeros((), device=next(model.parameters()).device)
+        if self.tie_weights:
+            for name, param in model.auxprune.named_parameters():
+                total = total + (param - self.weights[name].to(param.device)).pow(2).sum()
+        if self.tie_gates and gates is not None:
+            for family, log_alpha in gates.log_alpha.items():
+                total = total + (log_alpha - self.gates[family].to(log_alpha.device)).pow(2).sum()
+        return self.strength * total
+
+    def save(self, path: Path) -> None:
+        """One safetensors file, written under a temporary name and renamed into place."""
+        tensors = {f"weights.{k}": v.contiguous() for k, v in (self.weights or {}).items()}
+        tensors |= {f"gates.{k}": v.contiguous() for k, v in (self.gates or {}).items()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            save_file(tensors, str(tmp), metadata={"tie_weights": str(self.tie_weights), "tie_gates": str(self.tie_gates),
+                                                   "strength": repr(self.strength)})
+            os.replace(tmp, path)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise UserError(f"{path}: cannot write the stage-1 outcome ({err.strerror or err})") from err
+
+    @classmethod
+    def load(cls, path: Path) -> StageOne:
+        if not path.is_file():
+            raise UserError(f"{path}: the stage-1 outcome of this run is missing; start the run again without --resume")
+        with safe_open(str(path), "pt") as handle:
+            meta = handle.metadata()
+        tensors = load_file(str(path))
+        weights = {k.removeprefix("weights."): v for k, v in tensors.items() if k.startswith("weights.")}
+        gates = {k.removeprefix("gates."): v for k, v in tensors.items() if k.startswith("gates.")}
+        return cls(weights or None, gates or None, meta["tie_weights"] == "True", meta["tie_gates"] == "True",
+                   float(meta["strength"]))
