@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from auxprune.output import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "prune_limited_data.json"
 WORK = ROOT / "bench" / "work"
@@ -100,9 +102,7 @@ def write(rows: dict, args: argparse.Namespace) -> None:
                     "torch": torch.__version__},
         "results": sorted(rows.values(), key=lambda r: (r["task"], r["target_sparsity"])),
     }
-    tmp = RESULTS.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, RESULTS)
+    write_json(RESULTS, payload)
 
 
 if __name__ == "__main__":

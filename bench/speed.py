@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from auxprune.output import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results" / "speed.json"
@@ -71,9 +73,7 @@ def write(path: Path, rows: dict[tuple, dict], command: str) -> None:
                     "torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
         "rows": sorted(rows.values(), key=lambda r: (r["run"], r["runtime"], r["batch_size"], r["seq_len"], r["threads"])),
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, payload)
 
 
 def main(argv: list[str] | None = None) -> int:

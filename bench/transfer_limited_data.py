@@ -33,6 +33,8 @@ from pathlib import Path
 
 import torch
 
+from auxprune.output import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "transfer_limited_data.json"
 WORK = ROOT / "bench" / "work" / "transfer"
@@ -158,9 +160,7 @@ def write(rows: dict, commands: list[str]) -> None:
         "machine": {"cpu_threads": torch.get_num_threads(), "platform": platform.platform(), "torch": torch.__version__},
         "records": sorted(rows.values(), key=lambda r: (r["target"], r["sparsity"], r["method"], r["seed"])),
     }
-    tmp = RESULTS.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, RESULTS)
+    write_json(RESULTS, payload)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from auxprune.checkpoint import LoopState, Value
 from auxprune.config import RunConfig
+from auxprune.data.batching import MODEL_INPUTS, ordered_predictions
 from auxprune.data.metrics import compute_metrics
 from auxprune.data.tasks import TaskSpec
 from auxprune.distill import LayerDistiller, default_teacher_layers, prediction_loss
@@ -31,8 +32,6 @@ from auxprune.sparsity import LagrangianController, expected_sparsity
 from auxprune.transfer.branch import AuxBranch
 from auxprune.transfer.schedule import phase_step, prune_phase
 from auxprune.transfer.sequential import StageOne
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class RunLog:
@@ -359,17 +358,12 @@ def _add_aux(aux: AuxBranch, loss: Tensor, parts: dict, z: dict, gates: HardConc
     return loss, parts
 
 
-@torch.no_grad()
 def predict(model: AuxpruneForSequenceClassification, loader: DataLoader, accelerator: Accelerator,
             desc: str = "eval") -> list[float | int]:
     """Predictions in the dataset's order (the loader may batch by length)."""
     model.eval()
-    results: dict[int, float | int] = {}
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True):
-        logits = model(**inputs(batch, accelerator.device)).logits
-        values = logits.squeeze(-1).tolist() if logits.shape[-1] == 1 else logits.argmax(-1).tolist()
-        results.update(zip(batch["index"].tolist(), values))
-    return [results[i] for i in range(len(results))]
+    bar = tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
+    return ordered_predictions(bar, lambda batch: model(**inputs(batch, accelerator.device)).logits)
 
 
 def evaluate(model: AuxpruneForSequenceClassification, loader: DataLoader, labels: list, spec: TaskSpec,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Sampler
 
 from auxprune.data.tasks import Example
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # what a batch feeds the model
 
 
 def encode(examples: Sequence[Example], tokenizer, max_len: int) -> list[dict]:
@@ -108,3 +110,16 @@ def _with_index(items: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     if "index" in items[0]:
         batch["index"] = torch.tensor([item["index"] for item in items])
     return batch
+
+
+@torch.no_grad()
+def ordered_predictions(batches: Iterable[dict[str, torch.Tensor]],
+                        logits_of: Callable[[dict[str, torch.Tensor]], torch.Tensor]) -> list[float | int]:
+    """Predictions (score, or argmax class) in the dataset's order, from batches that carry each
+    example's `index` (loaders from `make_loader` may batch by length)."""
+    results: dict[int, float | int] = {}
+    for batch in batches:
+        logits = logits_of(batch)
+        values = logits.squeeze(-1).tolist() if logits.shape[-1] == 1 else logits.argmax(-1).tolist()
+        results.update(zip(batch["index"].tolist(), values))
+    return [results[i] for i in range(len(results))]

@@ -24,13 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from auxprune.data.batching import MODEL_INPUTS, ordered_predictions
 from auxprune.data.metrics import compute_metrics
 from auxprune.masks import HardConcreteGates
 from auxprune.model.encoder import AuxpruneForSequenceClassification, task_loss
 from auxprune.transfer.schedule import Schedule
 from auxprune.transfer.sources import AuxTask, mask_tokens
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class MaskedLMHead(nn.Module):
@@ -149,15 +148,11 @@ class AuxBranch(nn.Module):
         for task in self.tasks:
             if task.dev_loader is None or task.spec is None:
                 continue
-            predictions: dict[int, float | int] = {}
             head = self.heads[_key(task.name)]
-            for batch in task.dev_loader:
-                pooled, _ = model.auxprune(**{k: batch[k].to(device) for k in MODEL_INPUTS}, gates=gates)
-                logits = head(pooled)
-                values = logits.squeeze(-1).tolist() if logits.shape[-1] == 1 else logits.argmax(-1).tolist()
-                predictions.update(zip(batch["index"].tolist(), values))
-            results[task.name] = compute_metrics(task.spec, [predictions[i] for i in range(len(predictions))],
-                                                 task.dev_labels)
+            predictions = ordered_predictions(
+                task.dev_loader, lambda batch, head=head: head(model.auxprune(**{k: batch[k].to(device) for k in MODEL_INPUTS},
+                                                                   gates=gates)[0]))
+            results[task.name] = compute_metrics(task.spec, predictions, task.dev_labels)
         return results
 
     def state_dict(self, *args, **kwargs) -> dict:
