@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
+import statistics
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,9 +23,10 @@ from auxprune.masks import HardConcreteGates, deterministic_gate
 from auxprune.model.loading import load_for_task, read_state_dict
 from auxprune.output import atomic_write_text, check_output_dir, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
 from auxprune.sparsity import count_parameters, dense_encoder_params, expected_sparsity
+from auxprune.speed import time_alternating, torch_runner
 from auxprune.structure import final_masks
 from auxprune.surgery import cut
-from auxprune.train import (PruneResult, RunLog, dims_of, evaluate, fine_tune, fine_tune_aux, latency_ms, prune, prune_aux,
+from auxprune.train import (PruneResult, RunLog, dims_of, evaluate, fine_tune, fine_tune_aux, prune, prune_aux,
                             steps_for)
 from auxprune.transfer.branch import AuxBranch
 from auxprune.transfer.schedule import Schedule
@@ -295,7 +297,9 @@ def measure_speed(dense, small, loader, accelerator: Accelerator) -> dict:
     """Forward latency of the dense teacher and the pruned model on one real training batch."""
     batch = next(iter(loader))
     inputs = {k: batch[k].to(accelerator.device) for k in ("input_ids", "attention_mask", "token_type_ids")}
-    dense_ms, small_ms = latency_ms(dense, inputs), latency_ms(small, inputs)
+    dense_s, small_s = time_alternating(torch_runner(dense.eval(), inputs), torch_runner(small.eval(), inputs),
+                                        warmup=1, iterations=5)
+    dense_ms, small_ms = 1000 * statistics.median(dense_s), 1000 * statistics.median(small_s)
     return {"batch_size": int(inputs["input_ids"].shape[0]), "seq_len": int(inputs["input_ids"].shape[1]),
             "dense_latency_ms": round(dense_ms, 2), "pruned_latency_ms": round(small_ms, 2),
             "speedup": round(dense_ms / small_ms, 2), "device": str(accelerator.device)}

@@ -110,7 +110,8 @@ def random_inputs(batch_size: int, seq_len: int, vocab_size: int, seed: int = 0)
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
 
 
-def _torch_runner(model, inputs):
+def torch_runner(model, inputs):
+    """A no-argument call of one forward pass, for `time_alternating`."""
     def run():
         with torch.inference_mode():
             model(**inputs)
@@ -231,7 +232,7 @@ class Bench:
         vocab = min(self.pruned.config.vocab_size, self.baseline.config.vocab_size)
         inputs = random_inputs(batch_size, seq_len, vocab, seed)
         if runtime == "torch":
-            pruned_fn, baseline_fn = _torch_runner(self.pruned, inputs), _torch_runner(self.baseline, inputs)
+            pruned_fn, baseline_fn = torch_runner(self.pruned, inputs), torch_runner(self.baseline, inputs)
         else:
             pruned_fn = _ort_runner(self._session("pruned"), inputs)
             baseline_fn = _ort_runner(self._session("baseline"), inputs)

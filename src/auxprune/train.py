@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -369,16 +368,3 @@ def predict(model: AuxpruneForSequenceClassification, loader: DataLoader, accele
 def evaluate(model: AuxpruneForSequenceClassification, loader: DataLoader, labels: list, spec: TaskSpec,
              accelerator: Accelerator, desc: str = "eval") -> dict[str, float]:
     return compute_metrics(spec, predict(model, loader, accelerator, desc), labels)
-
-
-@torch.no_grad()
-def latency_ms(model: AuxpruneForSequenceClassification, batch: dict[str, Tensor], repeats: int = 5) -> float:
-    """Median wall time of one forward pass on `batch`, after one warm-up pass."""
-    model.eval()
-    model(**batch)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model(**batch)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2] * 1000
