@@ -266,7 +266,7 @@ def no_forward_pass(self, *args, **kwargs):
     raise AssertionError("the model ran (training or evaluation started) before the bad input was rejected")
 
 
-@pytest.mark.parametrize("name, build, expected", _params())
+@pytest.mark.parametrize("name, build, expected", list(_params()))
 def test_bad_input_is_one_clear_line(name, build, expected, tiny_bert, saved_run, data_dir, tmp_path, monkeypatch,
                                      capsys):
     env = Env(tmp_path, tiny_bert, saved_run, data_dir, monkeypatch)
