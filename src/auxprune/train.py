@@ -90,8 +90,7 @@ def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, e
     """
     steps = steps_for(epochs, loader)
     params = list(model.parameters()) + (list(aux.heads.parameters()) if aux is not None else [])
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.train.weight_decay)
-    schedule = get_linear_schedule_with_warmup(optimizer, int(config.train.warmup_ratio * steps), steps)
+    optimizer, schedule = _weights_optimizer(params, lr, steps, config)
     model, optimizer = accelerator.prepare(model, optimizer)
     state = state or LoopState(phase)
     objects = {"model": model, "optimizer": optimizer, "schedule": schedule, **_sampler(loader),
@@ -115,7 +114,7 @@ def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, e
                 loss = loss + aux_weight * aux.loss(model, None, accelerator.device)
             if tie is not None and tie.tie_weights:
                 loss = loss + tie.penalty(model)
-            _update(loss, params, optimizer, schedule, accelerator, config.train.max_grad_norm)
+            _update(loss, params, (optimizer,), schedule, accelerator, config.train.max_grad_norm)
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.4f}")
             if step % config.train.log_every == 0 or step == steps:
@@ -132,8 +131,7 @@ def fine_tune_aux(model: AuxpruneForSequenceClassification, aux: AuxBranch, *, e
     """Train the encoder on the auxiliary tasks alone (their heads; the target head is untouched)."""
     steps = aux_steps_for(epochs, aux)
     params = list(model.auxprune.parameters()) + list(aux.heads.parameters())
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.train.weight_decay)
-    schedule = get_linear_schedule_with_warmup(optimizer, int(config.train.warmup_ratio * steps), steps)
+    optimizer, schedule = _weights_optimizer(params, lr, steps, config)
     model, optimizer = accelerator.prepare(model, optimizer)
     state = state or LoopState(phase)
     objects = {"model": model, "optimizer": optimizer, "schedule": schedule, "aux": aux}
@@ -144,7 +142,7 @@ def fine_tune_aux(model: AuxpruneForSequenceClassification, aux: AuxBranch, *, e
     try:
         for step in range(done + 1, steps + 1):
             loss = aux.loss(model, None, accelerator.device)
-            _update(loss, params, optimizer, schedule, accelerator, config.train.max_grad_norm)
+            _update(loss, params, (optimizer,), schedule, accelerator, config.train.max_grad_norm)
             bar.update()
             bar.set_postfix(aux_loss=f"{loss.item():.4f}")
             if step % config.train.log_every == 0 or step == steps:
@@ -165,8 +163,7 @@ def prune_aux(model: AuxpruneForSequenceClassification, aux: AuxBranch, *, epoch
     dims = dims_of(model)
     gates, controller, lambda_optimizer = _sparsity_control(dims, cfg, steps)
     params = list(model.auxprune.parameters()) + list(aux.heads.parameters())
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.train.weight_decay)
-    schedule = get_linear_schedule_with_warmup(optimizer, int(config.train.warmup_ratio * steps), steps)
+    optimizer, schedule = _weights_optimizer(params, lr, steps, config)
     gate_optimizer = torch.optim.Adam(gates.parameters(), lr=cfg.gate_lr)
     model, gates, controller, optimizer, gate_optimizer, lambda_optimizer = accelerator.prepare(
         model, gates, controller, optimizer, gate_optimizer, lambda_optimizer)
@@ -181,12 +178,8 @@ def prune_aux(model: AuxpruneForSequenceClassification, aux: AuxBranch, *, epoch
         for step in range(done + 1, steps + 1):
             loss = aux.loss(model, gates.sample(), accelerator.device)
             sparsity = expected_sparsity(gates.keep_probabilities(), dims)
-            accelerator.backward(loss + controller.penalty(sparsity, step))
-            accelerator.clip_grad_norm_(params, config.train.max_grad_norm)
-            for opt in (optimizer, gate_optimizer, lambda_optimizer):
-                opt.step()
-                opt.zero_grad()
-            schedule.step()
+            _update(loss + controller.penalty(sparsity, step), params, (optimizer, gate_optimizer, lambda_optimizer),
+                    schedule, accelerator, config.train.max_grad_norm)
             gates.clamp_()
             bar.update()
             bar.set_postfix(aux_loss=f"{loss.item():.4f}", sparsity=f"{sparsity.item():.3f}")
@@ -216,13 +209,20 @@ def _sparsity_control(dims: Dims, cfg, steps: int) -> tuple[HardConcreteGates, L
     return gates, controller, lambda_optimizer
 
 
-def _update(loss: Tensor, params: list, optimizer, schedule, accelerator: Accelerator, max_grad_norm: float) -> None:
-    """One optimizer step of a single-optimizer loop: backward, clip, step, schedule, clear."""
+def _weights_optimizer(params: list, lr: float, steps: int, config: RunConfig):
+    """AdamW with the run's weight decay and a linear schedule with warm-up over `steps`."""
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.train.weight_decay)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, int(config.train.warmup_ratio * steps), steps)
+
+
+def _update(loss: Tensor, params: list, optimizers: tuple, schedule, accelerator: Accelerator, max_grad_norm: float) -> None:
+    """One training step: backward, clip `params` (the weights), step and clear every optimizer, schedule."""
     accelerator.backward(loss)
     accelerator.clip_grad_norm_(params, max_grad_norm)
-    optimizer.step()
+    for optimizer in optimizers:
+        optimizer.step()
+        optimizer.zero_grad()
     schedule.step()
-    optimizer.zero_grad()
 
 
 def _sampler(loader: DataLoader) -> dict:
@@ -272,8 +272,7 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
         own_gates = set(aux.gates.parameters()) if aux.own_gates else set()
         weights += list(aux.heads.parameters()) + [p for p in own if p not in own_gates]
         gate_params += [p for p in own if p in own_gates]
-    optimizer = torch.optim.AdamW(weights, lr=cfg.lr, weight_decay=config.train.weight_decay)
-    schedule = get_linear_schedule_with_warmup(optimizer, int(config.train.warmup_ratio * steps), steps)
+    optimizer, schedule = _weights_optimizer(weights, cfg.lr, steps, config)
     gate_optimizer = torch.optim.Adam(gate_params, lr=cfg.gate_lr)
     warmup_steps = int(cfg.sparsity_warmup * steps)
     student, gates, controller, optimizer, gate_optimizer, lambda_optimizer = accelerator.prepare(
@@ -313,12 +312,8 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
             if stage1 is not None and stage1.ties:
                 parts["tie"] = stage1.penalty(student, gates)
                 loss = loss + parts["tie"]
-            accelerator.backward(loss + penalty)
-            accelerator.clip_grad_norm_(weights, config.train.max_grad_norm)
-            for opt in (optimizer, gate_optimizer, lambda_optimizer):
-                opt.step()
-                opt.zero_grad()
-            schedule.step()
+            _update(loss + penalty, weights, (optimizer, gate_optimizer, lambda_optimizer), schedule, accelerator,
+                    config.train.max_grad_norm)
             gates.clamp_()
             if aux is not None and aux.own_gates:
                 aux.gates.clamp_()
