@@ -46,22 +46,22 @@ AUX = {
 }
 AUX_EXAMPLES = 20000  # in total per target, split evenly over its sources
 
-# Each method: its --set overrides and its teacher. `dense`: one teacher per task and seed, fine-tuned on
-# the target only. `aux`: one epoch on the auxiliary data, then the target (intermediate-task
-# training); the student starts from its teacher, so this is also the sequential weight transfer.
-# Both kinds are trained by the first cell that needs them and reused by the others, which then run
-# with `teacher.path` and without the overrides that only shape the teacher (TEACHER_ONLY).
-METHODS: dict[str, tuple[list[str], str]] = {
-    "baseline": ([], "dense"),
-    "aux_then_prune": (["transfer.how=sequential", "transfer.what=weights", "transfer.stage1_epochs=1"], "aux"),
+# Each method: its --set overrides, its teacher, and the overrides that only shape that teacher.
+# `dense`: one teacher per task and seed, fine-tuned on the target only. `aux`: one epoch on the
+# auxiliary data, then the target (intermediate-task training); the student starts from its
+# teacher, so this is also the sequential weight transfer. Both kinds are trained by the first
+# cell that needs them and reused by the others, which then run with `teacher.path` and without
+# the teacher-only overrides.
+METHODS: dict[str, tuple[list[str], str, list[str]]] = {
+    "baseline": ([], "dense", []),
+    "aux_then_prune": (["transfer.how=sequential", "transfer.what=weights", "transfer.stage1_epochs=1"], "aux",
+                       ["transfer.how=sequential", "transfer.what=weights", "transfer.stage1_epochs=1"]),
     "multitask": (["transfer.how=joint", "transfer.what=both", "transfer.share=hard", "transfer.when=constant",
-                   "transfer.phases=[warmup,prune]"], "dense"),
+                   "transfer.phases=[warmup,prune]"], "dense", []),
     # Intermediate-task teacher, then multitask pruning with a decaying auxiliary weight.
     "transfer": (["transfer.how=joint", "transfer.what=both", "transfer.share=hard", "transfer.teacher_aux_epochs=1",
-                  "transfer.when=linear_decay", "transfer.phases=[warmup,prune]"], "aux"),
+                  "transfer.when=linear_decay", "transfer.phases=[warmup,prune]"], "aux", ["transfer.teacher_aux_epochs=1"]),
 }
-TEACHER_ONLY = {"transfer.how=sequential", "transfer.what=weights", "transfer.stage1_epochs=1",
-                "transfer.teacher_aux_epochs=1"}
 TEACHER_RECIPES = {"dense": "target only (teacher.epochs of the preset)",
                    "aux": "1 epoch on the auxiliary data, then the target (teacher.epochs of the preset)"}
 
@@ -79,19 +79,20 @@ def aux_sets(target: str) -> list[str]:
     return sets
 
 
-def run_cell(target: str, sparsity: float, method: str, seed: int, examples: int) -> tuple[dict, float]:
+def run_cell(target: str, sparsity: float, method: str, seed: int, examples: int) -> tuple[dict, float | None]:
+    """The cell's report and its wall time, None when it finished in an earlier invocation."""
     name = f"{target.split('/')[-1]}_{method}_s{sparsity}_seed{seed}"
     out = WORK / name
     report_path = out / "report.json"
-    if report_path.is_file() and json.loads(report_path.read_text()).get("status") == "ok":
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    if report.get("status") == "ok":
         print(f"[skip] {name}: finished earlier", flush=True)
-        report = json.loads(report_path.read_text())
-        return report, report["timing"]["total"]
-    overrides, kind = METHODS[method]
+        return report, None
+    overrides, kind, teacher_only = METHODS[method]
     teacher = teacher_dir(target, kind, seed)
     reuse = (teacher / "model.safetensors").is_file()
     if reuse:
-        overrides = [o for o in overrides if o not in TEACHER_ONLY]
+        overrides = [o for o in overrides if o not in teacher_only]
     command = [sys.executable, "-m", "auxprune.cli", "prune", "--task", target, "--sparsity", str(sparsity),
                "--max-train-examples", str(examples), "--seed", str(seed), "--output", str(out), "--overwrite"]
     if any(o.startswith("transfer.") for o in overrides):
@@ -130,19 +131,22 @@ def main() -> None:
     args = parser.parse_args()
     command = shlex.join(["python", "bench/transfer_limited_data.py", *sys.argv[1:]])
     WORK.mkdir(parents=True, exist_ok=True)
-    existing = json.loads(RESULTS.read_text())["records"] if RESULTS.is_file() else []
-    rows = {(r["target"], r["sparsity"], r["method"], r["seed"]): r for r in existing}
-    commands = json.loads(RESULTS.read_text()).get("commands", []) if RESULTS.is_file() else []
+    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    rows = {(r["target"], r["sparsity"], r["method"], r["seed"]): r for r in previous.get("records", [])}
+    commands = previous.get("commands", [])
     if command not in commands:
         commands.append(command)
     for seed in args.seeds:
         for target in args.targets:
             for sparsity in args.sparsities:
                 for method in args.methods:
+                    key = (target, sparsity, method, seed)
                     report, wall = run_cell(target, sparsity, method, seed, args.examples)
-                    rows[(target, sparsity, method, seed)] = record(target, method, seed, report, wall)
+                    if wall is None:  # finished earlier: keep the wall time measured then
+                        wall = rows[key]["wall_s"] if key in rows else report["timing"]["total"]
+                    rows[key] = record(target, method, seed, report, wall)
                     write(rows, commands)
-                    r = rows[(target, sparsity, method, seed)]
+                    r = rows[key]
                     print(f"[done] {target} {method} s{sparsity} seed {seed}: {r['metric_name']} {r['metric']:.4f} "
                           f"({wall:.0f}s)", flush=True)
 
@@ -154,8 +158,8 @@ def write(rows: dict, commands: list[str]) -> None:
         "protocol": "MiniLM-L6 (all-MiniLM-L6-v2), quick preset, target training set limited to 1,000 examples "
                     "(stratified, seed), full dev set; auxiliary data up to 20k examples per target; "
                     "methods as in bench/transfer_limited_data.py METHODS",
-        "methods": {name: {"overrides": overrides, "teacher": TEACHER_RECIPES[kind]}
-                    for name, (overrides, kind) in METHODS.items()},
+        "methods": {name: {"overrides": overrides, "teacher": TEACHER_RECIPES[kind], "teacher_only": teacher_only}
+                    for name, (overrides, kind, teacher_only) in METHODS.items()},
         "note": "wall_s is the cell's own run; a cell that trains a teacher others reuse includes that teacher",
         "machine": {"cpu_threads": torch.get_num_threads(), "platform": platform.platform(), "torch": torch.__version__},
         "records": sorted(rows.values(), key=lambda r: (r["target"], r["sparsity"], r["method"], r["seed"])),
