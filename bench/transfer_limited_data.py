@@ -22,6 +22,7 @@ per task and seed. Results: bench/results/transfer_limited_data.json, a list of 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
@@ -79,7 +80,8 @@ def aux_sets(target: str) -> list[str]:
     return sets
 
 
-def run_cell(target: str, sparsity: float, method: str, seed: int, examples: int) -> tuple[dict, float | None]:
+def run_cell(target: str, sparsity: float, method: str, seed: int, examples: int,
+             threads: int | None = None) -> tuple[dict, float | None]:
     """The cell's report and its wall time, None when it finished in an earlier invocation."""
     name = f"{target.split('/')[-1]}_{method}_s{sparsity}_seed{seed}"
     out = WORK / name
@@ -93,17 +95,24 @@ def run_cell(target: str, sparsity: float, method: str, seed: int, examples: int
     reuse = (teacher / "model.safetensors").is_file()
     if reuse:
         overrides = [o for o in overrides if o not in teacher_only]
-    command = [sys.executable, "-m", "auxprune.cli", "prune", "--task", target, "--sparsity", str(sparsity),
-               "--max-train-examples", str(examples), "--seed", str(seed), "--output", str(out), "--overwrite"]
-    if any(o.startswith("transfer.") for o in overrides):
-        command += aux_sets(target)
-    for setting in overrides:
-        command += ["--set", setting]
-    if reuse:
-        command += ["--set", f"teacher.path={teacher}"]
+    if (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
+        # Interrupted in an earlier invocation: continue from its newest checkpoint with its saved config.
+        command = [sys.executable, "-m", "auxprune.cli", "prune", "--resume", str(out)]
+        reuse = "teacher.path" in (out / "config.yaml").read_text()
+    else:
+        command = [sys.executable, "-m", "auxprune.cli", "prune", "--task", target, "--sparsity", str(sparsity),
+                   "--max-train-examples", str(examples), "--seed", str(seed), "--output", str(out), "--overwrite"]
+        if any(o.startswith("transfer.") for o in overrides):
+            command += aux_sets(target)
+        for setting in overrides:
+            command += ["--set", setting]
+        if reuse:
+            command += ["--set", f"teacher.path={teacher}"]
     print(f"[run] {name}: {shlex.join(command[1:])}", flush=True)
     # The shared data folder sits beside the repository unless AUXPRUNE_DATA_DIR says otherwise.
     env = {**os.environ, "AUXPRUNE_DATA_DIR": os.environ.get("AUXPRUNE_DATA_DIR", str(ROOT.parent / "shared" / "data"))}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
     started = time.time()
     subprocess.run(command, check=True, env=env)
     wall = time.time() - started
@@ -128,6 +137,8 @@ def main() -> None:
     parser.add_argument("--sparsities", nargs="+", type=float, default=[0.9])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--examples", type=int, default=1000)
+    parser.add_argument("--threads", type=int, help="torch threads per cell (e.g. 1 to run two runners side by side "
+                        "on disjoint targets); all cores when empty")
     args = parser.parse_args()
     command = shlex.join(["python", "bench/transfer_limited_data.py", *sys.argv[1:]])
     WORK.mkdir(parents=True, exist_ok=True)
@@ -141,7 +152,7 @@ def main() -> None:
             for sparsity in args.sparsities:
                 for method in args.methods:
                     key = (target, sparsity, method, seed)
-                    report, wall = run_cell(target, sparsity, method, seed, args.examples)
+                    report, wall = run_cell(target, sparsity, method, seed, args.examples, args.threads)
                     if wall is None:  # finished earlier: keep the wall time measured then
                         wall = rows[key]["wall_s"] if key in rows else report["timing"]["total"]
                     rows[key] = record(target, method, seed, report, wall)
@@ -152,7 +163,18 @@ def main() -> None:
 
 
 def write(rows: dict, commands: list[str]) -> None:
+    """Merge this runner's records and commands into the results file (others may run beside it)."""
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        on_disk = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+        for r in on_disk.get("records", []):
+            rows.setdefault((r["target"], r["sparsity"], r["method"], r["seed"]), r)
+        commands += [c for c in on_disk.get("commands", []) if c not in commands]
+        _write(rows, commands)
+
+
+def _write(rows: dict, commands: list[str]) -> None:
     payload = {
         "commands": commands,
         "protocol": "MiniLM-L6 (all-MiniLM-L6-v2), quick preset, target training set limited to 1,000 examples "
