@@ -1,16 +1,21 @@
-"""Shared fixtures: tiny random models (the Hugging Face test pattern) and the shared data."""
+"""Shared fixtures: tiny random models (the Hugging Face test pattern), tiny saved runs, and the shared data."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 import torch
+from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from auxprune.masks import Dims
 from auxprune.model.configuration import AuxpruneConfig
 from auxprune.model.encoder import AuxpruneForSequenceClassification
+from auxprune.model.loading import load_tokenizer
+from auxprune.output import save_model
+from auxprune.surgery import cut
 
 TINY = dict(vocab_size=99, hidden_size=32, head_dim=8, layer_heads=[4, 4], layer_ffn=[37, 37],
             max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
@@ -60,11 +65,74 @@ def tiny_batch(batch: int = 3, seq: int = 9, vocab: int = 99, seed: int = 1) -> 
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
+def write_tiny_bert(path, sentence_transformers: bool = False, seed: int = 0):
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=37, max_position_embeddings=64)
+    model = BertModel(config).eval()
+    model.save_pretrained(path)
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","] + letters + [f"##{c}" for c in letters]
+    # transformers 5 ignores vocab_file here; the vocabulary must be passed as a mapping.
+    BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)}).save_pretrained(path)
+    if sentence_transformers:
+        (path / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "", "type": "x"}]))
+        (path / "1_Pooling").mkdir()
+        (path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    return model
+
+
+RTE_LABELS = {0: "entailment", 1: "not_entailment"}
+
+
+def letter_tokenizer(path):
+    """The tiny BERT folder, with a letter-level tokenizer: letters, '##' letters, digits, punctuation.
+
+    Real sentences become many distinct ids (letter by letter). The vocabulary is passed as a
+    dict: transformers 5's BertTokenizerFast ignores `vocab_file=` and would keep only the 5
+    special tokens, turning every word into [UNK].
+    """
+    write_tiny_bert(path)
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("abcdefghijklmnopqrstuvwxyz")
+    tokens += [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"] + list("0123456789") + list(".,;:'\"!?-()$%")
+    BertTokenizerFast(vocab={t: i for i, t in enumerate(tokens)}).save_pretrained(path)
+    tokenizer = load_tokenizer(path)
+    assert len(tokenizer) == len(tokens) <= 99
+    return tokenizer
+
+
+def save_pruned(folder, tokenizer, *, pooling: str = "mean", num_labels: int = 2, drop_attention: bool = False,
+                head_scale: float = 1.0, seed: int = 0, **config):
+    """A tiny random model, cut (layer 0 loses its FFN block and 3 heads, 4 hidden dims go), saved as a run.
+
+    Returns the cut model; the run folder gets `model/` and, as `teacher/`, the dense model.
+    """
+    labels = {"id2label": RTE_LABELS} if num_labels == 2 else {}
+    problem = {"problem_type": "regression"} if num_labels == 1 else {}
+    model = tiny_model(pooling=pooling, num_labels=num_labels, seed=seed, **labels, **problem, **config)
+    with torch.no_grad():
+        model.classifier.weight.mul_(head_scale)  # spread the outputs so that both labels come out
+    small = cut(model, sample_masks(model, drop_attention)).eval()
+    save_model(small, tokenizer, folder / "model")
+    save_model(model, tokenizer, folder / "teacher")
+    return small
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    return letter_tokenizer(tmp_path_factory.mktemp("tok"))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tokenizer):
+    folder = tmp_path_factory.mktemp("run")
+    save_pruned(folder, tokenizer, head_scale=30.0)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     """A tiny random BERT saved as a Hugging Face folder (config, safetensors, tokenizer)."""
-    from test_model import write_tiny_bert  # test_model imports this module
-
     path = tmp_path_factory.mktemp("tiny_bert")
     write_tiny_bert(path)
     return path

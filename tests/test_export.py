@@ -9,69 +9,16 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from transformers import (AutoConfig, AutoModel, AutoModelForSequenceClassification, BertTokenizerFast,
-                          pipeline)
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, pipeline
 
 import auxprune
 from auxprune.cli import main
 from auxprune.data.tasks import load_task
 from auxprune.export import export_onnx
 from auxprune.model.encoder import AuxpruneForSequenceClassification, AuxpruneModel
-from auxprune.model.loading import load_tokenizer
-from auxprune.output import save_model
-from auxprune.surgery import cut
-from conftest import sample_masks, tiny_model
-from test_model import write_tiny_bert
+from conftest import RTE_LABELS, save_pruned
 
 torch.set_num_threads(1)
-
-RTE_LABELS = {0: "entailment", 1: "not_entailment"}
-
-
-def letter_tokenizer(path):
-    """The tiny BERT folder, with a letter-level tokenizer: letters, '##' letters, digits, punctuation.
-
-    Real sentences become many distinct ids (letter by letter). The vocabulary is passed as a
-    dict: transformers 5's BertTokenizerFast ignores `vocab_file=` and would keep only the 5
-    special tokens, turning every word into [UNK].
-    """
-    write_tiny_bert(path)
-    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("abcdefghijklmnopqrstuvwxyz")
-    tokens += [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"] + list("0123456789") + list(".,;:'\"!?-()$%")
-    BertTokenizerFast(vocab={t: i for i, t in enumerate(tokens)}).save_pretrained(path)
-    tokenizer = load_tokenizer(path)
-    assert len(tokenizer) == len(tokens) <= 99
-    return tokenizer
-
-
-def save_pruned(folder, tokenizer, *, pooling: str = "mean", num_labels: int = 2, drop_attention: bool = False,
-                head_scale: float = 1.0, seed: int = 0, **config):
-    """A tiny random model, cut (layer 0 loses its FFN block and 3 heads, 4 hidden dims go), saved as a run.
-
-    Returns the cut model; the run folder gets `model/` and, as `teacher/`, the dense model.
-    """
-    labels = {"id2label": RTE_LABELS} if num_labels == 2 else {}
-    problem = {"problem_type": "regression"} if num_labels == 1 else {}
-    model = tiny_model(pooling=pooling, num_labels=num_labels, seed=seed, **labels, **problem, **config)
-    with torch.no_grad():
-        model.classifier.weight.mul_(head_scale)  # spread the outputs so that both labels come out
-    small = cut(model, sample_masks(model, drop_attention)).eval()
-    save_model(small, tokenizer, folder / "model")
-    save_model(model, tokenizer, folder / "teacher")
-    return small
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    return letter_tokenizer(tmp_path_factory.mktemp("tok"))
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, tokenizer):
-    folder = tmp_path_factory.mktemp("run")
-    save_pruned(folder, tokenizer, head_scale=30.0)
-    return folder
-
 
 def rte_batches(tokenizer, data_dir, max_len: int) -> list[dict[str, torch.Tensor]]:
     """Real RTE dev sentences: pairs (truncated), and second sentences alone (short, so the batch is padded)."""

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
-from transformers import BertConfig, BertModel
 
 import auxprune
 from auxprune.errors import UserError
@@ -15,26 +12,7 @@ from auxprune.model.loading import load_for_task
 from auxprune.output import save_model
 from auxprune.structure import dense_masks
 from auxprune.surgery import cut
-from conftest import sample_masks, tiny_batch, tiny_dims, tiny_model
-
-
-def write_tiny_bert(path, sentence_transformers: bool = False, seed: int = 0):
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=37, max_position_embeddings=64)
-    model = BertModel(config).eval()
-    model.save_pretrained(path)
-    from transformers import BertTokenizerFast
-
-    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","] + letters + [f"##{c}" for c in letters]
-    # transformers 5 ignores vocab_file here; the vocabulary must be passed as a mapping.
-    BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)}).save_pretrained(path)
-    if sentence_transformers:
-        (path / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "", "type": "x"}]))
-        (path / "1_Pooling").mkdir()
-        (path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
-    return model
+from conftest import sample_masks, tiny_batch, tiny_dims, tiny_model, write_tiny_bert
 
 
 def test_encoder_matches_hugging_face_bert(tmp_path):

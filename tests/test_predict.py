@@ -10,7 +10,7 @@ import torch
 import auxprune
 from auxprune.cli import main
 from auxprune.errors import UserError
-from test_export import RTE_LABELS, run, save_pruned, tokenizer  # noqa: F401 - run and tokenizer are fixtures
+from conftest import RTE_LABELS, save_pruned
 
 torch.set_num_threads(1)
 

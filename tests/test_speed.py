@@ -13,7 +13,7 @@ import torch
 from auxprune.cli import main
 from auxprune.model.configuration import AuxpruneConfig
 from auxprune.speed import dense_config, forward_flops
-from test_export import letter_tokenizer, save_pruned
+from conftest import letter_tokenizer, save_pruned
 
 torch.set_num_threads(1)
 
