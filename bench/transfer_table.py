@@ -51,7 +51,8 @@ def table(records: list[dict]) -> str:
              + " | transfer - baseline |", "|---" * (len(METHODS) + 4) + "|"]
     for target, sparsity in sorted({(t, s) for t, s, _ in by_seed}):
         values = [cell([v for _, v in sorted(by_seed.get((target, sparsity, m), {}).items())]) for m in METHODS]
-        teacher = cell([v for _, v in sorted(dense[target].items())])
+        seeds = by_seed.get((target, sparsity, "baseline"), {}).keys() or dense[target].keys()  # this row's seeds
+        teacher = cell([dense[target][s] for s in sorted(seeds) if s in dense[target]])
         lines.append(f"| {target} ({names[target]}) | {sparsity} | {teacher} | " + " | ".join(values)
                      + f" | {gain(by_seed, target, sparsity)} |")
     return "\n".join(lines)
