@@ -143,36 +143,39 @@ def main() -> None:
     args = parser.parse_args()
     command = shlex.join(["python", "bench/transfer_limited_data.py", *sys.argv[1:]])
     WORK.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    rows = {(r["target"], r["sparsity"], r["method"], r["seed"]): r for r in previous.get("records", [])}
-    commands = previous.get("commands", [])
-    if command not in commands:
-        commands.append(command)
     for seed in args.seeds:
         for target in args.targets:
             for sparsity in args.sparsities:
                 for method in args.methods:
-                    key = (target, sparsity, method, seed)
                     report, wall = run_cell(target, sparsity, method, seed, args.examples, args.threads)
-                    if wall is None:  # finished earlier: keep the wall time measured then
-                        wall = rows[key]["wall_s"] if key in rows else report["timing"]["total"]
-                    rows[key] = record(target, method, seed, report, wall)
-                    write(rows, commands)
-                    r = rows[key]
+                    finished_earlier = wall is None
+                    r = record(target, method, seed, report, report["timing"]["total"] if finished_earlier else wall)
+                    r["threads"] = args.threads or torch.get_num_threads()
+                    r = write(r, command, keep_existing=finished_earlier)
                     print(f"[done] {target} {method} s{sparsity} seed {seed}: {r['metric_name']} {r['metric']:.4f} "
-                          f"({wall:.0f}s)", flush=True)
+                          f"({r['wall_s']:.0f}s)", flush=True)
 
 
-def write(rows: dict, commands: list[str]) -> None:
-    """Merge this runner's records and commands into the results file (others may run beside it)."""
+def key(row: dict) -> tuple:
+    return row["target"], row["sparsity"], row["method"], row["seed"]
+
+
+def write(row: dict, command: str, keep_existing: bool) -> dict:
+    """Put one record (and the command) into the results file, read afresh since other runners may write
+    beside this one; with `keep_existing`, a record already there stays (with the wall time measured when it ran).
+    Returns the record now in the file."""
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with open(RESULTS.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         on_disk = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-        for r in on_disk.get("records", []):
-            rows.setdefault((r["target"], r["sparsity"], r["method"], r["seed"]), r)
-        commands += [c for c in on_disk.get("commands", []) if c not in commands]
+        rows = {key(r): r for r in on_disk.get("records", [])}
+        if not (keep_existing and key(row) in rows):
+            rows[key(row)] = row
+        commands = on_disk.get("commands", [])
+        if command not in commands:
+            commands.append(command)
         _write(rows, commands)
+        return rows[key(row)]
 
 
 def _write(rows: dict, commands: list[str]) -> None:
