@@ -74,8 +74,10 @@ def inputs(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
     return {k: batch[k].to(device) for k in MODEL_INPUTS}
 
 
-def progress(steps: int, desc: str) -> tqdm:
-    return tqdm(total=steps, desc=desc, unit="step", dynamic_ncols=True, leave=True)
+def progress(steps: int, desc: str, done: int = 0) -> tqdm:
+    """A step bar starting at `done` (a resumed run); as a context manager it closes also on Ctrl-C, so the
+    bar does not swallow the last message."""
+    return tqdm(total=steps, initial=done, desc=desc, unit="step", dynamic_ncols=True, leave=True)
 
 
 def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, epochs: float, lr: float,
@@ -98,9 +100,7 @@ def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, e
     done = state.start(objects)
     model.train()
     distill = config.distill
-    bar = progress(steps, phase)
-    bar.update(done)
-    try:
+    with progress(steps, phase, done) as bar:
         for step, batch in enumerate(batches(loader, steps - done), start=done + 1):
             x, labels = inputs(batch, accelerator.device), batch["labels"].to(accelerator.device)
             logits = model(**x).logits
@@ -120,8 +120,6 @@ def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, e
             if step % config.train.log_every == 0 or step == steps:
                 log.write(phase=phase, step=step, loss=loss.item(), lr=schedule.get_last_lr()[0])
             state.after_step(step, steps, objects)
-    finally:
-        bar.close()  # also on Ctrl-C, so the bar does not swallow the last message
     model.eval()
 
 
@@ -137,9 +135,7 @@ def fine_tune_aux(model: AuxpruneForSequenceClassification, aux: AuxBranch, *, e
     objects = {"model": model, "optimizer": optimizer, "schedule": schedule, "aux": aux}
     done = state.start(objects)
     model.train()
-    bar = progress(steps, phase)
-    bar.update(done)
-    try:
+    with progress(steps, phase, done) as bar:
         for step in range(done + 1, steps + 1):
             loss = aux.loss(model, None, accelerator.device)
             _update(loss, params, (optimizer,), schedule, accelerator, config.train.max_grad_norm)
@@ -148,8 +144,6 @@ def fine_tune_aux(model: AuxpruneForSequenceClassification, aux: AuxBranch, *, e
             if step % config.train.log_every == 0 or step == steps:
                 log.write(phase=phase, step=step, loss_aux=loss.item(), lr=schedule.get_last_lr()[0])
             state.after_step(step, steps, objects)
-    finally:
-        bar.close()
     model.eval()
 
 
@@ -172,9 +166,7 @@ def prune_aux(model: AuxpruneForSequenceClassification, aux: AuxBranch, *, epoch
                "gate_optimizer": gate_optimizer, "lambda_optimizer": lambda_optimizer, "schedule": schedule, "aux": aux}
     done = state.start(objects)
     model.train()
-    bar = progress(steps, phase)
-    bar.update(done)
-    try:
+    with progress(steps, phase, done) as bar:
         for step in range(done + 1, steps + 1):
             loss = aux.loss(model, gates.sample(), accelerator.device)
             sparsity = expected_sparsity(gates.keep_probabilities(), dims)
@@ -187,8 +179,6 @@ def prune_aux(model: AuxpruneForSequenceClassification, aux: AuxBranch, *, epoch
                 log.write(phase=phase, step=step, loss_aux=loss.item(), expected_sparsity=sparsity.item(),
                           target=controller.target_at(step), lr=schedule.get_last_lr()[0])
             state.after_step(step, steps, objects)
-    finally:
-        bar.close()
     model.eval()
     return accelerator.unwrap_model(gates)
 
@@ -287,9 +277,7 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
     done = state.start(objects)
     student.train()
     matches: list[int] = list((state.restore or {}).get("layer_matches", []))
-    bar = progress(steps, "prune")
-    bar.update(done)
-    try:
+    with progress(steps, "prune", done) as bar:
         for step, batch in enumerate(batches(loader, steps - done), start=done + 1):
             x, labels = inputs(batch, accelerator.device), batch["labels"].to(accelerator.device)
             z = gates.sample()
@@ -325,8 +313,6 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
                           lambda1=controller.lambda1.item(), lambda2=controller.lambda2.item(),
                           lr=schedule.get_last_lr()[0], layer_matches=matches)
             state.after_step(step, steps, {**objects, "layer_matches": Value(matches)})
-    finally:
-        bar.close()  # also on Ctrl-C, so the bar does not swallow the last message
     student.eval()
     with torch.no_grad():
         final_sparsity = float(expected_sparsity(gates.keep_probabilities(), dims))
