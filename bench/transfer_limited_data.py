@@ -150,7 +150,8 @@ def main() -> None:
                     report, wall = run_cell(target, sparsity, method, seed, args.examples, args.threads)
                     finished_earlier = wall is None
                     r = record(target, method, seed, report, report["timing"]["total"] if finished_earlier else wall)
-                    r["threads"] = args.threads or torch.get_num_threads()
+                    if not finished_earlier:  # this invocation's threads say nothing of a cell run before
+                        r["threads"] = args.threads or torch.get_num_threads()
                     r = write(r, command, keep_existing=finished_earlier)
                     print(f"[done] {target} {method} s{sparsity} seed {seed}: {r['metric_name']} {r['metric']:.4f} "
                           f"({r['wall_s']:.0f}s)", flush=True)
