@@ -10,6 +10,7 @@ SICK relatedness. Methods:
 - `multitask`: joint, everything hard-shared (one model, one gate set, two heads), constant weight
   during pruning.
 - `transfer`: the setting under test, see METHODS.
+- `transfer_kd`: `transfer`, and the teacher distilled on auxiliary inputs at every pruning step.
 
 Every cell is its own run folder under bench/work/transfer/; a cell whose report is finished is
 read, not re-run (resumable). Methods without auxiliary teacher training reuse one dense teacher
@@ -62,6 +63,10 @@ METHODS: dict[str, tuple[list[str], str, list[str]]] = {
     # Intermediate-task teacher, then multitask pruning with a decaying auxiliary weight.
     "transfer": (["transfer.how=joint", "transfer.what=both", "transfer.share=hard", "transfer.teacher_aux_epochs=1",
                   "transfer.when=linear_decay", "transfer.phases=[warmup,prune]"], "aux", ["transfer.teacher_aux_epochs=1"]),
+    # The same, and every pruning step also distils the teacher on an auxiliary batch (labels unused).
+    "transfer_kd": (["transfer.how=joint", "transfer.what=both", "transfer.share=hard", "transfer.teacher_aux_epochs=1",
+                     "transfer.when=linear_decay", "transfer.phases=[warmup,prune]", "transfer.aux_distill=1"], "aux",
+                    ["transfer.teacher_aux_epochs=1"]),
 }
 TEACHER_RECIPES = {"dense": "target only (teacher.epochs of the preset)",
                    "aux": "1 epoch on the auxiliary data, then the target (teacher.epochs of the preset)"}

@@ -299,7 +299,25 @@ def test_joint_run_is_reproducible_and_reports_transfer(tiny_bert, data_dir, tmp
     assert first["metrics"]["pruned"].keys() == {"accuracy"}
 
 
+def test_distilling_on_auxiliary_inputs_draws_a_batch_per_pruning_step(tiny_bert, data_dir, tmp_path):
+    # weight 0: no auxiliary task loss, so every auxiliary batch drawn is one the teacher is distilled on
+    runs = {}
+    for name, strength in (("off", 0), ("on", 1)):
+        assert main(prune_argv(tiny_bert, data_dir, tmp_path / name, "--how", "joint", "--set", "transfer.weight=0",
+                               "--set", f"transfer.aux_distill={strength}", "--set", "train.log_every=1")) == 0
+        report = json.loads((tmp_path / name / "report.json").read_text())
+        lines = [json.loads(line) for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]
+        runs[name] = report, [line for line in lines if line.get("phase") == "prune"]
+    (off, off_log), (on, on_log) = runs["off"], runs["on"]
+    assert off["transfer"]["aux_steps"] == 0 and off["transfer"]["aux_distill"] is None
+    assert on["transfer"]["aux_steps"] == 12 and on["transfer"]["aux_distill"] == 1  # warmup + prune steps
+    assert all(line["loss_aux_distill"] > 0 for line in on_log) and "loss_aux_distill" not in off_log[0]
+    assert on_log[0]["loss"] > off_log[0]["loss"]  # the same first step, plus the distillation term
+
+
 @pytest.mark.parametrize("extra, message", [
+    (["--how", "sequential", "--set", "transfer.aux_distill=1"], "needs how=joint"),
+    (["--how", "joint", "--set", "transfer.aux_distill=1", "--set", "distill.enabled=false"], "needs distill.enabled=true"),
     (["--how", "joint", "--set", "transfer.aux=[]"], "needs at least one auxiliary task"),
     (["--how", "sequential", "--what", "masks"], "transfers weights only"),
     (["--how", "sequential", "--share", "tied", "--set", "transfer.tie_strength=0"], "tie_strength > 0"),

@@ -127,6 +127,8 @@ class TransferSection(Section):
     stage1_lr: float = Field(5e-5, gt=0)
     teacher_aux_epochs: float = Field(0.0, ge=0, description="train the teacher on the auxiliary data first (intermediate task)")
     aux_batch_size: int | None = Field(None, ge=1, description="auxiliary batch size (default: train.batch_size)")
+    aux_distill: float = Field(0.0, ge=0, description="how=joint: weight of distilling the teacher on auxiliary inputs "
+                               "(its target predictions and matched layers; their labels unused) at every pruning step")
 
     @model_validator(mode="after")
     def _coherent(self) -> "TransferSection":
@@ -143,6 +145,8 @@ class TransferSection(Section):
             raise ValueError(f"window must satisfy 0 <= start < end <= 1 (got {list(self.window)})")
         if self.how == "sequential" and self.stage1 == "finetune" and self.what != "weights":
             raise ValueError(f"sequential with stage1=finetune transfers weights only (what={self.what!r} needs stage1=prune)")
+        if self.aux_distill > 0 and self.how != "joint":
+            raise ValueError("aux_distill draws auxiliary inputs during pruning: it needs how=joint")
         if self.how != "none" and self.share == "tied" and self.tie_strength == 0:
             raise ValueError("share=tied needs tie_strength > 0")
         return self

@@ -257,6 +257,8 @@ def build_aux(config: RunConfig, data: TaskData, tokenizer, model, train_loader)
                         "it cannot start from a finished teacher (drop teacher.path)")
     if t.how == "joint" and "finetune" in t.phases and "hidden" in config.prune.families:
         raise UserError("transfer.phases: 'finetune' needs the hidden size kept (drop 'hidden' from prune.families)")
+    if t.aux_distill > 0 and not config.distill.enabled:
+        raise UserError("transfer.aux_distill distils the teacher on auxiliary inputs: it needs distill.enabled=true")
     tasks = load_aux_tasks(config, data, data.train, tokenizer)
     prune_steps = steps_for(config.prune.epochs, train_loader)
     warmup = int(config.prune.sparsity_warmup * prune_steps)
@@ -280,6 +282,7 @@ def transfer_report(config: RunConfig, aux: AuxBranch, metrics: dict) -> dict:
         "stage1": t.stage1 if t.how == "sequential" else None,
         "stage1_epochs": t.stage1_epochs if t.how == "sequential" else None,
         "teacher_aux_epochs": t.teacher_aux_epochs or None,
+        "aux_distill": t.aux_distill or None,
         "aux_steps": aux.steps,
         "aux_metrics": metrics,
     }

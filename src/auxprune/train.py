@@ -292,6 +292,10 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
                 if layer_distiller is not None:
                     parts["layer"], matches = layer_distiller(out.hidden_states, t_out.hidden_states, x["attention_mask"])
                     loss = loss + distill.layer_weight * parts["layer"]
+                if aux is not None and transfer.aux_distill > 0:
+                    parts["aux_distill"] = _distill_on_aux(aux, student, teacher, z, layer_distiller, config,
+                                                           accelerator.device)
+                    loss = loss + transfer.aux_distill * parts["aux_distill"]
             sparsity = expected_sparsity(gates.keep_probabilities(), dims)
             penalty = controller.penalty(sparsity, step)
             if aux is not None:
@@ -317,6 +321,22 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
     with torch.no_grad():
         final_sparsity = float(expected_sparsity(gates.keep_probabilities(), dims))
     return PruneResult(gates, final_sparsity, (controller.lambda1.item(), controller.lambda2.item()), matches)
+
+
+def _distill_on_aux(aux: AuxBranch, student: AuxpruneForSequenceClassification,
+                    teacher: AuxpruneForSequenceClassification, z: dict[str, Tensor],
+                    layer_distiller: LayerDistiller | None, config: RunConfig, device: torch.device) -> Tensor:
+    """The teacher's target predictions (and matched layers) on one auxiliary batch: with 1,000 target
+    examples, the auxiliary inputs give distillation many more points to match the teacher at."""
+    distill, hidden = config.distill, layer_distiller is not None
+    x = aux.next_inputs(device)
+    out = student(**x, gates=z, output_hidden_states=hidden)
+    with torch.no_grad():
+        t_out = teacher(**x, output_hidden_states=hidden)
+    loss = distill.prediction_weight * prediction_loss(out.logits, t_out.logits, distill.temperature)
+    if hidden:
+        loss = loss + distill.layer_weight * layer_distiller(out.hidden_states, t_out.hidden_states, x["attention_mask"])[0]
+    return loss
 
 
 def _add_aux(aux: AuxBranch, loss: Tensor, parts: dict, z: dict, gates: HardConcreteGates,

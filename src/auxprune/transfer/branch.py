@@ -90,6 +90,12 @@ class AuxBranch(nn.Module):
             stream = self._streams[index] = _forever(self.tasks[index].loader)
         return self.tasks[index], next(stream)
 
+    def next_inputs(self, device: torch.device) -> dict[str, Tensor]:
+        """The model inputs of the next auxiliary batch, its labels unused (to distil the teacher on)."""
+        _, batch = self.next_batch()
+        self.steps += 1
+        return {k: batch[k].to(device) for k in MODEL_INPUTS}
+
     def loss(self, model: AuxpruneForSequenceClassification, gates: dict[str, Tensor] | None,
              device: torch.device) -> Tensor:
         """The loss of one auxiliary batch through `model` (with `gates` when pruning)."""
