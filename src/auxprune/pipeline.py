@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import random
 import statistics
 import time
@@ -82,6 +83,7 @@ class Timer:
 
 
 STAGE1_FILE = "stage1.safetensors"  # in the checkpoints folder: kept while the run can resume
+STAGE1_METRICS_FILE = "stage1_metrics.json"  # beside it: the auxiliary dev metrics stage 1 ended with
 
 
 def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: bool = False) -> dict:
@@ -142,10 +144,15 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                 with timer.phase("stage1"):
                     stage1, stage1_metrics = run_stage1(teacher, aux, stage1_epochs, config, accelerator, log, loop("stage1"))
                     aux_metrics.update(stage1_metrics)
+                    stage1_file.parent.mkdir(parents=True, exist_ok=True)
+                    write_json(stage1_file.with_name(STAGE1_METRICS_FILE), stage1_metrics)  # reported after a resume too
                     if stage1 is not None:
                         stage1.save(stage1_file)  # later phases resume without redoing stage 1
-            elif transfer.how == "sequential" and needs_stage1_outcome(transfer):
-                stage1 = StageOne.load(stage1_file)
+            else:
+                if transfer.how == "sequential" and needs_stage1_outcome(transfer):
+                    stage1 = StageOne.load(stage1_file)
+                if stage1_file.with_name(STAGE1_METRICS_FILE).is_file():  # stage 1 finished before this resume
+                    aux_metrics.update(json.loads(stage1_file.with_name(STAGE1_METRICS_FILE).read_text(encoding="utf-8")))
             if config.teacher.path is None:
                 with timer.phase("teacher"):
                     if teacher_done:  # the teacher was finished and saved before
