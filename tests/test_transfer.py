@@ -295,8 +295,27 @@ def test_joint_run_is_reproducible_and_reports_transfer(tiny_bert, data_dir, tmp
     t = first["transfer"]
     assert (t["how"], t["what"], t["share"], t["when"]["shape"]) == ("joint", "weights", "hard", "linear_decay")
     assert t["aux"][0]["labels"] == ["contradiction", "entailment", "neutral"]  # its own label space
-    assert t["aux_steps"] == 12  # every pruning step (warmup + prune phases)
+    # the default recipe: the teacher's intermediate epoch on the auxiliary data (6 batches), then at every
+    # pruning step (warmup + prune: 12) one batch for the auxiliary loss and one to distil the teacher on
+    assert (t["teacher_aux_epochs"], t["aux_distill"]) == (1, 1)
+    assert t["aux_steps"] == 6 + 12 + 12
     assert first["metrics"]["pruned"].keys() == {"accuracy"}
+
+
+def test_auxiliary_tasks_alone_select_the_measured_recipe():
+    from auxprune.config import build_config
+
+    aux = {"transfer": {"aux": [{"task": "aux/snli_dev.tsv"}]}}
+    t = build_config(overrides=[aux]).transfer
+    assert (t.how, t.what, t.share, t.when, t.teacher_aux_epochs, t.aux_distill) == \
+        ("joint", "both", "hard", "linear_decay", 1, 1)
+    assert build_config(overrides=[{"transfer": {}}]).transfer.how == "none"
+    # a given teacher is used as it is; no distillation, nothing to distil on auxiliary inputs
+    assert build_config(overrides=[aux, {"teacher": {"path": "t"}}]).transfer.teacher_aux_epochs == 0
+    assert build_config(overrides=[aux, {"distill": {"enabled": False}}]).transfer.aux_distill == 0
+    # sequential transfer has its own stage 1 and no pruning-time auxiliary batches
+    seq = build_config(overrides=[aux, {"transfer": {"how": "sequential"}}]).transfer
+    assert (seq.what, seq.teacher_aux_epochs, seq.aux_distill) == ("weights", 0, 0)
 
 
 def test_distilling_on_auxiliary_inputs_draws_a_batch_per_pruning_step(tiny_bert, data_dir, tmp_path):
@@ -304,6 +323,7 @@ def test_distilling_on_auxiliary_inputs_draws_a_batch_per_pruning_step(tiny_bert
     runs = {}
     for name, strength in (("off", 0), ("on", 1)):
         assert main(prune_argv(tiny_bert, data_dir, tmp_path / name, "--how", "joint", "--set", "transfer.weight=0",
+                               "--set", "transfer.teacher_aux_epochs=0",
                                "--set", f"transfer.aux_distill={strength}", "--set", "train.log_every=1")) == 0
         report = json.loads((tmp_path / name / "report.json").read_text())
         lines = [json.loads(line) for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]

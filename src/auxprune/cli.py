@@ -29,10 +29,14 @@ def _add_prune(sub) -> None:
     t = p.add_argument_group("transfer from auxiliary tasks")
     t.add_argument("--aux", action="append", default=[], metavar="SOURCE",
                    help="auxiliary task: GLUE name, data file (e.g. aux/snli_dev.tsv), 'mlm' or 'mlm:FILE'; repeatable")
-    t.add_argument("--how", choices=["none", "sequential", "joint"], help="how the tasks are coupled")
-    t.add_argument("--what", choices=["weights", "masks", "both"], help="what is transferred")
-    t.add_argument("--share", choices=["hard", "tied"], help="hard-shared or softly tied copies")
-    t.add_argument("--when", choices=["constant", "linear_decay", "cosine", "window"], help="schedule of the auxiliary weight")
+    t.add_argument("--how", choices=["none", "sequential", "joint"],
+                   help="how the tasks are coupled (default: joint when --aux is given, with an auxiliary-trained "
+                        "teacher and distillation on auxiliary inputs: the measured recipe)")
+    t.add_argument("--what", choices=["weights", "masks", "both"],
+                   help="what is transferred (default: weights for sequential fine-tuning, else both)")
+    t.add_argument("--share", choices=["hard", "tied"], help="hard-shared or softly tied copies (default: hard)")
+    t.add_argument("--when", choices=["constant", "linear_decay", "cosine", "window"],
+                   help="schedule of the auxiliary weight (default: linear_decay)")
     p.add_argument("--output", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its newest checkpoint (with its saved config)")

@@ -112,40 +112,48 @@ class TransferSection(Section):
     """How, what and when auxiliary tasks transfer to the target (see auxprune.transfer)."""
 
     aux: list[AuxSource] = Field(default_factory=list)
-    how: Literal["none", "sequential", "joint"] = "none"
+    # None: `joint` when auxiliary tasks are given, else `none`. The defaults of how, when,
+    # teacher_aux_epochs and aux_distill form the recipe measured best on RTE, MRPC and STS-B
+    # (README, "Transfer from auxiliary tasks"; bench/results/transfer_limited_data.json).
+    how: Literal["none", "sequential", "joint"] | None = None
     # None: the natural choice for `how` (sequential fine-tuning moves weights; otherwise both)
     what: Literal["weights", "masks", "both"] | None = None
     share: Literal["hard", "tied"] = "hard"
     tie_strength: float = Field(1.0, ge=0, description="penalty pulling tied copies together (sequential: "
                                 "stage 2 towards what stage 1 ended with)")
-    when: Literal["constant", "linear_decay", "cosine", "window"] = "constant"
+    # A constant weight lets the auxiliary loss take over at high sparsity (RTE: below the majority class).
+    when: Literal["constant", "linear_decay", "cosine", "window"] = "linear_decay"
     window: tuple[float, float] = (0.0, 0.5)
     weight: float = Field(1.0, ge=0, description="auxiliary loss weight w at its peak")
     phases: list[Literal["teacher", "warmup", "prune", "finetune"]] = Field(default_factory=lambda: ["warmup", "prune"])
     stage1: Literal["finetune", "prune"] = Field("finetune", description="sequential: what stage 1 does on the auxiliary data")
     stage1_epochs: float = Field(1.0, gt=0)
     stage1_lr: float = Field(5e-5, gt=0)
-    teacher_aux_epochs: float = Field(0.0, ge=0, description="train the teacher on the auxiliary data first (intermediate task)")
+    teacher_aux_epochs: float | None = Field(None, ge=0, description="train the teacher on the auxiliary data first "
+                                             "(intermediate task); empty: 1 with how=joint and no teacher.path, else 0")
     aux_batch_size: int | None = Field(None, ge=1, description="auxiliary batch size (default: train.batch_size)")
-    aux_distill: float = Field(0.0, ge=0, description="how=joint: weight of distilling the teacher on auxiliary inputs "
-                               "(its target predictions and matched layers; their labels unused) at every pruning step")
+    aux_distill: float | None = Field(None, ge=0, description="how=joint: weight of distilling the teacher on auxiliary "
+                                      "inputs (its target predictions and matched layers; their labels unused) at every "
+                                      "pruning step; empty: 1 with how=joint and distillation on, else 0")
 
     @model_validator(mode="after")
     def _coherent(self) -> "TransferSection":
+        if self.how is None:
+            object.__setattr__(self, "how", "joint" if self.aux else "none")
         if self.what is None:
             object.__setattr__(self, "what", "weights" if self.how == "sequential" and self.stage1 == "finetune" else "both")
-        if self.how == "none" and self.aux and self.teacher_aux_epochs == 0:
+        if self.how == "none" and self.aux and not self.teacher_aux_epochs:
             raise ValueError("auxiliary tasks given but how is 'none'; choose how: sequential or joint")
         if self.how != "none" and not self.aux:
             raise ValueError(f"how={self.how!r} needs at least one auxiliary task (--aux)")
-        if self.teacher_aux_epochs > 0 and not self.aux:
+        if self.teacher_aux_epochs and not self.aux:
             raise ValueError("teacher_aux_epochs needs at least one auxiliary task (--aux)")
         start, end = self.window
         if not 0 <= start < end <= 1:
             raise ValueError(f"window must satisfy 0 <= start < end <= 1 (got {list(self.window)})")
         if self.how == "sequential" and self.stage1 == "finetune" and self.what != "weights":
             raise ValueError(f"sequential with stage1=finetune transfers weights only (what={self.what!r} needs stage1=prune)")
-        if self.aux_distill > 0 and self.how != "joint":
+        if self.aux_distill and self.how != "joint":
             raise ValueError("aux_distill draws auxiliary inputs during pruning: it needs how=joint")
         if self.how != "none" and self.share == "tied" and self.tie_strength == 0:
             raise ValueError("share=tied needs tie_strength > 0")
@@ -162,6 +170,17 @@ class RunConfig(Section):
     finetune: FinetuneSection = Field(default_factory=FinetuneSection)
     train: TrainSection = Field(default_factory=TrainSection)
     transfer: TransferSection = Field(default_factory=TransferSection)
+
+    @model_validator(mode="after")
+    def _resolve_transfer_defaults(self) -> "RunConfig":
+        """Fill the transfer defaults that depend on other sections. A given teacher is used as it is, so
+        it gets no intermediate-task training; distillation on auxiliary inputs needs distillation."""
+        t = self.transfer
+        if t.teacher_aux_epochs is None:
+            object.__setattr__(t, "teacher_aux_epochs", 1.0 if t.how == "joint" and self.teacher.path is None else 0.0)
+        if t.aux_distill is None:
+            object.__setattr__(t, "aux_distill", 1.0 if t.how == "joint" and self.distill.enabled else 0.0)
+        return self
 
 
 # Presets are overrides on the defaults. `quick` is the README's main job on 2 CPU cores;
