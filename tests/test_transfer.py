@@ -284,12 +284,15 @@ def test_sequential_tie_pulls_stage_two_towards_stage_one(tiny_bert, data_dir, t
     assert report["transfer"]["share"] == "tied" and report["transfer"]["tie_strength"] == 100
 
 
-def test_joint_run_is_reproducible_and_reports_transfer(tiny_bert, data_dir, tmp_path):
+def test_joint_run_is_reproducible_and_reports_transfer(tiny_bert, data_dir, tmp_path, capsys):
     reports = []
     for name in ("a", "b"):
         assert main(prune_argv(tiny_bert, data_dir, tmp_path / name, "--how", "joint", "--what", "weights",
                                "--when", "linear_decay")) == 0
         reports.append(json.loads((tmp_path / name / "report.json").read_text()))
+    summary = capsys.readouterr().out  # the end-of-run summary says what the auxiliary tasks did
+    assert "transfer: joint from snli_dev" in summary
+    assert "auxiliary dev (after stage1):" in summary and "auxiliary dev (pruned):" in summary
     first, second = reports
     assert first["metrics"] == second["metrics"] and first["structure"] == second["structure"]
     t = first["transfer"]

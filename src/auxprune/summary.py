@@ -32,7 +32,28 @@ def print_prune_summary(report: dict, output: Path) -> None:
     console.print(f"sparsity {report['sparsity']:.4f} (target {report['target_sparsity']}), "
                   f"speed-up {speed['speedup']}x, time {report['timing']['total']:.0f} s "
                   f"({', '.join(f'{k} {v:.0f}s' for k, v in report['timing'].items() if k != 'total')})")
+    if report.get("transfer"):
+        for line in transfer_lines(report["transfer"]):
+            console.print(line)
     console.print(f"model: {output / 'model'}  report: {output / 'report.json'}  plot: {output / 'structure.png'}")
+
+
+def transfer_lines(t: dict) -> list[str]:
+    """What the auxiliary tasks did, in two or three lines: sources, choices, their own dev metrics."""
+    sources = ", ".join(f"{a['name']} ({a['train_examples']:,})" for a in t["aux"])
+    how = t["how"] if t["how"] != "sequential" else f"sequential (stage 1: {t['stage1']}, {t['stage1_epochs']} epochs)"
+    choices = [f"what {t['what']}/{t['share']}"]
+    if t["when"]:
+        choices.append(f"weight {t['when']['weight']} {t['when']['shape']} over {'+'.join(t['when']['phases'])}")
+    if t.get("teacher_aux_epochs"):
+        choices.append(f"teacher {t['teacher_aux_epochs']} epoch(s) on them first")
+    if t.get("aux_distill"):
+        choices.append(f"distillation on their inputs x {t['aux_distill']}")
+    lines = [f"transfer: {how} from {sources}; {', '.join(choices)}; {t['aux_steps']:,} auxiliary batches"]
+    for stage, by_task in t["aux_metrics"].items():
+        scores = "; ".join(f"{task} " + ", ".join(f"{k} {v:.4f}" for k, v in m.items()) for task, m in by_task.items())
+        lines.append(f"auxiliary dev ({stage.replace('_', ' ')}): {scores}")
+    return lines
 
 
 def print_metrics(result: dict) -> None:
