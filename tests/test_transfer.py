@@ -190,7 +190,7 @@ def _encoder_state(model) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("what", ["weights", "masks", "both"])
-def test_sequential_pruning_stage_hands_over_what_is_selected(what, tiny_bert, data_dir, tmp_path, monkeypatch):
+def test_sequential_pruning_stage_hands_over_what_is_selected(what, tiny_bert, data_dir, tmp_path, monkeypatch, capsys):
     """stage1=prune: the teacher starts from the stage-1 weights (weights, both) or the pre-trained
     ones (masks); the target's gates start from the stage-1 gate logits (masks, both) or fresh."""
     import auxprune.pipeline as pipeline
@@ -238,6 +238,8 @@ def test_sequential_pruning_stage_hands_over_what_is_selected(what, tiny_bert, d
     report = json.loads((out / "report.json").read_text())
     t = report["transfer"]
     assert (t["how"], t["stage1"], t["what"]) == ("sequential", "prune", what)
+    summary = capsys.readouterr().out
+    assert "transfer: sequential (stage 1: prune" in summary and "stage1 expected sparsity:" in summary
     assert 0 < t["aux_metrics"]["stage1_expected_sparsity"] <= 1
     assert not (out / "checkpoints").exists()  # the stage-1 outcome went with the checkpoints
 

@@ -51,6 +51,9 @@ def transfer_lines(t: dict) -> list[str]:
         choices.append(f"distillation on their inputs x {t['aux_distill']}")
     lines = [f"transfer: {how} from {sources}; {', '.join(choices)}; {t['aux_steps']:,} auxiliary batches"]
     for stage, by_task in t["aux_metrics"].items():
+        if not isinstance(by_task, dict):  # a figure of stage 1 itself, e.g. its expected sparsity
+            lines.append(f"{stage.replace('_', ' ')}: {by_task:.4f}")
+            continue
         scores = "; ".join(f"{task} " + ", ".join(f"{k} {v:.4f}" for k, v in m.items()) for task, m in by_task.items())
         lines.append(f"auxiliary dev ({stage.replace('_', ' ')}): {scores}")
     return lines
