@@ -359,6 +359,18 @@ def test_invalid_transfer_options_are_one_line_errors(extra, message, tiny_bert,
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("extra, names", [
+    (["--how", "joint", "--set", "transfer.teacher_aux_epochs=1"], "transfer.teacher_aux_epochs"),
+    (["--how", "sequential"], "transfer.how=sequential"),
+])
+def test_auxiliary_training_before_a_given_teacher_is_refused(extra, names, tiny_bert, data_dir, tmp_path, capsys):
+    code = main(prune_argv(tiny_bert, data_dir, tmp_path / "x", "--set", f"teacher.path={tiny_bert}", *extra))
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.startswith(f"auxprune: error: {names} trains the encoder") and "drop teacher.path" in err
+    assert not (tmp_path / "x").exists()
+
+
 def test_auxiliary_file_holding_the_target_dev_set_is_refused(tiny_bert, data_dir, tmp_path, capsys):
     dev = (data_dir / "glue" / "RTE" / "dev.tsv").read_text(encoding="utf-8")
     leak = tmp_path / "leak.tsv"

@@ -136,7 +136,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         with stop.installed():
             teacher_done = bool(saved) and latest.phase in ("prune", "finetune")
             stage1 = None
-            stage1_file = checkpoints.root / STAGE1_FILE
+            stage1_file, stage1_metrics_file = checkpoints.root / STAGE1_FILE, checkpoints.root / STAGE1_METRICS_FILE
             stage1_epochs = transfer.stage1_epochs if transfer.how == "sequential" else transfer.teacher_aux_epochs
             if aux is not None and stage1_epochs > 0 and not teacher_done and latest_phase(latest) in (None, "stage1"):
                 # Sequential stage 1 / intermediate-task teacher: the encoder learns the auxiliary
@@ -144,15 +144,15 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                 with timer.phase("stage1"):
                     stage1, stage1_metrics = run_stage1(teacher, aux, stage1_epochs, config, accelerator, log, loop("stage1"))
                     aux_metrics.update(stage1_metrics)
-                    stage1_file.parent.mkdir(parents=True, exist_ok=True)
-                    write_json(stage1_file.with_name(STAGE1_METRICS_FILE), stage1_metrics)  # reported after a resume too
+                    checkpoints.root.mkdir(parents=True, exist_ok=True)
+                    write_json(stage1_metrics_file, stage1_metrics)  # reported after a resume too
                     if stage1 is not None:
                         stage1.save(stage1_file)  # later phases resume without redoing stage 1
             else:
                 if transfer.how == "sequential" and needs_stage1_outcome(transfer):
                     stage1 = StageOne.load(stage1_file)
-                if stage1_file.with_name(STAGE1_METRICS_FILE).is_file():  # stage 1 finished before this resume
-                    aux_metrics.update(json.loads(stage1_file.with_name(STAGE1_METRICS_FILE).read_text(encoding="utf-8")))
+                if stage1_metrics_file.is_file():  # stage 1 finished before this resume
+                    aux_metrics.update(json.loads(stage1_metrics_file.read_text(encoding="utf-8")))
             if config.teacher.path is None:
                 with timer.phase("teacher"):
                     if teacher_done:  # the teacher was finished and saved before
@@ -260,7 +260,8 @@ def build_aux(config: RunConfig, data: TaskData, tokenizer, model, train_loader)
     if not t.aux:
         return None
     if (t.how == "sequential" or t.teacher_aux_epochs > 0) and config.teacher.path is not None:
-        raise UserError("transfer.how=sequential trains the encoder on the auxiliary tasks before the teacher; "
+        what = "transfer.how=sequential" if t.how == "sequential" else "transfer.teacher_aux_epochs"
+        raise UserError(f"{what} trains the encoder on the auxiliary tasks before the teacher; "
                         "it cannot start from a finished teacher (drop teacher.path)")
     if t.how == "joint" and "finetune" in t.phases and "hidden" in config.prune.families:
         raise UserError("transfer.phases: 'finetune' needs the hidden size kept (drop 'hidden' from prune.families)")
