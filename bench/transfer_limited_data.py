@@ -14,8 +14,9 @@ SICK relatedness. Methods:
 - `transfer`: `joint_decay`, and the teacher distilled on auxiliary inputs at every pruning step:
   the best setting measured, and the defaults `--aux` selects.
 
-Every cell is its own run folder under bench/work/transfer/; a cell whose report is finished is
-read, not re-run (resumable). Methods without auxiliary teacher training reuse one dense teacher
+Every cell is its own run folder under bench/work/transfer/. Resumable: a cell already in the
+results file is skipped (`--rerun` runs it again), a cell whose run folder has a finished report is read,
+not re-run, and an interrupted one continues from its newest checkpoint. Methods without auxiliary teacher training reuse one dense teacher
 per task and seed. Results: bench/results/transfer_limited_data.json, a list of records
 {target, aux, sparsity, method, seed, metric_name, metric, wall_s} with the command.
 
@@ -150,15 +151,22 @@ def main() -> None:
     parser.add_argument("--sparsities", nargs="+", type=float, default=[0.9])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--examples", type=int, default=1000)
+    parser.add_argument("--rerun", action="store_true", help="run cells again even when the results file has them "
+                        "(a finished run folder is still read, not re-run)")
     parser.add_argument("--threads", type=int, help="torch threads per cell (e.g. 1 to run two runners side by side "
                         "on disjoint targets); all cores when empty")
     args = parser.parse_args()
     command = shlex.join(["python", "bench/transfer_limited_data.py", *sys.argv[1:]])
     WORK.mkdir(parents=True, exist_ok=True)
+    recorded = set() if args.rerun else recorded_cells()
     for seed in args.seeds:
         for target in args.targets:
             for sparsity in args.sparsities:
                 for method in args.methods:
+                    if (target, sparsity, method, seed) in recorded:
+                        print(f"[skip] {target} {method} s{sparsity} seed {seed}: in {RESULTS.relative_to(ROOT)}",
+                              flush=True)
+                        continue
                     report, wall = run_cell(target, sparsity, method, seed, args.examples, args.threads)
                     finished_earlier = wall is None
                     r = record(target, method, seed, report, report["timing"]["total"] if finished_earlier else wall)
@@ -167,6 +175,11 @@ def main() -> None:
                     r = write(r, command, keep_existing=finished_earlier)
                     print(f"[done] {target} {method} s{sparsity} seed {seed}: {r['metric_name']} {r['metric']:.4f} "
                           f"({r['wall_s']:.0f}s)", flush=True)
+
+
+def recorded_cells() -> set[tuple]:
+    """The cells the results file already has, as `key` gives them."""
+    return {key(r) for r in json.loads(RESULTS.read_text()).get("records", [])} if RESULTS.is_file() else set()
 
 
 def key(row: dict) -> tuple:
