@@ -1,8 +1,8 @@
 """The README table of bench/results/transfer_limited_data.json: mean +- std over seeds per target,
 sparsity and method, the dense teacher without transfer (the ambition: pruned with transfer at least
 as good), and the gain of `transfer` over `baseline` on the seeds both have, against the issue's
-targets, over the issue's seeds (1, 2, 3 at sparsity 0.9, 1 at 0.6). Seeds beyond those get a
-second table: `transfer` against `baseline` on every seed both have.
+targets, over the issue's seeds (1-3). Seeds beyond those get a second table: `transfer` against
+`baseline` on every seed both have.
 
     python bench/transfer_table.py
 """
@@ -77,8 +77,9 @@ def all_seeds_table(records: list[dict]) -> str:
         if set(seeds) <= PROTOCOL_SEEDS:
             continue
         gains = [best[s] - base[s] for s in seeds]
+        spread = f" +- {statistics.stdev(gains):.1f}" if len(gains) > 1 else ""
         lines.append(f"| {target} | {sparsity} | {', '.join(map(str, seeds))} | {cell([base[s] for s in seeds])} | "
-                     f"{cell([best[s] for s in seeds])} | {statistics.mean(gains):+.1f} +- {statistics.stdev(gains):.1f} | "
+                     f"{cell([best[s] for s in seeds])} | {statistics.mean(gains):+.1f}{spread} | "
                      + " / ".join(f"{g:+.1f}" for g in gains) + " |")
     if not lines:
         return ""

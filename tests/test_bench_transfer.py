@@ -71,14 +71,18 @@ def test_table_states_the_issue_seeds_and_shows_further_seeds_apart():
     table = load("transfer_table")
     records = [rec("baseline", 1, 0.70), rec("baseline", 2, 0.72), rec("baseline", 3, 0.71),
                rec("transfer", 1, 0.73), rec("transfer", 2, 0.73), rec("transfer", 3, 0.74),
-               rec("baseline", 4, 0.60), rec("transfer", 4, 0.70), rec("transfer", 5, 0.99)]
+               rec("baseline", 4, 0.60), rec("transfer", 4, 0.70), rec("transfer", 5, 0.99),
+               rec("baseline", 7, 0.60, sparsity=0.6), rec("transfer", 7, 0.65, sparsity=0.6)]
     protocol = [r for r in records if r["seed"] in table.PROTOCOL_SEEDS]
     issue_table = table.table(protocol)
     # Over seeds 1-3: baseline 71.0, transfer 73.3, paired gain (3 + 1 + 3) / 3 = +2.3.
     assert "| 71.0 +- 1.0 (3 seeds) |" in issue_table and "| 73.3 +- 0.6 (3 seeds) |" in issue_table
     assert "+2.3 (3 seeds), target >= +2.0" in issue_table
     assert table.all_seeds_table(protocol) == ""  # nothing beyond the protocol: no second table
-    extra = table.all_seeds_table(records).splitlines()[-1]
+    extra_table = table.all_seeds_table(records).splitlines()
+    # A single seed outside the protocol has a gain but no spread.
+    assert extra_table[2] == "| glue/mrpc | 0.6 | 7 | 60.0 (1 seed) | 65.0 (1 seed) | +5.0 | +5.0 |"
+    extra = extra_table[3]
     # Seed 5 has no baseline, so it is left out of the paired comparison; seed 4 enters it
     # (gains 3, 1, 3, 10: mean 4.25, sample standard deviation 3.95).
     assert extra.startswith("| glue/mrpc | 0.9 | 1, 2, 3, 4 |")
