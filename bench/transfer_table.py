@@ -41,10 +41,11 @@ def gain(by_seed: dict[tuple, dict[int, float]], target: str, sparsity: float, m
 
 
 def table(records: list[dict]) -> str:
+    """The issue's table: every method, over the protocol's seeds only."""
     by_seed: dict[tuple, dict[int, float]] = defaultdict(dict)
     dense: dict[str, dict[int, float]] = defaultdict(dict)
     names = {}
-    for r in records:
+    for r in (r for r in records if r["seed"] in PROTOCOL_SEEDS):
         by_seed[(r["target"], r["sparsity"], r["method"])][r["seed"]] = 100 * r["metric"]
         if r["method"] in ("baseline", "multitask"):  # these start from the target-only dense teacher
             dense[r["target"]][r["seed"]] = 100 * r["teacher_metric"]
@@ -89,7 +90,7 @@ def all_seeds_table(records: list[dict]) -> str:
 
 if __name__ == "__main__":
     records = json.loads(RESULTS.read_text(encoding="utf-8"))["records"]
-    print(table([r for r in records if r["seed"] in PROTOCOL_SEEDS]))
+    print(table(records))
     extra = all_seeds_table(records)
     if extra:
         print("\nAll seeds, transfer against baseline:\n\n" + extra)

@@ -73,12 +73,12 @@ def test_table_states_the_issue_seeds_and_shows_further_seeds_apart():
                rec("transfer", 1, 0.73), rec("transfer", 2, 0.73), rec("transfer", 3, 0.74),
                rec("baseline", 4, 0.60), rec("transfer", 4, 0.70), rec("transfer", 5, 0.99),
                rec("baseline", 7, 0.60, sparsity=0.6), rec("transfer", 7, 0.65, sparsity=0.6)]
-    protocol = [r for r in records if r["seed"] in table.PROTOCOL_SEEDS]
-    issue_table = table.table(protocol)
-    # Over seeds 1-3: baseline 71.0, transfer 73.3, paired gain (3 + 1 + 3) / 3 = +2.3.
+    issue_table = table.table(records)
+    # Over seeds 1-3 only: baseline 71.0, transfer 73.3, paired gain (3 + 1 + 3) / 3 = +2.3; no row at 0.6.
+    assert "| 0.6 |" not in issue_table
     assert "| 71.0 +- 1.0 (3 seeds) |" in issue_table and "| 73.3 +- 0.6 (3 seeds) |" in issue_table
     assert "+2.3 (3 seeds), target >= +2.0" in issue_table
-    assert table.all_seeds_table(protocol) == ""  # nothing beyond the protocol: no second table
+    assert table.all_seeds_table([r for r in records if r["seed"] <= 3]) == ""  # nothing beyond the protocol: no second table
     extra_table = table.all_seeds_table(records).splitlines()
     # A single seed outside the protocol has a gain but no spread.
     assert extra_table[2] == "| glue/mrpc | 0.6 | 7 | 60.0 (1 seed) | 65.0 (1 seed) | +5.0 | +5.0 |"
