@@ -17,8 +17,9 @@ SICK relatedness. Methods:
 Every cell is its own run folder under bench/work/transfer/. Resumable: a cell already in the
 results file is skipped (`--rerun` runs it again), a cell whose run folder has a finished report is
 read, not re-run, and an interrupted one continues from its newest checkpoint. Methods without
-auxiliary teacher training reuse one dense teacher per task and seed. Results: bench/results/transfer_limited_data.json, a list of records
-{target, aux, sparsity, method, seed, metric_name, metric, wall_s} with the command.
+auxiliary teacher training reuse one dense teacher per task and seed. Results:
+bench/results/transfer_limited_data.json, a list of records {target, aux, sparsity, method, seed,
+metric_name, metric, wall_s} with the command.
 
     python bench/transfer_limited_data.py --targets glue/stsb --methods baseline aux_then_prune multitask --seeds 1
 """

@@ -28,10 +28,24 @@ def cell(points: list[float]) -> str:
     return f"{statistics.mean(points):.1f} +- {statistics.stdev(points):.1f} ({len(points)} seeds)"
 
 
-def gain(by_seed: dict[tuple, dict[int, float]], target: str, sparsity: float, method: str = "transfer") -> str:
-    """Mean of `method` - baseline over the seeds both have (unpaired means would mix seeds)."""
+def scores_by_seed(records: list[dict]) -> dict[tuple, dict[int, float]]:
+    """(target, sparsity, method) -> {seed: primary metric x 100}."""
+    by_seed: dict[tuple, dict[int, float]] = defaultdict(dict)
+    for r in records:
+        by_seed[(r["target"], r["sparsity"], r["method"])][r["seed"]] = 100 * r["metric"]
+    return by_seed
+
+
+def paired(by_seed: dict[tuple, dict[int, float]], target: str, sparsity: float,
+           method: str = "transfer") -> tuple[list[int], dict[int, float], dict[int, float]]:
+    """The seeds both `method` and baseline have, and their scores (unpaired means would mix seeds)."""
     base, best = by_seed.get((target, sparsity, "baseline"), {}), by_seed.get((target, sparsity, method), {})
-    seeds = sorted(base.keys() & best.keys())
+    return sorted(base.keys() & best.keys()), base, best
+
+
+def gain(by_seed: dict[tuple, dict[int, float]], target: str, sparsity: float, method: str = "transfer") -> str:
+    """Mean of `method` - baseline over the seeds both have."""
+    seeds, base, best = paired(by_seed, target, sparsity, method)
     if not seeds:
         return "-"
     text = f"{statistics.mean(best[s] - base[s] for s in seeds):+.1f} ({len(seeds)} seed{'s' * (len(seeds) > 1)})"
@@ -42,11 +56,11 @@ def gain(by_seed: dict[tuple, dict[int, float]], target: str, sparsity: float, m
 
 def table(records: list[dict]) -> str:
     """The issue's table: every method, over the protocol's seeds only."""
-    by_seed: dict[tuple, dict[int, float]] = defaultdict(dict)
+    records = [r for r in records if r["seed"] in PROTOCOL_SEEDS]
+    by_seed = scores_by_seed(records)
     dense: dict[str, dict[int, float]] = defaultdict(dict)
     names = {}
-    for r in (r for r in records if r["seed"] in PROTOCOL_SEEDS):
-        by_seed[(r["target"], r["sparsity"], r["method"])][r["seed"]] = 100 * r["metric"]
+    for r in records:
         if r["method"] in ("baseline", "multitask"):  # these start from the target-only dense teacher
             dense[r["target"]][r["seed"]] = 100 * r["teacher_metric"]
         names[r["target"]] = r["metric_name"]
@@ -67,14 +81,10 @@ def table(records: list[dict]) -> str:
 def all_seeds_table(records: list[dict]) -> str:
     """`transfer` against `baseline` on every seed both have, per target and sparsity; empty when no
     pair has a seed outside the protocol's."""
-    by_seed: dict[tuple, dict[int, float]] = defaultdict(dict)
-    for r in records:
-        if r["method"] in ("baseline", "transfer"):
-            by_seed[(r["target"], r["sparsity"], r["method"])][r["seed"]] = 100 * r["metric"]
+    by_seed = scores_by_seed(records)
     lines = []
     for target, sparsity in sorted({(t, s) for t, s, _ in by_seed}):
-        base, best = by_seed.get((target, sparsity, "baseline"), {}), by_seed.get((target, sparsity, "transfer"), {})
-        seeds = sorted(base.keys() & best.keys())
+        seeds, base, best = paired(by_seed, target, sparsity)
         if set(seeds) <= PROTOCOL_SEEDS:
             continue
         gains = [best[s] - base[s] for s in seeds]
