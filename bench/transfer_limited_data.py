@@ -13,6 +13,7 @@ SICK relatedness. Methods:
   then multitask pruning with a linearly decaying auxiliary weight.
 - `transfer`: `joint_decay`, and the teacher distilled on auxiliary inputs at every pruning step:
   the best setting measured, and the defaults `--aux` selects.
+- `transfer_finetune_kd`: `transfer`, and the auxiliary distillation in final fine-tuning too.
 
 Every cell is its own run folder under bench/work/transfer/. Resumable: a cell already in the
 results file is skipped (`--rerun` runs it again), a cell whose run folder has a finished report is
@@ -74,6 +75,13 @@ METHODS: dict[str, tuple[list[str], str, list[str]]] = {
     "transfer": (["transfer.how=joint", "transfer.what=both", "transfer.share=hard", "transfer.teacher_aux_epochs=1",
                   "transfer.when=linear_decay", "transfer.phases=[warmup,prune]", "transfer.aux_distill=1"], "aux",
                  ["transfer.teacher_aux_epochs=1"]),
+    # Candidate: `transfer`, and the teacher also distilled on auxiliary inputs during final fine-tuning,
+    # whose 96 steps otherwise see only the 1,000 target examples.
+    "transfer_finetune_kd": (["transfer.how=joint", "transfer.what=both", "transfer.share=hard",
+                              "transfer.teacher_aux_epochs=1", "transfer.when=linear_decay",
+                              "transfer.phases=[warmup,prune]", "transfer.aux_distill=1",
+                              "transfer.aux_distill_phases=[warmup,prune,finetune]"], "aux",
+                             ["transfer.teacher_aux_epochs=1"]),
 }
 # Earlier names of these methods; records and commands in the results file were renamed with them.
 RENAMED = {"transfer": "joint_decay", "transfer_kd": "transfer"}

@@ -340,6 +340,28 @@ def test_distilling_on_auxiliary_inputs_draws_a_batch_per_pruning_step(tiny_bert
     assert on_log[0]["loss"] > off_log[0]["loss"]  # the same first step, plus the distillation term
 
 
+def test_auxiliary_distillation_acts_in_the_phases_it_is_given(tiny_bert, data_dir, tmp_path):
+    runs = {}
+    for name, phases in (("prune", "[warmup,prune]"), ("finetune", "[finetune]"), ("all", "[warmup,prune,finetune]")):
+        assert main(prune_argv(tiny_bert, data_dir, tmp_path / name, "--how", "joint", "--set", "transfer.weight=0",
+                               "--set", "transfer.teacher_aux_epochs=0", "--set", "transfer.aux_distill=1",
+                               "--set", f"transfer.aux_distill_phases={phases}", "--set", "train.log_every=1")) == 0
+        report = json.loads((tmp_path / name / "report.json").read_text())
+        lines = [json.loads(line) for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]
+        runs[name] = report["transfer"], {p: [line for line in lines if line.get("phase") == p] for p in ("prune", "finetune")}
+    steps = runs["all"][0]["when"]["phase_steps"]
+    pruning, finetuning = steps["warmup"] + steps["prune"], steps["finetune"]
+    assert finetuning > 0
+    assert [runs[name][0]["aux_steps"] for name in ("prune", "finetune", "all")] == \
+        [pruning, finetuning, pruning + finetuning]  # one auxiliary batch per step where it acts
+    assert runs["finetune"][0]["aux_distill_phases"] == ["finetune"]
+    for name, (prune_on, finetune_on) in {"prune": (True, False), "finetune": (False, True), "all": (True, True)}.items():
+        logs = runs[name][1]
+        assert all(("loss_aux_distill" in line) == prune_on for line in logs["prune"])
+        assert all(("loss_aux_distill" in line) == finetune_on for line in logs["finetune"])
+        assert all(line["loss_aux_distill"] > 0 for line in logs["finetune"] if finetune_on)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--how", "sequential", "--set", "transfer.aux_distill=1"], "needs how=joint"),
     (["--how", "joint", "--set", "transfer.aux_distill=1", "--set", "distill.enabled=false"], "needs distill.enabled=true"),

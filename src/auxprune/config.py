@@ -135,6 +135,10 @@ class TransferSection(Section):
     aux_distill: float | None = Field(None, ge=0, description="how=joint: weight of distilling the teacher on auxiliary "
                                       "inputs (its target predictions and matched layers; their labels unused) at every "
                                       "pruning step; empty: 1 with how=joint and distillation on, else 0")
+    aux_distill_phases: list[Literal["warmup", "prune", "finetune"]] = Field(
+        default_factory=lambda: ["warmup", "prune"], min_length=1,
+        description="the phases in which aux_distill acts (finetune: prediction distillation only, the pruned "
+                    "model has no gates or layer map)")
 
     @model_validator(mode="after")
     def _coherent(self) -> "TransferSection":

@@ -291,6 +291,7 @@ def transfer_report(config: RunConfig, aux: AuxBranch, metrics: dict) -> dict:
         "stage1_epochs": t.stage1_epochs if t.how == "sequential" else None,
         "teacher_aux_epochs": t.teacher_aux_epochs or None,
         "aux_distill": t.aux_distill or None,
+        "aux_distill_phases": list(t.aux_distill_phases) if t.aux_distill else None,
         "aux_steps": aux.steps,
         "aux_metrics": metrics,
     }

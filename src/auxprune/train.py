@@ -99,16 +99,20 @@ def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, e
                **({"aux": aux} if aux is not None else {})}
     done = state.start(objects)
     model.train()
-    distill = config.distill
+    distill, transfer = config.distill, config.transfer
     with progress(steps, phase, done) as bar:
         for step, batch in enumerate(batches(loader, steps - done), start=done + 1):
             x, labels = inputs(batch, accelerator.device), batch["labels"].to(accelerator.device)
             logits = model(**x).logits
             loss = task_loss(logits, labels)
+            parts: dict[str, Tensor] = {}
             if teacher is not None and distill.enabled:
                 with torch.no_grad():
                     teacher_logits = teacher(**x).logits
                 loss = distill.task_weight * loss + distill.prediction_weight * prediction_loss(logits, teacher_logits, distill.temperature)
+                if aux is not None and transfer.aux_distill > 0 and phase in transfer.aux_distill_phases:
+                    parts["aux_distill"] = _distill_on_aux(aux, model, teacher, None, None, config, accelerator.device)
+                    loss = loss + transfer.aux_distill * parts["aux_distill"]
             aux_weight = aux.weight(phase, step) if aux is not None else 0.0
             if aux_weight > 0:
                 loss = loss + aux_weight * aux.loss(model, None, accelerator.device)
@@ -118,7 +122,8 @@ def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, e
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.4f}")
             if step % config.train.log_every == 0 or step == steps:
-                log.write(phase=phase, step=step, loss=loss.item(), lr=schedule.get_last_lr()[0])
+                log.write(phase=phase, step=step, loss=loss.item(), **{f"loss_{k}": v.item() for k, v in parts.items()},
+                          lr=schedule.get_last_lr()[0])
             state.after_step(step, steps, objects)
     model.eval()
 
@@ -292,7 +297,8 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
                 if layer_distiller is not None:
                     parts["layer"], matches = layer_distiller(out.hidden_states, t_out.hidden_states, x["attention_mask"])
                     loss = loss + distill.layer_weight * parts["layer"]
-                if aux is not None and transfer.aux_distill > 0:
+                if (aux is not None and transfer.aux_distill > 0
+                        and prune_phase(step, warmup_steps) in transfer.aux_distill_phases):
                     parts["aux_distill"] = _distill_on_aux(aux, student, teacher, z, layer_distiller, config,
                                                            accelerator.device)
                     loss = loss + transfer.aux_distill * parts["aux_distill"]
@@ -327,7 +333,8 @@ def _distill_on_aux(aux: AuxBranch, student: AuxpruneForSequenceClassification,
                     teacher: AuxpruneForSequenceClassification, z: dict[str, Tensor],
                     layer_distiller: LayerDistiller | None, config: RunConfig, device: torch.device) -> Tensor:
     """The teacher's target predictions (and matched layers) on one auxiliary batch: with 1,000 target
-    examples, the auxiliary inputs give distillation many more points to match the teacher at."""
+    examples, the auxiliary inputs give distillation many more points to match the teacher at.
+    Without gates (`z` None) this distils an already pruned model, as in final fine-tuning."""
     distill, hidden = config.distill, layer_distiller is not None
     x = aux.next_inputs(device)
     out = student(**x, gates=z, output_hidden_states=hidden)
