@@ -2,7 +2,9 @@
 
 1,000 training examples (seed 1), full dev set, tasks MRPC, STS-B and RTE, target sparsity 0.6
 and 0.9, `quick` preset. One dense teacher per task, shared by both sparsities. Resumable: a cell
-whose run folder holds a finished report is read, not re-run.
+already in the results file (same task, sparsity, seed, examples and `--set`) is skipped, so a fresh
+clone does not redo the committed cells (`--rerun` runs them again); a cell whose run folder holds a
+finished report is read, not re-run. Every record carries the command that produced it.
 
     python bench/prune_limited_data.py            # all cells
     python bench/prune_limited_data.py --tasks glue/rte --sparsities 0.9
@@ -11,9 +13,11 @@ whose run folder holds a finished report is read, not re-run.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -28,14 +32,27 @@ RESULTS = ROOT / "bench" / "results" / "prune_limited_data.json"
 WORK = ROOT / "bench" / "work"
 
 
-def run_cell(task: str, sparsity: float, seed: int, examples: int, extra: list[str]) -> dict:
-    name = f"{task.split('/')[-1]}_s{sparsity}_seed{seed}"
+DEFAULT_EXAMPLES = 1000
+
+
+def variant(examples: int, settings: list[str]) -> str:
+    """The run-folder suffix of a non-default protocol, so that its cells and teachers are not
+    mistaken for the default ones ("" for the default)."""
+    if examples == DEFAULT_EXAMPLES and not settings:
+        return ""
+    return "_" + hashlib.sha1(json.dumps([examples, settings]).encode()).hexdigest()[:8]
+
+
+def run_cell(task: str, sparsity: float, seed: int, examples: int, settings: list[str]) -> dict:
+    suffix = variant(examples, settings)
+    name = f"{task.split('/')[-1]}_s{sparsity}_seed{seed}{suffix}"
     out = WORK / name
     report_path = out / "report.json"
     if report_path.is_file() and json.loads(report_path.read_text()).get("status") == "ok":
         print(f"[skip] {name}: finished earlier", flush=True)
         return json.loads(report_path.read_text())
-    teacher = WORK / f"{task.split('/')[-1]}_teacher_seed{seed}"
+    teacher = WORK / f"{task.split('/')[-1]}_teacher_seed{seed}{suffix}"
+    extra = [x for s in settings for x in ("--set", s)]
     command = [sys.executable, "-m", "auxprune.cli", "prune", "--task", task, "--sparsity", str(sparsity),
                "--max-train-examples", str(examples), "--seed", str(seed), "--output", str(out), "--overwrite", *extra]
     if (teacher / "model.safetensors").is_file():
@@ -48,11 +65,13 @@ def run_cell(task: str, sparsity: float, seed: int, examples: int, extra: list[s
     return report
 
 
-def record(task: str, report: dict, teacher_seconds: float | None) -> dict:
+def record(task: str, report: dict, teacher_seconds: float | None, seed: int, examples: int, settings: list[str],
+           command: str) -> dict:
     metrics = report["metrics"]
     primary = metrics["primary"]
     row = {
-        "task": task, "target_sparsity": report["target_sparsity"], "sparsity": report["sparsity"],
+        "task": task, "target_sparsity": report["target_sparsity"], "seed": seed, "examples": examples,
+        "settings": settings, "command": command, "sparsity": report["sparsity"],
         "primary_metric": primary,
         "teacher": metrics["teacher"], "pruned": metrics["pruned"], "constant_baseline": metrics["constant_baseline"],
         "retained": metrics["retained"],
@@ -72,35 +91,41 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["glue/mrpc", "glue/stsb", "glue/rte"])
     parser.add_argument("--sparsities", nargs="+", type=float, default=[0.6, 0.9])
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--examples", type=int, default=1000)
+    parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES)
     parser.add_argument("--set", action="append", default=[], help="passed on to auxprune prune --set")
+    parser.add_argument("--rerun", action="store_true", help="run cells again even when the results file has them "
+                        "(a finished run folder is still read, not re-run)")
     args = parser.parse_args()
+    command = shlex.join(["python", "bench/prune_limited_data.py", *sys.argv[1:]])
     WORK.mkdir(parents=True, exist_ok=True)
-    extra = [x for s in args.set for x in ("--set", s)]
-    existing = json.loads(RESULTS.read_text())["results"] if RESULTS.is_file() else []
-    rows = {(r["task"], r["target_sparsity"]): r for r in existing}
+    rows = {key(r): r for r in json.loads(RESULTS.read_text())["results"]} if RESULTS.is_file() else {}
     for task in args.tasks:
         teacher_seconds = None
         for sparsity in args.sparsities:
+            cell = (task, sparsity, args.seed, args.examples, tuple(args.set))
+            if cell in rows and not args.rerun:
+                print(f"[skip] {task} {sparsity} seed {args.seed}: in {RESULTS.relative_to(ROOT)}", flush=True)
+                continue
             started = time.time()
-            report = run_cell(task, sparsity, args.seed, args.examples, extra)
+            report = run_cell(task, sparsity, args.seed, args.examples, args.set)
             teacher_seconds = report["timing"].get("teacher", teacher_seconds)
-            rows[(task, sparsity)] = record(task, report, teacher_seconds)
-            write(rows, args)
+            rows[cell] = record(task, report, teacher_seconds, args.seed, args.examples, args.set, command)
+            write(rows)
             print(f"[done] {task} {sparsity}: {time.time() - started:.0f}s", flush=True)
 
 
-def write(rows: dict, args: argparse.Namespace) -> None:
+def key(row: dict) -> tuple:
+    return row["task"], row["target_sparsity"], row["seed"], row["examples"], tuple(row["settings"])
+
+
+def write(rows: dict) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     payload = {
-        "command": "python bench/prune_limited_data.py " + " ".join(
-            [f"--tasks {' '.join(args.tasks)}", f"--sparsities {' '.join(map(str, args.sparsities))}",
-             f"--seed {args.seed}", f"--examples {args.examples}"] + [f"--set {s}" for s in args.set]),
         "protocol": "MiniLM-L6 (all-MiniLM-L6-v2), quick preset, training set limited to --examples "
                     "(stratified, seed), full dev set; one teacher per task shared across sparsities",
         "machine": {"cpu_threads": torch.get_num_threads(), "platform": platform.platform(),
                     "torch": torch.__version__},
-        "results": sorted(rows.values(), key=lambda r: (r["task"], r["target_sparsity"])),
+        "results": sorted(rows.values(), key=key),
     }
     write_json(RESULTS, payload)
 

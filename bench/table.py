@@ -13,7 +13,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def prune_table() -> str:
     data = json.loads((RESULTS / "prune_limited_data.json").read_text())
-    lines = [f"Command: `{data['command']}`", "",
+    commands = dict.fromkeys(r["command"] for r in data["results"])  # in order, each once
+    lines = [*(f"Command: `{c}`" for c in commands), "",
              "| task | target | measured sparsity | metric | constant | dense teacher | pruned | retained | encoder params | latency speed-up | teacher s | prune s | finetune s | total s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in data["results"]:
