@@ -330,7 +330,7 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
 
 
 def _distill_on_aux(aux: AuxBranch, student: AuxpruneForSequenceClassification,
-                    teacher: AuxpruneForSequenceClassification, z: dict[str, Tensor],
+                    teacher: AuxpruneForSequenceClassification, z: dict[str, Tensor] | None,
                     layer_distiller: LayerDistiller | None, config: RunConfig, device: torch.device) -> Tensor:
     """The teacher's target predictions (and matched layers) on one auxiliary batch: with 1,000 target
     examples, the auxiliary inputs give distillation many more points to match the teacher at.
