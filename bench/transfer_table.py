@@ -1,8 +1,8 @@
 """The README table of bench/results/transfer_limited_data.json: mean +- std over seeds per target,
 sparsity and method, the dense teacher without transfer (the ambition: pruned with transfer at least
 as good), and the gain of `transfer` over `baseline` on the seeds both have, against the issue's
-targets, over the issue's seeds (1-3). Seeds beyond those get a second table: `transfer` against
-`baseline` on every seed both have.
+targets, over the issue's seeds (1-3). Seeds beyond those get a second table: each method measured
+on them against `baseline` on every seed both have.
 
     python bench/transfer_table.py
 """
@@ -79,23 +79,23 @@ def table(records: list[dict]) -> str:
 
 
 def all_seeds_table(records: list[dict]) -> str:
-    """`transfer` against `baseline` on every seed both have, per target and sparsity; empty when no
-    pair has a seed outside the protocol's."""
+    """Each method against `baseline` on every seed both have, per target and sparsity, for the methods
+    measured on a seed outside the protocol's; empty when there is none."""
     by_seed = scores_by_seed(records)
     lines = []
-    for target, sparsity in sorted({(t, s) for t, s, _ in by_seed}):
-        seeds, base, best = paired(by_seed, target, sparsity)
-        if set(seeds) <= PROTOCOL_SEEDS:
+    for target, sparsity, method in sorted(by_seed):
+        seeds, base, scores = paired(by_seed, target, sparsity, method)
+        if method == "baseline" or set(seeds) <= PROTOCOL_SEEDS:
             continue
-        gains = [best[s] - base[s] for s in seeds]
+        gains = [scores[s] - base[s] for s in seeds]
         spread = f" +- {statistics.stdev(gains):.1f}" if len(gains) > 1 else ""
-        lines.append(f"| {target} | {sparsity} | {', '.join(map(str, seeds))} | {cell([base[s] for s in seeds])} | "
-                     f"{cell([best[s] for s in seeds])} | {statistics.mean(gains):+.1f}{spread} | "
+        lines.append(f"| {target} | {sparsity} | {method} | {', '.join(map(str, seeds))} | {cell([base[s] for s in seeds])} | "
+                     f"{cell([scores[s] for s in seeds])} | {statistics.mean(gains):+.1f}{spread} | "
                      + " / ".join(f"{g:+.1f}" for g in gains) + " |")
     if not lines:
         return ""
-    return "\n".join(["| target | sparsity | seeds | baseline | transfer | transfer - baseline | per seed |",
-                      "|---|---|---|---|---|---|---|", *lines])
+    return "\n".join(["| target | sparsity | method | seeds | baseline | method's score | method - baseline | per seed |",
+                      "|---|---|---|---|---|---|---|---|", *lines])
 
 
 if __name__ == "__main__":
@@ -103,4 +103,4 @@ if __name__ == "__main__":
     print(table(records))
     extra = all_seeds_table(records)
     if extra:
-        print("\nAll seeds, transfer against baseline:\n\n" + extra)
+        print("\nAll seeds, against baseline:\n\n" + extra)

@@ -81,9 +81,9 @@ def test_table_states_the_issue_seeds_and_shows_further_seeds_apart():
     assert table.all_seeds_table([r for r in records if r["seed"] <= 3]) == ""  # nothing beyond the protocol: no second table
     extra_table = table.all_seeds_table(records).splitlines()
     # A single seed outside the protocol has a gain but no spread.
-    assert extra_table[2] == "| glue/mrpc | 0.6 | 7 | 60.0 (1 seed) | 65.0 (1 seed) | +5.0 | +5.0 |"
+    assert extra_table[2] == "| glue/mrpc | 0.6 | transfer | 7 | 60.0 (1 seed) | 65.0 (1 seed) | +5.0 | +5.0 |"
     extra = extra_table[3]
     # Seed 5 has no baseline, so it is left out of the paired comparison; seed 4 enters it
     # (gains 3, 1, 3, 10: mean 4.25, sample standard deviation 3.95).
-    assert extra.startswith("| glue/mrpc | 0.9 | 1, 2, 3, 4 |")
+    assert extra.startswith("| glue/mrpc | 0.9 | transfer | 1, 2, 3, 4 |")
     assert "+4.2 +- 3.9" in extra and extra.endswith("+3.0 / +1.0 / +3.0 / +10.0 |")
