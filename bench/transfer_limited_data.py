@@ -11,9 +11,10 @@ SICK relatedness. Methods:
   during pruning.
 - `joint_decay`: an intermediate-task teacher (one epoch on the auxiliary data, then the target),
   then multitask pruning with a linearly decaying auxiliary weight.
-- `transfer`: `joint_decay`, and the teacher distilled on auxiliary inputs at every pruning step:
-  the best setting measured, and the defaults `--aux` selects.
-- `transfer_finetune_kd`: `transfer`, and the auxiliary distillation in final fine-tuning too.
+- `joint_decay_kd`: `joint_decay`, and the teacher distilled on auxiliary inputs at every pruning
+  step.
+- `transfer`: `joint_decay_kd`, and the same distillation at every final fine-tuning step: the best
+  setting measured, and the defaults `--aux` selects.
 
 Every cell is its own run folder under bench/work/transfer/. Resumable: a cell already in the
 results file is skipped (`--rerun` runs it again), a cell whose run folder has a finished report is
@@ -70,21 +71,21 @@ METHODS: dict[str, tuple[list[str], str, list[str]]] = {
     "joint_decay": (["transfer.how=joint", "transfer.what=both", "transfer.share=hard", "transfer.teacher_aux_epochs=1",
                      "transfer.when=linear_decay", "transfer.phases=[warmup,prune]", "transfer.aux_distill=0"], "aux",
                     ["transfer.teacher_aux_epochs=1"]),
-    # The same, and every pruning step also distils the teacher on an auxiliary batch (labels unused):
+    # The same, and every pruning step also distils the teacher on an auxiliary batch (labels unused).
+    "joint_decay_kd": (["transfer.how=joint", "transfer.what=both", "transfer.share=hard", "transfer.teacher_aux_epochs=1",
+                        "transfer.when=linear_decay", "transfer.phases=[warmup,prune]", "transfer.aux_distill=1",
+                        "transfer.aux_distill_phases=[warmup,prune]"], "aux", ["transfer.teacher_aux_epochs=1"]),
+    # The same, and the final fine-tuning steps too (they otherwise see only the 1,000 target examples):
     # the best setting measured, and what `--aux` alone selects.
     "transfer": (["transfer.how=joint", "transfer.what=both", "transfer.share=hard", "transfer.teacher_aux_epochs=1",
-                  "transfer.when=linear_decay", "transfer.phases=[warmup,prune]", "transfer.aux_distill=1"], "aux",
-                 ["transfer.teacher_aux_epochs=1"]),
-    # Candidate: `transfer`, and the teacher also distilled on auxiliary inputs during final fine-tuning,
-    # whose 96 steps otherwise see only the 1,000 target examples.
-    "transfer_finetune_kd": (["transfer.how=joint", "transfer.what=both", "transfer.share=hard",
-                              "transfer.teacher_aux_epochs=1", "transfer.when=linear_decay",
-                              "transfer.phases=[warmup,prune]", "transfer.aux_distill=1",
-                              "transfer.aux_distill_phases=[warmup,prune,finetune]"], "aux",
-                             ["transfer.teacher_aux_epochs=1"]),
+                  "transfer.when=linear_decay", "transfer.phases=[warmup,prune]", "transfer.aux_distill=1",
+                  "transfer.aux_distill_phases=[warmup,prune,finetune]"], "aux", ["transfer.teacher_aux_epochs=1"]),
 }
-# Earlier names of these methods; records and commands in the results file were renamed with them.
-RENAMED = {"transfer": "joint_decay", "transfer_kd": "transfer"}
+# Methods were renamed as better settings took the name `transfer`. The records and the `--methods` of
+# the commands in the results file were renamed with them, each step in order, from the names then to
+# the names after.
+RENAMED = [{"transfer": "joint_decay", "transfer_kd": "transfer"},
+           {"transfer": "joint_decay_kd", "transfer_finetune_kd": "transfer"}]
 TEACHER_RECIPES = {"dense": "target only (teacher.epochs of the preset)",
                    "aux": "1 epoch on the auxiliary data, then the target (teacher.epochs of the preset)"}
 

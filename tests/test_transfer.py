@@ -301,9 +301,10 @@ def test_joint_run_is_reproducible_and_reports_transfer(tiny_bert, data_dir, tmp
     assert (t["how"], t["what"], t["share"], t["when"]["shape"]) == ("joint", "weights", "hard", "linear_decay")
     assert t["aux"][0]["labels"] == ["contradiction", "entailment", "neutral"]  # its own label space
     # the default recipe: the teacher's intermediate epoch on the auxiliary data (6 batches), then at every
-    # pruning step (warmup + prune: 12) one batch for the auxiliary loss and one to distil the teacher on
-    assert (t["teacher_aux_epochs"], t["aux_distill"]) == (1, 1)
-    assert t["aux_steps"] == 6 + 12 + 12
+    # pruning step (warmup + prune: 12) one batch for the auxiliary loss and one to distil the teacher on,
+    # and one to distil it on at every fine-tuning step (6)
+    assert (t["teacher_aux_epochs"], t["aux_distill"], t["aux_distill_phases"]) == (1, 1, ["warmup", "prune", "finetune"])
+    assert t["aux_steps"] == 6 + 12 + 12 + 6
     assert first["metrics"]["pruned"].keys() == {"accuracy"}
 
 
@@ -328,7 +329,7 @@ def test_distilling_on_auxiliary_inputs_draws_a_batch_per_pruning_step(tiny_bert
     runs = {}
     for name, strength in (("off", 0), ("on", 1)):
         assert main(prune_argv(tiny_bert, data_dir, tmp_path / name, "--how", "joint", "--set", "transfer.weight=0",
-                               "--set", "transfer.teacher_aux_epochs=0",
+                               "--set", "transfer.teacher_aux_epochs=0", "--set", "transfer.aux_distill_phases=[warmup,prune]",
                                "--set", f"transfer.aux_distill={strength}", "--set", "train.log_every=1")) == 0
         report = json.loads((tmp_path / name / "report.json").read_text())
         lines = [json.loads(line) for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]

@@ -113,7 +113,7 @@ class TransferSection(Section):
 
     aux: list[AuxSource] = Field(default_factory=list)
     # None: `joint` when auxiliary tasks are given, else `none`. The defaults of how, when,
-    # teacher_aux_epochs and aux_distill form the recipe measured best on RTE, MRPC and STS-B
+    # teacher_aux_epochs, aux_distill and aux_distill_phases form the recipe measured best on RTE, MRPC and STS-B
     # (README, "Transfer from auxiliary tasks"; bench/results/transfer_limited_data.json).
     how: Literal["none", "sequential", "joint"] | None = None
     # None: the natural choice for `how` (sequential fine-tuning moves weights; otherwise both)
@@ -134,9 +134,9 @@ class TransferSection(Section):
     aux_batch_size: int | None = Field(None, ge=1, description="auxiliary batch size (default: train.batch_size)")
     aux_distill: float | None = Field(None, ge=0, description="how=joint: weight of distilling the teacher on auxiliary "
                                       "inputs (its target predictions and matched layers; their labels unused) at every "
-                                      "pruning step; empty: 1 with how=joint and distillation on, else 0")
+                                      "step of aux_distill_phases; empty: 1 with how=joint and distillation on, else 0")
     aux_distill_phases: list[Literal["warmup", "prune", "finetune"]] = Field(
-        default_factory=lambda: ["warmup", "prune"], min_length=1,
+        default_factory=lambda: ["warmup", "prune", "finetune"], min_length=1,
         description="the phases in which aux_distill acts (finetune: prediction distillation only, the pruned "
                     "model has no gates or layer map)")
 
