@@ -48,7 +48,8 @@ def transfer_lines(t: dict) -> list[str]:
     if t.get("teacher_aux_epochs"):
         choices.append(f"teacher {t['teacher_aux_epochs']} epoch(s) on them first")
     if t.get("aux_distill"):
-        choices.append(f"distillation on their inputs x {t['aux_distill']}")
+        phases = t.get("aux_distill_phases")
+        choices.append(f"distillation on their inputs x {t['aux_distill']}" + (f" over {'+'.join(phases)}" if phases else ""))
     lines = [f"transfer: {how} from {sources}; {', '.join(choices)}; {t['aux_steps']:,} auxiliary batches"]
     for stage, by_task in t["aux_metrics"].items():
         if not isinstance(by_task, dict):  # a figure of stage 1 itself, e.g. its expected sparsity
