@@ -60,6 +60,9 @@ AUX_EXAMPLES = 20000  # in total per target, split evenly over its sources
 # teacher, so this is also the sequential weight transfer. Both kinds are trained by the first
 # cell that needs them and reused by the others, which then run with `teacher.path` and without
 # the teacher-only overrides.
+# The settings `joint_decay` and its refinements share; each adds how it distils on auxiliary inputs.
+JOINT_DECAY = ["transfer.how=joint", "transfer.what=both", "transfer.share=hard", "transfer.teacher_aux_epochs=1",
+               "transfer.when=linear_decay", "transfer.phases=[warmup,prune]"]
 METHODS: dict[str, tuple[list[str], str, list[str]]] = {
     "baseline": ([], "dense", []),
     "aux_then_prune": (["transfer.how=sequential", "transfer.what=weights", "transfer.stage1_epochs=1"], "aux",
@@ -68,18 +71,14 @@ METHODS: dict[str, tuple[list[str], str, list[str]]] = {
                    "transfer.phases=[warmup,prune]", "transfer.teacher_aux_epochs=0", "transfer.aux_distill=0"], "dense",
                   []),
     # Intermediate-task teacher, then multitask pruning with a decaying auxiliary weight.
-    "joint_decay": (["transfer.how=joint", "transfer.what=both", "transfer.share=hard", "transfer.teacher_aux_epochs=1",
-                     "transfer.when=linear_decay", "transfer.phases=[warmup,prune]", "transfer.aux_distill=0"], "aux",
-                    ["transfer.teacher_aux_epochs=1"]),
+    "joint_decay": (JOINT_DECAY + ["transfer.aux_distill=0"], "aux", ["transfer.teacher_aux_epochs=1"]),
     # The same, and every pruning step also distils the teacher on an auxiliary batch (labels unused).
-    "joint_decay_kd": (["transfer.how=joint", "transfer.what=both", "transfer.share=hard", "transfer.teacher_aux_epochs=1",
-                        "transfer.when=linear_decay", "transfer.phases=[warmup,prune]", "transfer.aux_distill=1",
-                        "transfer.aux_distill_phases=[warmup,prune]"], "aux", ["transfer.teacher_aux_epochs=1"]),
+    "joint_decay_kd": (JOINT_DECAY + ["transfer.aux_distill=1", "transfer.aux_distill_phases=[warmup,prune]"], "aux",
+                       ["transfer.teacher_aux_epochs=1"]),
     # The same, and the final fine-tuning steps too (they otherwise see only the 1,000 target examples):
     # the best setting measured, and what `--aux` alone selects.
-    "transfer": (["transfer.how=joint", "transfer.what=both", "transfer.share=hard", "transfer.teacher_aux_epochs=1",
-                  "transfer.when=linear_decay", "transfer.phases=[warmup,prune]", "transfer.aux_distill=1",
-                  "transfer.aux_distill_phases=[warmup,prune,finetune]"], "aux", ["transfer.teacher_aux_epochs=1"]),
+    "transfer": (JOINT_DECAY + ["transfer.aux_distill=1", "transfer.aux_distill_phases=[warmup,prune,finetune]"], "aux",
+                 ["transfer.teacher_aux_epochs=1"]),
 }
 # Methods were renamed as better settings took the name `transfer`. The records and the `--methods` of
 # the commands in the results file were renamed with them, each step in order, from the names then to
