@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from auxprune.checkpoint import LoopState, Value
-from auxprune.config import RunConfig
+from auxprune.config import RunConfig, TransferSection
 from auxprune.data.batching import MODEL_INPUTS, ordered_predictions
 from auxprune.data.metrics import compute_metrics
 from auxprune.data.tasks import TaskSpec
@@ -110,7 +110,7 @@ def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, e
                 with torch.no_grad():
                     teacher_logits = teacher(**x).logits
                 loss = distill.task_weight * loss + distill.prediction_weight * prediction_loss(logits, teacher_logits, distill.temperature)
-                if aux is not None and transfer.aux_distill > 0 and phase in transfer.aux_distill_phases:
+                if _distills_on_aux(aux, transfer, phase):
                     parts["aux_distill"] = _distill_on_aux(aux, model, teacher, None, None, config, accelerator.device)
                     loss = loss + transfer.aux_distill * parts["aux_distill"]
             aux_weight = aux.weight(phase, step) if aux is not None else 0.0
@@ -297,8 +297,7 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
                 if layer_distiller is not None:
                     parts["layer"], matches = layer_distiller(out.hidden_states, t_out.hidden_states, x["attention_mask"])
                     loss = loss + distill.layer_weight * parts["layer"]
-                if (aux is not None and transfer.aux_distill > 0
-                        and prune_phase(step, warmup_steps) in transfer.aux_distill_phases):
+                if _distills_on_aux(aux, transfer, prune_phase(step, warmup_steps)):
                     parts["aux_distill"] = _distill_on_aux(aux, student, teacher, z, layer_distiller, config,
                                                            accelerator.device)
                     loss = loss + transfer.aux_distill * parts["aux_distill"]
@@ -327,6 +326,11 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
     with torch.no_grad():
         final_sparsity = float(expected_sparsity(gates.keep_probabilities(), dims))
     return PruneResult(gates, final_sparsity, (controller.lambda1.item(), controller.lambda2.item()), matches)
+
+
+def _distills_on_aux(aux: AuxBranch | None, transfer: TransferSection, phase: str) -> bool:
+    """Whether this step of `phase` distils the teacher on an auxiliary batch."""
+    return aux is not None and transfer.aux_distill > 0 and phase in transfer.aux_distill_phases
 
 
 def _distill_on_aux(aux: AuxBranch, student: AuxpruneForSequenceClassification,
