@@ -48,9 +48,10 @@ def run_cell(task: str, sparsity: float, seed: int, examples: int, settings: lis
     name = f"{task.split('/')[-1]}_s{sparsity}_seed{seed}{suffix}"
     out = WORK / name
     report_path = out / "report.json"
-    if report_path.is_file() and json.loads(report_path.read_text()).get("status") == "ok":
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    if report.get("status") == "ok":
         print(f"[skip] {name}: finished earlier", flush=True)
-        return json.loads(report_path.read_text())
+        return report
     teacher = WORK / f"{task.split('/')[-1]}_teacher_seed{seed}{suffix}"
     extra = [x for s in settings for x in ("--set", s)]
     command = [sys.executable, "-m", "auxprune.cli", "prune", "--task", task, "--sparsity", str(sparsity),
