@@ -29,7 +29,7 @@ from conftest import tiny_model
 
 torch.set_num_threads(1)
 
-GOOD_TSV = "sentence\tlabel\n" + "".join(f"film number {i}\t{'pos' if i % 2 else 'neg'}\n" for i in range(10))
+GOOD_TSV = "sentence\tlabel\n" + "".join(f"film number {i}\t{'pos' if i % 2 else 'neg'}\n" for i in range(20))  # 18 train + 2 dev: enough to train on
 SHORT = ["--set", "model.max_seq_len=32"]  # the tiny BERT has 64 positions
 
 
@@ -223,6 +223,13 @@ CASES: list = [
      ["bert:", "tokenizer has 150 tokens", "vocabulary has 99"]),
     ("missing tokenizer", lambda e: e.prune(None, model=e.model(no_tokenizer)),
      ["bert:", "tokenizer"]),
+    ("too few training examples",
+     lambda e: e.prune(e.file("few.tsv", "sentence\tlabel\n" + "".join(f"film {i}\t{'pos' if i % 2 else 'neg'}\n"
+                                                                     for i in range(8)))),
+     ["few.tsv:", "training examples; at least 10 are needed"]),
+    ("a single class",
+     lambda e: e.prune(e.file("one_class.tsv", GOOD_TSV.replace("pos", "neg")), "--set", "data.kind=classification"),
+     ["one_class.tsv:", "only one class", "at least two"]),
     # ---- outputs
     ("output is a regular file", output_is_file,
      ["out:", "not a folder"]),

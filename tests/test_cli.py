@@ -11,7 +11,8 @@ from auxprune.cli import main
 from auxprune.sparsity import count_parameters
 
 FAST = ["--set", "teacher.epochs=1", "--set", "prune.epochs=2", "--set", "finetune.epochs=1",
-        "--set", "train.batch_size=8", "--set", "data.max_dev_examples=40", "--set", "model.max_seq_len=32"]
+        "--set", "train.batch_size=8", "--set", "data.max_dev_examples=40", "--set", "model.max_seq_len=32",
+        "--set", "train.min_epoch_examples=0"]
 
 
 @pytest.fixture(scope="module")

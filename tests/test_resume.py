@@ -22,7 +22,8 @@ from auxprune.data.batching import BucketBatchSampler
 
 # 48 examples in batches of 8: teacher 6 steps, pruning 12, fine-tuning 6; a checkpoint every 4.
 SETTINGS = ["teacher.epochs=1", "prune.epochs=2", "finetune.epochs=1", "train.batch_size=8", "data.max_dev_examples=40",
-            "model.max_seq_len=32", "train.checkpoint_every=4", "train.threads=1"]
+            "model.max_seq_len=32", "train.checkpoint_every=4", "train.threads=1",
+            "train.min_epoch_examples=0"]
 
 
 def prune_command(tiny_bert: Path, data_dir: Path, out: Path) -> list[str]:

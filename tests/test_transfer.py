@@ -20,7 +20,8 @@ from conftest import tiny_dims, tiny_model
 
 STEPS = {"teacher": 10, "warmup": 4, "prune": 6, "finetune": 10}
 FAST = ["--set", "teacher.epochs=1", "--set", "prune.epochs=2", "--set", "finetune.epochs=1", "--set", "train.batch_size=8",
-        "--set", "data.max_dev_examples=40", "--set", "model.max_seq_len=32", "--set", "train.threads=1"]
+        "--set", "data.max_dev_examples=40", "--set", "model.max_seq_len=32", "--set", "train.threads=1",
+        "--set", "train.min_epoch_examples=0"]
 
 
 def schedule(shape: str, phases=("warmup", "prune"), window=(0.0, 1.0)) -> Schedule:

@@ -90,6 +90,11 @@ class TrainSection(Section):
     eval_batch_size: int = Field(128, ge=1)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    # Epochs were shaped on 1,000 examples; counted on a smaller set they would give a few dozen
+    # steps and an untrained teacher. Larger sets are unaffected (bench/results/learning_curve.json).
+    min_epoch_examples: int = Field(1000, ge=0, description="an epoch of every target phase counts at least this many "
+                                    "examples: a smaller training set is gone over several times per epoch, so the "
+                                    "number of optimizer steps does not shrink with the data (0: plain epochs)")
     max_grad_norm: float = Field(1.0, gt=0)
     log_every: int = Field(10, ge=1)
     threads: int | None = Field(None, ge=1, description="CPU threads for torch; all cores when empty")

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 
+from auxprune.baselines import is_sentence_embedding_model, untrained_cosine_score
 from auxprune.checkpoint import Checkpointer, LoopState, StopRequest, Value
 from auxprune.config import RunConfig, to_yaml
 from auxprune.data.batching import encode, make_loader
@@ -21,14 +22,15 @@ from auxprune.data.metrics import constant_baseline
 from auxprune.data.tasks import TaskData, load_task, subsample
 from auxprune.errors import UserError
 from auxprune.masks import HardConcreteGates, deterministic_gate
-from auxprune.model.loading import load_for_task, read_state_dict
+from auxprune.model.loading import load_for_task, load_tokenizer, read_state_dict, resolve_model_path
 from auxprune.output import atomic_write_text, check_output_dir, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
 from auxprune.sparsity import count_parameters, dense_encoder_params, expected_sparsity
+from auxprune.sanity import check_results, check_training_set
 from auxprune.speed import time_alternating, torch_runner
 from auxprune.structure import final_masks
 from auxprune.surgery import cut
-from auxprune.train import (PruneResult, RunLog, dims_of, evaluate, fine_tune, fine_tune_aux, prune, prune_aux,
-                            steps_for)
+from auxprune.train import (PruneResult, RunLog, dims_of, epoch_batches, evaluate, fine_tune, fine_tune_aux, prune,
+                            prune_aux, steps_for)
 from auxprune.transfer.branch import AuxBranch
 from auxprune.transfer.schedule import Schedule
 from auxprune.transfer.sequential import StageOne
@@ -116,7 +118,10 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         train_loader = make_loader(train_items, config.train.batch_size, pad, shuffle=True, seed=config.seed)
         dev_loader = make_loader(encode(data.dev, tokenizer, config.model.max_seq_len), config.train.eval_batch_size, pad, shuffle=False)
         dev_labels = [e.label for e in data.dev]
+        warnings = check_training_set(data.train, spec, config.data.train_file or config.data.task)
         aux = build_aux(config, data, tokenizer, teacher, train_loader)
+    with timer.phase("untrained"):
+        untrained = untrained_score(config, data, teacher if config.teacher.path is None else None, accelerator)
     if not resume:
         prepare_output_dir(output, overwrite)
         atomic_write_text(output / "config.yaml", to_yaml(config))
@@ -192,8 +197,13 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
             plot_structure(small.config, output / "structure.png",
                            f"{spec.name}: sparsity {masks.sparsity():.3f} (target {config.prune.target_sparsity})")
         timing = timer.snapshot()
+        warnings += check_results(spec.primary_metric, teacher_metrics, pruned_metrics, constant, untrained)
         report = build_report(config, spec, teacher, small, masks, result, teacher_metrics, pruned_metrics,
                               constant, speed, timing, len(data.train), len(data.dev))
+        report["metrics"]["untrained"] = untrained["metrics"] if untrained else None
+        report["untrained"] = untrained
+        report["schedule"] = schedule_report(config, len(data.train), train_loader)
+        report["warnings"] = warnings
         if aux is not None:
             report["transfer"] = transfer_report(config, aux, aux_metrics)
         if resume:
@@ -245,6 +255,44 @@ def run_stage1(model, aux: AuxBranch, epochs: float, config: RunConfig, accelera
     return outcome, metrics
 
 
+def untrained_score(config: RunConfig, data: TaskData, pretrained, accelerator: Accelerator) -> dict | None:
+    """The untrained model's own dev score on a pair task, for a sentence-embedding model (see
+    `baselines`); None otherwise. `pretrained` is the freshly loaded model when there is one."""
+    path = resolve_model_path(config.model.name)
+    if not is_sentence_embedding_model(path) or data.train[0].text_b is None:
+        return None
+    # Loading draws a fresh head from the global generator: fork it, so that a run's random
+    # draws are the same whether or not this bar is computed.
+    with torch.random.fork_rng(devices=[]):
+        model = pretrained
+        if model is None:
+            model, _ = load_for_task(path, num_labels=data.spec.num_labels, pooling=config.model.pooling,
+                                     max_seq_len=config.model.max_seq_len)
+            model.to(accelerator.device)
+        tokenizer = load_tokenizer(path)
+        return untrained_cosine_score(model.auxprune, tokenizer, data.spec, data.train, data.dev, config.model.max_seq_len)
+
+
+def schedule_report(config: RunConfig, n_train: int, loader) -> dict:
+    """Optimizer steps per target phase, and why: epochs over at least `train.min_epoch_examples`."""
+    per_epoch = epoch_batches(loader, config)
+    prune_steps = steps_for(config.prune.epochs, loader, config)
+    phases = {"teacher": {"epochs": config.teacher.epochs, "steps": steps_for(config.teacher.epochs, loader, config)}
+              if config.teacher.path is None else None,
+              "prune": {"epochs": config.prune.epochs, "steps": prune_steps,
+                        "sparsity_ramp_steps": int(config.prune.sparsity_warmup * prune_steps)},
+              "finetune": {"epochs": config.finetune.epochs,
+                           "steps": steps_for(config.finetune.epochs, loader, config) if config.finetune.epochs > 0 else 0}}
+    minimum = config.train.min_epoch_examples
+    if per_epoch > len(loader):
+        why = (f"{n_train} training examples are fewer than train.min_epoch_examples={minimum}: each epoch goes "
+               f"{per_epoch / len(loader):.1f} times round them ({per_epoch} steps of {config.train.batch_size})")
+    else:
+        why = f"plain epochs: {per_epoch} steps of {config.train.batch_size} examples each"
+    return {"batch_size": config.train.batch_size, "batches_per_pass": len(loader), "steps_per_epoch": per_epoch,
+            "min_epoch_examples": minimum, "phases": phases, "why": why}
+
+
 def needs_stage1_outcome(transfer) -> bool:
     """Whether stage 2 of a sequential transfer uses more of stage 1 than the weights it left."""
     return transfer.stage1 == "prune" and transfer.what != "weights" or transfer.share == "tied"
@@ -268,11 +316,11 @@ def build_aux(config: RunConfig, data: TaskData, tokenizer, model, train_loader)
     if t.aux_distill > 0 and not config.distill.enabled:
         raise UserError("transfer.aux_distill distils the teacher on auxiliary inputs: it needs distill.enabled=true")
     tasks = load_aux_tasks(config, data, data.train, tokenizer)
-    prune_steps = steps_for(config.prune.epochs, train_loader)
+    prune_steps = steps_for(config.prune.epochs, train_loader, config)
     warmup = int(config.prune.sparsity_warmup * prune_steps)
-    phase_steps = {"teacher": steps_for(config.teacher.epochs, train_loader) if config.teacher.path is None else 0,
+    phase_steps = {"teacher": steps_for(config.teacher.epochs, train_loader, config) if config.teacher.path is None else 0,
                    "warmup": warmup, "prune": prune_steps - warmup,
-                   "finetune": steps_for(config.finetune.epochs, train_loader) if config.finetune.epochs > 0 else 0}
+                   "finetune": steps_for(config.finetune.epochs, train_loader, config) if config.finetune.epochs > 0 else 0}
     schedule = Schedule(t.when, t.weight, tuple(t.phases), phase_steps, tuple(t.window))
     return AuxBranch(tasks, model, schedule, tokenizer, seed=config.seed)
 

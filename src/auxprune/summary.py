@@ -21,21 +21,37 @@ def print_prune_summary(report: dict, output: Path) -> None:
     table.add_column("dense teacher", justify="right")
     table.add_column("pruned", justify="right")
     table.add_column("constant predictor", justify="right")
+    untrained = metrics.get("untrained")
+    if untrained:
+        table.add_column("untrained (cosine)", justify="right")
+    bars = (lambda name: [_fmt(metrics["constant_baseline"].get(name, ""))] + ([_fmt(untrained.get(name, ""))] if untrained else []))
+    blank = [""] * (2 if untrained else 1)
     for name in metrics["pruned"]:
-        table.add_row(name, _fmt(metrics["teacher"][name]), _fmt(metrics["pruned"][name]), _fmt(metrics["constant_baseline"].get(name, "")))
+        table.add_row(name, _fmt(metrics["teacher"][name]), _fmt(metrics["pruned"][name]), *bars(name))
     params = report["params"]
-    table.add_row("encoder params", f"{params['encoder_total']:,}", f"{params['encoder_kept']:,}", "")
-    table.add_row("total params", f"{params['dense_total']:,}", f"{params['total']:,}", "")
+    table.add_row("encoder params", f"{params['encoder_total']:,}", f"{params['encoder_kept']:,}", *blank)
+    table.add_row("total params", f"{params['dense_total']:,}", f"{params['total']:,}", *blank)
     speed = report["speed"]
-    table.add_row(f"latency ms ({speed['batch_size']}x{speed['seq_len']})", _fmt(speed["dense_latency_ms"]), _fmt(speed["pruned_latency_ms"]), "")
+    table.add_row(f"latency ms ({speed['batch_size']}x{speed['seq_len']})", _fmt(speed["dense_latency_ms"]),
+                  _fmt(speed["pruned_latency_ms"]), *blank)
     console.print(table)
     console.print(f"sparsity {report['sparsity']:.4f} (target {report['target_sparsity']}), "
                   f"speed-up {speed['speedup']}x, time {report['timing']['total']:.0f} s "
                   f"({', '.join(f'{k} {v:.0f}s' for k, v in report['timing'].items() if k != 'total')})")
+    if report.get("schedule"):
+        console.print(schedule_line(report["schedule"]))
     if report.get("transfer"):
         for line in transfer_lines(report["transfer"]):
             console.print(line)
+    for warning in report.get("warnings", []):
+        console.print(f"[bold yellow]warning:[/] {warning}")
     console.print(f"model: {output / 'model'}  report: {output / 'report.json'}  plot: {output / 'structure.png'}")
+
+
+def schedule_line(schedule: dict) -> str:
+    """Steps per phase and the rule that set them, on one line."""
+    steps = ", ".join(f"{name} {p['steps']}" for name, p in schedule["phases"].items() if p)
+    return f"steps: {steps} ({schedule['why']})"
 
 
 def transfer_lines(t: dict) -> list[str]:

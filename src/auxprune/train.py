@@ -50,8 +50,14 @@ class RunLog:
             self.handle.close()
 
 
-def steps_for(epochs: float, loader: DataLoader) -> int:
-    return max(1, math.ceil(epochs * len(loader)))
+def epoch_batches(loader: DataLoader, config: RunConfig) -> int:
+    """Batches that make one epoch of a target phase: the loader's, or enough for
+    `train.min_epoch_examples` on a small training set (going round it several times)."""
+    return max(len(loader), math.ceil(config.train.min_epoch_examples / config.train.batch_size))
+
+
+def steps_for(epochs: float, loader: DataLoader, config: RunConfig) -> int:
+    return max(1, math.ceil(epochs * epoch_batches(loader, config)))
 
 
 def batches(loader: DataLoader, steps: int) -> Iterator[dict[str, Tensor]]:
@@ -90,7 +96,7 @@ def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, e
     auxiliary loss (weighted by its schedule for `phase`) is added through the same encoder; with
     `tie`, the pull towards the stage-1 weights of a sequential transfer.
     """
-    steps = steps_for(epochs, loader)
+    steps = steps_for(epochs, loader, config)
     params = list(model.parameters()) + (list(aux.heads.parameters()) if aux is not None else [])
     optimizer, schedule = _weights_optimizer(params, lr, steps, config)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -247,7 +253,7 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
     `stage1` (sequential transfer) gives the gates' starting logits and/or the tie to its values.
     """
     cfg, distill = config.prune, config.distill
-    steps = steps_for(cfg.epochs, loader)
+    steps = steps_for(cfg.epochs, loader, config)
     dims = dims_of(student)
     gates, controller, lambda_optimizer = _sparsity_control(dims, cfg, steps)
     if stage1 is not None and stage1.gates is not None:

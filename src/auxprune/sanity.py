@@ -1,0 +1,59 @@
+"""Checks that tell a user when a run's inputs or results cannot be trusted, in one line each.
+
+A run on too little data, or whose teacher learned next to nothing, still ends with a model and a
+table of numbers; these lines say what is wrong and what to try instead.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from auxprune.data.tasks import Example, TaskSpec
+from auxprune.errors import UserError
+
+MIN_TRAIN_EXAMPLES = 10  # fewer cannot fit a head at all: refused
+FEW_TRAIN_EXAMPLES = 50  # fewer: trained, with a warning
+FEW_PER_CLASS = 5  # a class seen fewer times than this cannot be learned reliably
+# "Barely above" the constant predictor: within this much of it on the primary metric
+# (1 accuracy point, or a correlation of 0.02 where the constant scores 0).
+BARELY_ABOVE = 0.01
+
+
+def check_training_set(train: list[Example], spec: TaskSpec, source: str) -> list[str]:
+    """Refuse a training set too small to train on; return warnings for one that is merely small."""
+    if len(train) < MIN_TRAIN_EXAMPLES:
+        raise UserError(f"{source}: {len(train)} training examples; at least {MIN_TRAIN_EXAMPLES} are needed "
+                        f"({FEW_TRAIN_EXAMPLES}+ recommended)")
+    warnings = []
+    if len(train) < FEW_TRAIN_EXAMPLES:
+        warnings.append(f"only {len(train)} training examples: expect a weak model; add an auxiliary task (--aux) "
+                        "or more data")
+    if spec.kind == "classification":
+        counts = Counter(int(e.label) for e in train)
+        missing = [spec.labels[i] for i in range(spec.num_labels) if counts[i] == 0]
+        if missing:
+            raise UserError(f"{source}: no training example of class {', '.join(map(repr, missing))}; "
+                            "every class needs examples")
+        rare = {spec.labels[i]: counts[i] for i in range(spec.num_labels) if counts[i] < FEW_PER_CLASS}
+        if rare:
+            listed = ", ".join(f"{label!r} ({n})" for label, n in rare.items())
+            warnings.append(f"few training examples of class {listed}: that class will be poorly learned")
+    return warnings
+
+
+def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, untrained: dict | None) -> list[str]:
+    """Warnings about the dense teacher and the pruned model against the two no-training bars."""
+    warnings = []
+    floor = constant.get(primary)
+    if floor is not None and teacher[primary] <= floor + BARELY_ABOVE:
+        warnings.append(f"the dense teacher's dev {primary} {teacher[primary]:.4f} is barely above the constant "
+                        f"predictor's {floor:.4f}: it learned little from this data; try more teacher epochs "
+                        "(--set teacher.epochs=...) or an auxiliary task (--aux)")
+    if untrained is not None:
+        bar = untrained["metrics"][primary]
+        below = [name for name, m in (("dense teacher", teacher), ("pruned model", pruned)) if m[primary] < bar]
+        if below:
+            warnings.append(f"the {' and the '.join(below)} score below the untrained model used as a sentence "
+                            f"encoder ({primary} {bar:.4f}, cosine similarity, no training): "
+                            "for this task the untrained model is better; try an auxiliary task (--aux) or more data")
+    return warnings

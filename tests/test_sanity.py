@@ -1,0 +1,126 @@
+"""Small-data schedules, the untrained model as a bar, and the one-line warnings of a run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from auxprune.baselines import fit_threshold, untrained_cosine_score
+from auxprune.cli import main
+from auxprune.config import build_config
+from auxprune.data.batching import make_loader
+from auxprune.data.tasks import Example, TaskSpec
+from auxprune.errors import UserError
+from auxprune.sanity import check_results, check_training_set
+from auxprune.train import epoch_batches, steps_for
+from conftest import letter_tokenizer, tiny_model, write_tiny_bert
+
+BINARY = TaskSpec("pairs", "classification", ("no", "yes"), ("accuracy", "f1"), "accuracy")
+SCORES = TaskSpec("scores", "regression", (), ("pearson", "spearman"), "pearson")
+
+
+def loader(n: int, batch_size: int):
+    return make_loader([{"input_ids": [1, 2, 3], "token_type_ids": [0, 0, 0], "label": 0}] * n, batch_size, 0, shuffle=True)
+
+
+@pytest.mark.parametrize("n, minimum, per_epoch", [(100, 1000, 32), (300, 1000, 32), (1000, 1000, 32), (4000, 1000, 125),
+                                                   (100, 0, 4), (100, 200, 7)])
+def test_an_epoch_counts_at_least_min_epoch_examples(n, minimum, per_epoch):
+    config = build_config(None, overrides=[{"train": {"min_epoch_examples": minimum, "batch_size": 32}}])
+    assert epoch_batches(loader(n, 32), config) == per_epoch
+    assert steps_for(4.0, loader(n, 32), config) == 4 * per_epoch
+    assert steps_for(0.5, loader(n, 32), config) == -(-per_epoch // 2)
+
+
+def test_threshold_is_fitted_in_either_direction():
+    scores = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.9])
+    threshold, above = fit_threshold(scores, np.array([0, 0, 0, 1, 1, 1]))
+    assert above and 0.3 < threshold <= 0.6
+    threshold, above = fit_threshold(scores, np.array([1, 1, 1, 0, 0, 0]))
+    assert not above and 0.3 < threshold <= 0.6
+    # Ties in the scores: a cut never separates equal scores.
+    threshold, above = fit_threshold(np.array([0.5, 0.5, 0.5, 0.9]), np.array([0, 1, 0, 1]))
+    assert above and 0.5 < threshold <= 0.9
+
+
+def pairs(n: int, seed: int = 0) -> list[Example]:
+    """Pairs whose second side is the first one (similar, label 1 / score 5) or unrelated (0 / 0)."""
+    rng = np.random.default_rng(seed)
+    words = ["cat sat", "dog ran", "sun shone", "rain fell", "bird sang", "car drove", "fish swam", "tree grew"]
+    out = []
+    for i in range(n):
+        a = words[i % len(words)]
+        same = bool(rng.integers(2))
+        out.append(Example(a, a if same else words[(i + 3) % len(words)], int(same)))
+    return out
+
+
+def test_untrained_cosine_score_scores_pairs(tmp_path):
+    tokenizer = letter_tokenizer(tmp_path / "tok")
+    encoder = tiny_model(pooling="mean").auxprune
+    train, dev = pairs(60, seed=1), pairs(40, seed=2)
+    result = untrained_cosine_score(encoder, tokenizer, BINARY, train, dev, max_len=32)
+    # Identical sentences have cosine 1, so a threshold separates them from the rest exactly.
+    assert result["metrics"]["accuracy"] == 1.0 and "threshold" in result
+    scored = [Example(e.text_a, e.text_b, 5.0 * e.label) for e in dev]
+    result = untrained_cosine_score(encoder, tokenizer, SCORES, train, scored, max_len=32)
+    assert result["metrics"]["pearson"] > 0.5 and "threshold" not in result
+    single = [Example(e.text_a, None, e.label) for e in dev]
+    assert untrained_cosine_score(encoder, tokenizer, BINARY, train, single, max_len=32) is None
+    three = TaskSpec("nli", "classification", ("a", "b", "c"), ("accuracy",), "accuracy")
+    assert untrained_cosine_score(encoder, tokenizer, three, train, dev, max_len=32) is None
+
+
+def test_training_sets_too_small_are_refused_and_small_ones_warned():
+    with pytest.raises(UserError, match="train.tsv: 9 training examples; at least 10"):
+        check_training_set(pairs(9), BINARY, "train.tsv")
+    assert "only 30 training examples" in check_training_set(pairs(30), BINARY, "t")[0]
+    assert check_training_set(pairs(60), BINARY, "t") == []
+    with pytest.raises(UserError, match="no training example of class 'yes'"):
+        check_training_set([Example("a", "b", 0)] * 60, BINARY, "t")
+    rare = [Example("a", "b", 0)] * 58 + [Example("a", "a", 1)] * 2
+    assert "class 'yes' (2)" in check_training_set(rare, BINARY, "t")[0]
+
+
+def test_results_below_a_bar_are_flagged():
+    constant = {"accuracy": 0.53}
+    untrained = {"metrics": {"accuracy": 0.70}}
+    assert check_results("accuracy", {"accuracy": 0.80}, {"accuracy": 0.75}, constant, untrained) == []
+    barely = check_results("accuracy", {"accuracy": 0.535}, {"accuracy": 0.54}, constant, None)
+    assert len(barely) == 1 and "barely above the constant predictor" in barely[0] and "--aux" in barely[0]
+    below = check_results("accuracy", {"accuracy": 0.80}, {"accuracy": 0.65}, constant, untrained)
+    assert len(below) == 1 and "pruned model score below the untrained model" in below[0]
+    both = check_results("accuracy", {"accuracy": 0.60}, {"accuracy": 0.65}, constant, untrained)
+    assert "dense teacher and the pruned model" in both[0]
+
+
+def test_run_reports_its_schedule_the_untrained_bar_and_warnings(tmp_path, data_dir, capsys):
+    """A sentence-transformers folder on a pair task: the report carries the untrained model's cosine
+    score, the steps each phase ran and why, and the warnings (a small set; results below the bar)."""
+    model = tmp_path / "st_bert"
+    write_tiny_bert(model, sentence_transformers=True)
+    out = tmp_path / "run"
+    torch.manual_seed(0)
+    code = main(["prune", "--model", str(model), "--task", "glue/stsb", "--data-dir", str(data_dir), "--sparsity", "0.5",
+                 "--max-train-examples", "40", "--output", str(out), "--set", "teacher.epochs=1", "--set", "prune.epochs=1",
+                 "--set", "finetune.epochs=1", "--set", "train.batch_size=8", "--set", "data.max_dev_examples=40",
+                 "--set", "model.max_seq_len=32", "--set", "train.min_epoch_examples=80", "--set", "train.threads=1"])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    schedule = report["schedule"]
+    assert schedule["steps_per_epoch"] == 10 and schedule["batches_per_pass"] == 5
+    assert {k: p["steps"] for k, p in schedule["phases"].items()} == {"teacher": 10, "prune": 10, "finetune": 10}
+    assert "fewer than train.min_epoch_examples=80" in schedule["why"]
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert max(r["step"] for r in log if r["phase"] == "teacher") == 10
+    untrained = report["untrained"]
+    assert set(untrained["metrics"]) == {"pearson", "spearman"} and report["metrics"]["untrained"] == untrained["metrics"]
+    assert "only 40 training examples" in report["warnings"][0]
+    bar = untrained["metrics"]["pearson"]
+    below = any("below the untrained model" in w for w in report["warnings"])
+    assert below == (min(report["metrics"]["teacher"]["pearson"], report["metrics"]["pruned"]["pearson"]) < bar)
+    printed = " ".join(capsys.readouterr().out.split())  # rich wraps lines to the terminal
+    assert "untrained" in printed and "warning:" in printed and "steps: teacher 10, prune 10" in printed
