@@ -176,6 +176,7 @@ def summary(records: list[dict]) -> dict:
 def table(records: list[dict]) -> str:
     s = summary(records)
     fmt = lambda v: "" if v[0] is None else (f"{100 * v[0]:.1f}" + (f" ± {100 * v[1]:.1f}" if v[1] is not None else ""))
+    bar = lambda v: "" if v[0] is None else f"{100 * v[0]:.1f}"  # the same data for every seed: no spread to show
     lines = ["| task | train examples | seeds | untrained (cosine) | constant | teacher | pruned 0.9 | teacher + transfer "
              "| pruned 0.9 + transfer | transfer gain | baseline retained |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -189,7 +190,7 @@ def table(records: list[dict]) -> str:
             gain = f"{100 * statistics.mean(gains):+.1f} ({len(gains)} seed{'s' if len(gains) > 1 else ''})" if gains else ""
             retained = f"{100 * base['pruned'][0] / base['teacher'][0]:.0f}%" if base else ""
             lines.append(f"| {task} ({first['metric']}) | {first['train_examples']:,} | {','.join(map(str, first['seeds']))} | "
-                         f"{fmt(first['untrained'])} | {fmt(first['constant'])} | {fmt(base['teacher']) if base else ''} | "
+                         f"{bar(first['untrained'])} | {bar(first['constant'])} | {fmt(base['teacher']) if base else ''} | "
                          f"{fmt(base['pruned']) if base else ''} | {fmt(aux['teacher']) if aux else ''} | "
                          f"{fmt(aux['pruned']) if aux else ''} | {gain} | {retained} |")
     return "\n".join(lines)
@@ -248,7 +249,7 @@ def main() -> None:
             for task in args.tasks:
                 for method in args.methods:
                     if (task, examples, seed, method) in recorded():
-                        print(f"[skip] {task} n={examples} seed {seed} {method}: in {RESULTS.relative_to(ROOT)}", flush=True)
+                        print(f"[skip] {task} n={examples} seed {seed} {method}: in {RESULTS.name}", flush=True)
                         continue
                     report, wall, cell_command = run_cell(task, examples, seed, method, args.threads)
                     r = record(task, examples, seed, method, report, wall if wall is not None else report["timing"]["total"],

