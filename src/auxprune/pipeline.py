@@ -25,6 +25,7 @@ from auxprune.masks import HardConcreteGates, deterministic_gate
 from auxprune.model.loading import load_for_task, load_tokenizer, read_state_dict, resolve_model_path
 from auxprune.output import atomic_write_text, check_output_dir, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
 from auxprune.sparsity import count_parameters, dense_encoder_params, expected_sparsity
+from auxprune.precision import make_accelerator, precision_warnings
 from auxprune.sanity import check_results, check_training_set
 from auxprune.speed import time_alternating, torch_runner
 from auxprune.structure import final_masks
@@ -103,7 +104,10 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
     seed_everything(config.seed)
     saved = {latest.phase: latest.load()} if latest else {}
     timer = Timer(latest.meta.get("timing") if latest else None)
-    accelerator = Accelerator()
+    if latest is not None and latest.meta.get("precision", "fp32") != config.train.precision:
+        raise UserError(f"{output}: its checkpoint was trained in {latest.meta.get('precision', 'fp32')}, the run's "
+                        f"config says train.precision={config.train.precision}; resume with the precision it started with")
+    accelerator = make_accelerator(config.train.precision)
     # Reading the data and the model first: a bad input is refused before anything is written.
     with timer.phase("load"):
         data, constant = load_data(config)
@@ -119,6 +123,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         dev_loader = make_loader(encode(data.dev, tokenizer, config.model.max_seq_len), config.train.eval_batch_size, pad, shuffle=False)
         dev_labels = [e.label for e in data.dev]
         warnings = check_training_set(data.train, spec, config.data.train_file or config.data.task)
+        warnings += precision_warnings(config.train.precision)
         aux = build_aux(config, data, tokenizer, teacher, train_loader)
     with timer.phase("untrained"):
         untrained = untrained_score(config, data, teacher if config.teacher.path is None else None, accelerator)
@@ -132,7 +137,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
     stop = StopRequest()
 
     def loop(phase: str, **carry) -> LoopState:
-        return LoopState(phase, checkpoints, saved.get(phase), stop, meta=lambda: {"timing": timer.snapshot()}, carry=carry)
+        return LoopState(phase, checkpoints, saved.get(phase), stop, meta=lambda: {"timing": timer.snapshot(), "precision": config.train.precision}, carry=carry)
 
     try:
         transfer = config.transfer
@@ -389,5 +394,6 @@ def build_report(config, spec, teacher, small, masks, result, teacher_metrics, p
         "distillation": {"layer_matches": result.layer_matches},
         "lagrangian": {"lambda1": result.lambdas[0], "lambda2": result.lambdas[1]},
         "timing": timing,
+        "precision": config.train.precision,
         "config": config.model_dump(mode="json"),
     }

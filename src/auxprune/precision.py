@@ -1,0 +1,49 @@
+"""Numeric precision of training: fp32, or bf16 / fp16 mixed precision through Accelerate.
+
+Mixed precision runs the model's matrix products in 16 bits under autocast; parameters (weights,
+gates, Lagrange multipliers) stay fp32, Accelerate hands the model's outputs back in fp32 so losses
+and metrics are fp32, and saved weights are fp32.
+"""
+
+from __future__ import annotations
+
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+
+from auxprune.errors import UserError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def make_accelerator(precision: str) -> Accelerator:
+    """An Accelerator for `precision`, refusing what this machine cannot run."""
+    if precision == "fp16" and not torch.cuda.is_available():
+        raise UserError("train.precision=fp16 needs a GPU; on the CPU use bf16 (or fp32)")
+    if precision == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        raise UserError("train.precision=bf16: this GPU does not support bf16; use fp16 (or fp32)")
+    mixed = "no" if precision == "fp32" else precision
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision", mixed) != mixed:
+        # Accelerate keeps one precision per process; a second run in the same process (a notebook,
+        # the tests) may ask for another. The process group (PartialState) is kept.
+        AcceleratorState._reset_state()
+    return Accelerator(mixed_precision=mixed)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX), where bf16 pays off."""
+    try:
+        flags = open("/proc/cpuinfo", encoding="utf-8").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def precision_warnings(precision: str) -> list[str]:
+    """A line when the chosen precision will be slow here: bf16 on a CPU without bf16 hardware is
+    emulated (measured on an AVX2-only EPYC: fwd+bwd of MiniLM-L6 at 32 x 64, 4.3 s fp32, 53 s bf16)."""
+    if precision == "bf16" and not torch.cuda.is_available() and not cpu_has_native_bf16():
+        return ["train.precision=bf16 on a CPU without bf16 hardware (AVX512-BF16 or AMX): bf16 is emulated and "
+                "runs several times slower than fp32 here; use fp32"]
+    return []
