@@ -306,3 +306,24 @@ def test_rejected_prune_leaves_no_output_folder(tiny_bert, tmp_path, capsys):
     assert main(["prune", "--model", str(tiny_bert), "--task", str(train), "--output", str(out), *SHORT]) == 2
     assert "train.tsv:3:" in capsys.readouterr().err
     assert not out.exists(), sorted(p.name for p in out.iterdir())
+
+
+def test_pickled_weights_are_refused_for_safety(tiny_bert, tmp_path, capsys):
+    """A `pytorch_model.bin` holding pickled objects besides tensors: refused, with the safe way out
+    (convert to safetensors), never torch's advice to load it with `weights_only=False`."""
+    import argparse
+
+    from safetensors.torch import load_file
+
+    model = tmp_path / "bert"
+    shutil.copytree(tiny_bert, model)
+    state = load_file(str(model / "model.safetensors"))
+    (model / "model.safetensors").unlink()
+    torch.save({**state, "args": argparse.Namespace(lr=1.0)}, model / "pytorch_model.bin")
+    train = tmp_path / "train.tsv"
+    train.write_text(GOOD_TSV, encoding="utf-8")
+    code = main(["prune", "--model", str(model), "--task", str(train), "--output", str(tmp_path / "out"), *SHORT])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "pytorch_model.bin" in err and "refused for safety" in err and "safetensors" in err, err
+    assert "weights_only" not in err, err

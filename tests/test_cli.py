@@ -71,6 +71,16 @@ def test_eval_recomputes_metrics(pruned_run, data_dir, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["task"] == "glue/rte" and result["dev_examples"] == 277
     assert 0 <= result["metrics"]["accuracy"] <= 1
+    # The very accuracy of the saved model on the full dev set, recomputed here another way: the
+    # model's own predictions (auxprune.predict: its own tokenization and batching) against the gold labels.
+    import auxprune
+    from auxprune.data.tasks import load_task
+
+    dev = load_task("glue/rte", data_dir).dev
+    predicted = auxprune.predict(pruned_run, [e.text_a for e in dev], pairs=[e.text_b for e in dev])
+    names = load_task("glue/rte", data_dir).spec.labels
+    correct = sum(p["label"] == names[e.label] for p, e in zip(predicted, dev))
+    assert result["metrics"]["accuracy"] == pytest.approx(correct / len(dev), abs=1e-9)
 
 
 def test_inspect_shows_structure(pruned_run, capsys):

@@ -120,3 +120,27 @@ def test_predict_cli(run, regression_run, capsys):
     assert main(["predict", str(run / "missing"), "x"]) == 2
     err = capsys.readouterr().err.strip()
     assert "missing" in err and len(err.splitlines()) == 1
+
+
+# The training side: none of it is needed to load a saved model and predict with it.
+TRAINING_MODULES = ("auxprune.train", "auxprune.loop", "auxprune.pipeline", "auxprune.phases", "auxprune.checkpoint",
+                    "auxprune.config", "auxprune.distill", "auxprune.losses", "auxprune.masks", "auxprune.pruners",
+                    "auxprune.sparsity", "auxprune.structure", "auxprune.surgery", "auxprune.transfer", "auxprune.data",
+                    "auxprune.evaluate")  # (transformers itself may import accelerate and tqdm)
+
+
+def test_load_and_predict_import_no_training_code(run):
+    """`auxprune.load` / `auxprune.predict` in a fresh interpreter leave the training stack unimported."""
+    import subprocess
+    import sys
+
+    script = ("import sys, json, auxprune\n"
+              f"model, tokenizer = auxprune.load({str(run)!r})\n"
+              f"result = auxprune.predict({str(run)!r}, ['a dog runs.'], pairs=['a cat sits.'])\n"
+              "assert result and 'label' in result[0], result\n"
+              "print(json.dumps(sorted(sys.modules)))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    found = [m for m in loaded if any(m == name or m.startswith(name + ".") for name in TRAINING_MODULES)]
+    assert not found, found

@@ -143,8 +143,14 @@ def test_sampler_continues_mid_epoch_and_across_epochs():
     expected = list(first) + list(original) + list(original)  # the rest of this epoch, then two more
     copy = BucketBatchSampler(lengths, 4, seed=99, window=2)
     copy.load_state_dict(state)
-    assert list(copy) + list(copy) + list(copy) == expected
-    assert seen  # the copy never repeats what was already served
+    rest = list(copy)
+    assert rest + list(copy) + list(copy) == expected
+    # The copy never repeats what was already served: the 5 served batches and the rest of the
+    # epoch are disjoint and together hold every example once.
+    served = [i for batch in seen for i in batch]
+    remaining = [i for batch in rest for i in batch]
+    assert len(seen) == 5 and not set(served) & set(remaining)
+    assert sorted(served + remaining) == list(range(len(lengths)))
 
 
 def test_sampler_phase_end_starts_a_new_epoch():

@@ -13,7 +13,7 @@ from auxprune import hf as _hf  # noqa: E402,F401 - registers AutoConfig / AutoM
 
 def load(path):
     """(model, tokenizer) from a run folder or its `model/` folder."""
-    from auxprune.evaluate import load as _load
+    from auxprune.model.loading import load as _load
 
     return _load(path)
 

@@ -9,16 +9,10 @@ from accelerate import Accelerator
 from auxprune.data.batching import encode, make_loader
 from auxprune.data.tasks import load_task
 from auxprune.errors import UserError
-from auxprune.model.loading import load_saved, load_tokenizer, resolve_saved_dir
+from auxprune.model.loading import load
 from auxprune.output import structure_summary
 from auxprune.sparsity import count_parameters, encoder_params
 from auxprune.train import evaluate
-
-
-def load(path: str | Path):
-    """(model, tokenizer) from a run folder or its `model/` folder, ready for inference."""
-    folder = resolve_saved_dir(path)
-    return load_saved(folder), load_tokenizer(folder)
 
 
 def evaluate_saved(path: str | Path, task: str | None = None, data_dir: str | None = None, batch_size: int = 128) -> dict:

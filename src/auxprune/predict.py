@@ -24,7 +24,7 @@ from auxprune.errors import UserError
 
 def _model_and_tokenizer(model):
     if isinstance(model, (str, Path)):
-        from auxprune.evaluate import load
+        from auxprune.model.loading import load
 
         return load(model)
     if isinstance(model, (tuple, list)) and len(model) == 2:

@@ -8,6 +8,7 @@ safetensors (a `.bin` file is read only with `torch.load(weights_only=True)`).
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -101,6 +102,11 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if bin_file.is_file():
         try:
             return torch.load(bin_file, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:  # torch's message advises weights_only=False: not ours to pass on
+            raise UserError(f"{bin_file}: refused for safety: it holds pickled Python objects besides tensors, and "
+                            "loading those can run arbitrary code; expected plain tensors: convert it to safetensors "
+                            "where you trust its source (write its tensors with safetensors.torch.save_file to "
+                            "model.safetensors in this folder)") from err
         except Exception as err:  # noqa: BLE001 - any failure here means an unreadable user file
             raise UserError(f"{bin_file}: unreadable weights ({one_line(err)})") from err
     raise UserError(f"{path}: no weights in the model folder; expected model.safetensors or pytorch_model.bin")
@@ -226,6 +232,15 @@ def resolve_saved_dir(path: str | Path) -> Path:
     if not (path / "config.json").is_file():
         raise UserError(f"{path}: no config.json; expected an auxprune run folder or its model/ folder")
     return path
+
+
+def load(path: str | Path) -> tuple[AuxpruneForSequenceClassification, PreTrainedTokenizerBase]:
+    """(model, tokenizer) from a run folder or its `model/` folder, ready for inference.
+
+    Imports nothing of the training side: `auxprune.load` and `auxprune.predict` end here.
+    """
+    folder = resolve_saved_dir(path)
+    return load_saved(folder), load_tokenizer(folder)
 
 
 def load_saved(path: str | Path) -> AuxpruneForSequenceClassification:
