@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
-from auxprune.masks import Dims
+from auxprune.structure import Dims
 from auxprune.model.configuration import AuxpruneConfig
 from auxprune.model.encoder import AuxpruneForSequenceClassification
 from auxprune.model.loading import load_tokenizer

@@ -8,7 +8,6 @@ from accelerate import Accelerator
 
 from auxprune.config import build_config
 from auxprune.data.batching import make_loader
-from auxprune.structure import final_masks
 from auxprune.surgery import cut
 from auxprune.train import RunLog, prune
 from conftest import tiny_model
@@ -42,7 +41,7 @@ def test_controller_tracks_and_lands_within_tolerance(target, tmp_path):
     # The controller alone (expected sparsity of the learned gates) ends close to the target ...
     assert abs(result.expected_sparsity - target) < 0.05
     # ... and the fixed structure, measured from the cut model, lands within the tolerance.
-    masks = final_masks(result.gates, target, config.prune.tolerance)
+    masks = result.pruner.final_structure(target, config.prune.tolerance)
     assert abs(masks.sparsity() - target) <= config.prune.tolerance + 1e-9
     small = cut(model, masks)
     kept = sum(p.numel() for layer in small.auxprune.layers for p in layer.parameters())

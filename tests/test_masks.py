@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from auxprune.masks import Dims, HardConcreteGates, deterministic_gate, keep_probability, log_alpha_for, sample_gate
-from auxprune.sparsity import LagrangianController, dense_encoder_params, encoder_params, expected_encoder_params
+from auxprune.pruners.hard_concrete import (HardConcreteGates, LagrangianController, deterministic_gate, keep_probability,
+                                           log_alpha_for, sample_gate)
+from auxprune.structure import Dims
+from auxprune.sparsity import dense_encoder_params, encoder_params, expected_encoder_params
 
 
 def test_keep_probability_matches_sampling():

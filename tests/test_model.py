@@ -7,7 +7,7 @@ import torch
 
 import auxprune
 from auxprune.errors import UserError
-from auxprune.masks import FAMILIES
+from auxprune.structure import FAMILIES
 from auxprune.model.loading import load_for_task
 from auxprune.output import save_model
 from auxprune.structure import dense_masks

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from auxprune.masks import FAMILIES, HardConcreteGates
+from auxprune.pruners.hard_concrete import HardConcreteGates, final_masks
+from auxprune.structure import FAMILIES
 from auxprune.sparsity import count_parameters, encoder_params
-from auxprune.structure import FinalMasks, dense_masks, final_masks
+from auxprune.structure import FinalMasks, dense_masks
 from auxprune.surgery import cut
 from conftest import tiny_batch, tiny_dims, tiny_model
 

@@ -12,7 +12,7 @@ import torch
 from auxprune.cli import main
 from auxprune.data.batching import make_loader
 from auxprune.data.tasks import TaskSpec
-from auxprune.masks import HardConcreteGates
+from auxprune.pruners.hard_concrete import HardConcreteGates, HardConcretePruner
 from auxprune.transfer.branch import AuxBranch
 from auxprune.transfer.schedule import Schedule
 from auxprune.transfer.sources import AuxTask, check_leak, mask_tokens
@@ -54,9 +54,13 @@ def aux_task(num_labels: int = 3, n: int = 24, seed: int = 0) -> AuxTask:
 
 
 def branch(student, what: str, share: str):
-    gates = HardConcreteGates(tiny_dims(student), ["heads", "ffn_units"])
+    gates = HardConcretePruner(tiny_dims(student), ["heads", "ffn_units"], 0.9, target=0.5, warmup_steps=4, gate_lr=0.01,
+                               lambda1_lr=0.5, lambda2_lr=5.0)
     aux = AuxBranch([aux_task()], student, schedule("constant"), tokenizer=None, seed=0)
-    own = aux.for_pruning(student, gates, what, share, init_keep_prob=0.9)
+    aux.for_pruning(student, gates, what, share)
+    weights, _ = aux.trainable()
+    heads = len(list(aux.heads.parameters()))
+    own = weights[heads:] + (list(aux.gates.mask_parameters().values()) if aux.own_gates else [])
     return aux, gates, own
 
 
@@ -74,7 +78,8 @@ def test_hard_shared_parts_are_the_same_tensors(what, share, same_encoder, same_
     else:
         assert not {id(p) for p in aux.encoder.parameters()} & {id(p) for p in student.parameters()}
     # exactly the new parts are handed to the optimizers
-    expected = (0 if same_encoder else len(list(student.auxprune.parameters()))) + (0 if same_gates else len(list(gates.parameters())))
+    expected = (0 if same_encoder else len(list(student.auxprune.parameters()))) + \
+        (0 if same_gates else len(gates.mask_parameters()))
     assert len(own) == expected
 
 
@@ -82,8 +87,8 @@ def grads_after_aux_loss(what: str, share: str):
     torch.manual_seed(0)
     student = tiny_model(num_labels=2).train()
     aux, gates, _ = branch(student, what, share)
-    z = gates.sample()
-    aux_z = z if aux.gates is gates else aux.gates.sample()
+    z = gates.gates()
+    aux_z = z if aux.gates is gates else aux.gates.gates()
     aux.loss(aux.encoder, aux_z, torch.device("cpu")).backward()
     return student, gates, aux
 
@@ -97,7 +102,7 @@ def test_target_gates_get_no_auxiliary_gradient_when_only_weights_are_shared():
 
 def test_masks_only_trains_the_target_gates_through_its_own_encoder():
     student, gates, aux = grads_after_aux_loss("masks", "hard")
-    assert all(p.grad is not None and p.grad.any() for p in gates.parameters())
+    assert all(p.grad is not None and p.grad.any() for p in gates.mask_parameters().values())
     assert all(p.grad is None for p in student.parameters())
     assert aux.encoder.auxprune.embeddings.word_embeddings.weight.grad.any()
 
@@ -114,7 +119,7 @@ def test_tied_copies_get_the_penalty_gradient_and_converge_under_a_strong_tie():
     with torch.no_grad():
         for p in aux.encoder.auxprune.parameters():
             p.add_(0.1 * torch.randn_like(p))
-        for la in aux.gates.log_alpha.values():
+        for la in aux.gates.mask_parameters().values():
             la.add_(0.5)
     start = aux.tie_penalty(student, gates).item()
     assert start > 0
@@ -202,7 +207,7 @@ def test_sequential_pruning_stage_hands_over_what_is_selected(what, tiny_bert, d
     def stage1(model, aux, **kwargs):
         seen["pretrained"] = _encoder_state(model)
         gates = real_stage1(model, aux, **kwargs)
-        seen["after_stage1"], seen["stage1_gates"] = _encoder_state(model), {k: v.clone() for k, v in gates.log_alpha.items()}
+        seen["after_stage1"], seen["stage1_gates"] = _encoder_state(model), {k: v.clone() for k, v in gates.mask_parameters().items()}
         return gates
 
     def fine_tune(model, loader, **kwargs):
@@ -403,3 +408,60 @@ def test_auxiliary_file_holding_the_target_dev_set_is_refused(tiny_bert, data_di
     code = main(prune_argv(tiny_bert, data_dir, tmp_path / "x", "--how", "joint", "--set", f"transfer.aux.0.task={leak}"))
     err = capsys.readouterr().err.strip()
     assert code == 2 and "leak.tsv" in err and "dev examples are in it" in err
+
+
+def test_auxiliary_heads_are_cut_with_the_hidden_dimensions():
+    """After the cut, a head over the pooled vector reads the kept dimensions: it gives on the cut
+    model exactly what it gave on the gated dense model."""
+    from auxprune.surgery import cut
+    from conftest import sample_masks, tiny_batch
+
+    model = tiny_model(num_labels=2, pooling="mean")
+    masks = sample_masks(model)
+    aux = AuxBranch([aux_task()], model, schedule("constant"), tokenizer=None, seed=0)
+    batch = tiny_batch()
+    with torch.no_grad():
+        expected = aux.heads["aux"](model.auxprune(**batch, gates=masks.as_gates())[0])
+        small = cut(model, masks)
+        aux.cut(masks, small.config.pooling)
+        assert aux.heads["aux"].in_features == small.config.hidden_size < model.config.hidden_size
+        assert torch.allclose(aux.heads["aux"](small.auxprune(**batch)[0]), expected, atol=1e-5)
+        assert torch.isfinite(aux.loss(small, None, torch.device("cpu")))
+
+
+def test_joint_run_with_hidden_dimensions_pruned_ends_with_auxiliary_metrics(tiny_bert, data_dir, tmp_path):
+    """`--aux` with `prune.families` including `hidden`: the auxiliary heads follow the cut, so the
+    final fine-tuning trains them and the auxiliary dev metrics of the pruned model are computed."""
+    out = tmp_path / "hidden"
+    assert main(prune_argv(tiny_bert, data_dir, out, "--aux", "mlm", "--how", "joint", "--what", "both",
+                           "--set", "transfer.aux.1.max_examples=48", "--set", "model.pooling=mean",
+                           "--set", "prune.families=[heads,ffn_units,hidden]",
+                           "--set", "transfer.phases=[warmup,prune,finetune]", "--set", "prune.init_keep_prob=0.6",
+                           "--set", "transfer.aux_distill=0")) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["structure"]["hidden_kept"] < report["structure"]["hidden_total"] == 32  # hidden dimensions were pruned
+    assert set(report["transfer"]["aux_metrics"]["pruned"]["snli_dev"]) == {"accuracy"}
+
+
+def test_every_trained_parameter_moves_to_the_accelerator_device(tiny_bert, data_dir, tmp_path, monkeypatch):
+    """Whatever an optimizer trains (auxiliary heads, the auxiliary side's own gates, the pruner's
+    gates and multipliers, the layer map) is in a module handed to `accelerator.prepare`, which
+    moves it to the accelerator's device (on a GPU an auxiliary head left behind fails the first step)."""
+    import auxprune.pipeline as pipeline
+    from accelerate import Accelerator
+
+    prepared_params, trained = set(), []
+
+    class Recording(Accelerator):
+        def prepare(self, *objects, **kwargs):
+            for obj in objects:
+                if isinstance(obj, torch.nn.Module):
+                    prepared_params.update(id(p) for p in obj.parameters())
+                elif isinstance(obj, torch.optim.Optimizer):
+                    trained.extend(p for group in obj.param_groups for p in group["params"])
+            return super().prepare(*objects, **kwargs)
+
+    monkeypatch.setattr(pipeline, "Accelerator", Recording)
+    assert main(prune_argv(tiny_bert, data_dir, tmp_path / "run", "--how", "joint", "--what", "weights",
+                           "--set", "transfer.phases=[teacher,warmup,prune,finetune]")) == 0
+    assert trained and all(id(p) in prepared_params for p in trained)

@@ -1,5 +1,6 @@
 """auxprune: task-aware structured pruning with transfer from auxiliary tasks.
 
+    report = auxprune.prune("runs/rte", task="glue/rte", sparsity=0.6)   # the whole job, as `auxprune prune`
     model, tokenizer = auxprune.load("runs/rte")
     auxprune.predict("runs/rte", ["A man is playing.", "Nobody plays."])
 
@@ -9,6 +10,37 @@ Importing the package registers the model with the Hugging Face Auto classes (se
 __version__ = "0.1.0"
 
 from auxprune import hf as _hf  # noqa: E402,F401 - registers AutoConfig / AutoModel / AutoModelForSequenceClassification
+
+
+def prune(output, *, task: str | None = None, sparsity: float | None = None, model: str | None = None,
+          preset: str = "quick", config=None, settings: dict | None = None, overwrite: bool = False,
+          resume: bool = False, pruner=None) -> dict:
+    """Run a prune job into the folder `output`, as `auxprune prune` does; returns its report.
+
+    `config` is a YAML file of config sections, `settings` a nested dict of config fields (e.g.
+    `{"prune": {"epochs": 3}, "data": {"data_dir": "data"}}`), applied last. `pruner` makes the
+    pruning method, `pruner(dims, prune_section, steps)` (see `auxprune.pruners`); by default
+    hard-concrete gates with the Lagrangian controller. With `resume`, `output` is an interrupted
+    run and its saved config is used.
+    """
+    from pathlib import Path
+
+    from auxprune.config import build_config, read_yaml, validate
+    from auxprune.pipeline import run_prune
+
+    output = Path(output)
+    if resume:
+        run_config = validate(read_yaml(output / "config.yaml"))
+    else:
+        flags: dict = {}
+        if model is not None:
+            flags.setdefault("model", {})["name"] = model
+        if task is not None:
+            flags.setdefault("data", {})["task"] = task
+        if sparsity is not None:
+            flags.setdefault("prune", {})["target_sparsity"] = sparsity
+        run_config = build_config(preset, config, [flags, settings or {}])
+    return run_prune(run_config, output, overwrite=overwrite, resume=resume, pruner=pruner)
 
 
 def load(path):
@@ -25,4 +57,4 @@ def predict(model, texts, pairs=None, batch_size=32):
     return _predict(model, texts, pairs=pairs, batch_size=batch_size)
 
 
-__all__ = ["load", "predict", "__version__"]
+__all__ = ["prune", "load", "predict", "__version__"]

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from auxprune.errors import UserError
-from auxprune.masks import FAMILIES
+from auxprune.structure import FAMILIES
 
 
 class Section(BaseModel):
@@ -55,7 +55,9 @@ class PruneSection(Section):
     sparsity_warmup: float = Field(0.5, gt=0, le=1, description="fraction of pruning steps over which the target ramps up")
     lr: float = Field(1e-4, gt=0)
     gate_lr: float = Field(0.1, gt=0)
-    lambda_lr: float = Field(5.0, gt=0, description="ascent rate of lambda2, the quadratic multiplier")
+    # Named lambda_lr until issue 17: old config files and `--set prune.lambda_lr=` still work.
+    lambda2_lr: float = Field(5.0, gt=0, validation_alias=AliasChoices("lambda2_lr", "lambda_lr"),
+                              description="ascent rate of lambda2, the quadratic multiplier")
     lambda1_lr: float = Field(0.5, gt=0, description="ascent rate of lambda1, the linear multiplier")
     init_keep_prob: float = Field(0.99, gt=0, lt=1)
     tolerance: float = Field(0.005, gt=0, le=0.05, description="allowed |measured - target| sparsity")
@@ -200,7 +202,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"data": {"max_train_examples": 1000}},
     "full": {
         "teacher": {"epochs": 10, "lr": 2e-5},
-        "prune": {"families": list(FAMILIES), "epochs": 100, "sparsity_warmup": 0.2, "lr": 2e-5, "gate_lr": 0.01, "lambda_lr": 0.01,
+        "prune": {"families": list(FAMILIES), "epochs": 100, "sparsity_warmup": 0.2, "lr": 2e-5, "gate_lr": 0.01, "lambda2_lr": 0.01,
                   "lambda1_lr": 0.01},
         "finetune": {"epochs": 20, "lr": 3e-5},
     },

@@ -21,14 +21,13 @@ from auxprune.data.batching import encode, make_loader
 from auxprune.data.metrics import constant_baseline
 from auxprune.data.tasks import TaskData, load_task, subsample
 from auxprune.errors import UserError
-from auxprune.masks import HardConcreteGates, deterministic_gate
 from auxprune.model.loading import load_for_task, load_tokenizer, read_state_dict, resolve_model_path
 from auxprune.output import atomic_write_text, check_output_dir, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
-from auxprune.sparsity import count_parameters, dense_encoder_params, expected_sparsity
 from auxprune.precision import make_accelerator, precision_warnings
+from auxprune.pruners import PRUNERS, PrunerFactory
 from auxprune.sanity import check_results, check_training_set
+from auxprune.sparsity import count_parameters, dense_encoder_params
 from auxprune.speed import time_alternating, torch_runner
-from auxprune.structure import final_masks
 from auxprune.surgery import cut
 from auxprune.train import (PruneResult, RunLog, dims_of, epoch_batches, evaluate, fine_tune, fine_tune_aux, prune,
                             prune_aux, steps_for)
@@ -89,12 +88,15 @@ STAGE1_FILE = "stage1.safetensors"  # in the checkpoints folder: kept while the 
 STAGE1_METRICS_FILE = "stage1_metrics.json"  # beside it: the auxiliary dev metrics stage 1 ended with
 
 
-def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: bool = False) -> dict:
+def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: bool = False,
+              pruner: PrunerFactory | None = None) -> dict:
     """Run the whole job and write its outputs under `output`; returns the report.
 
     With `resume`, `output` is an earlier run of this config: it continues from its newest
     checkpoint (or from the start when it has none) and ends exactly as an uninterrupted run would.
+    `pruner` makes the pruning method (default: hard-concrete gates with the Lagrangian controller).
     """
+    pruner = pruner or PRUNERS["hard_concrete"]
     checkpoints = Checkpointer(output, config.train.checkpoint_every, config.train.keep_checkpoints)
     latest = checkpoints.latest() if resume else None
     if not resume:
@@ -152,7 +154,8 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                 # Sequential stage 1 / intermediate-task teacher: the encoder learns the auxiliary
                 # tasks first, and the target's teacher (hence the student) starts from it.
                 with timer.phase("stage1"):
-                    stage1, stage1_metrics = run_stage1(teacher, aux, stage1_epochs, config, accelerator, log, loop("stage1"))
+                    stage1, stage1_metrics = run_stage1(teacher, aux, stage1_epochs, config, accelerator, log, loop("stage1"),
+                                                        pruner)
                     aux_metrics.update(stage1_metrics)
                     checkpoints.root.mkdir(parents=True, exist_ok=True)
                     write_json(stage1_metrics_file, stage1_metrics)  # reported after a resume too
@@ -178,19 +181,23 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
             student = copy.deepcopy(teacher).train()  # the student starts as the fine-tuned teacher
             with timer.phase("prune"):
                 if "finetune" in saved:  # pruning was finished: its gates and summary travel with fine-tuning
-                    result = saved_prune_result(saved["finetune"], student, config)
+                    result = saved_prune_result(saved["finetune"], student, config, pruner,
+                                                steps_for(config.prune.epochs, train_loader, config))
                 else:
                     result = prune(student, teacher if config.distill.enabled else None, train_loader, config=config,
-                                   accelerator=accelerator, log=log, state=loop("prune"), aux=joint, stage1=stage1)
-                masks = final_masks(accelerator.unwrap_model(result.gates), config.prune.target_sparsity, config.prune.tolerance)
+                                   accelerator=accelerator, log=log, state=loop("prune"), aux=joint, stage1=stage1,
+                                   pruner=pruner)
+                masks = result.pruner.final_structure(config.prune.target_sparsity, config.prune.tolerance)
                 small = cut(accelerator.unwrap_model(student), masks)
+                if joint is not None:  # its heads read the kept hidden dimensions, as the cut model's head does
+                    joint.cut(masks, small.config.pooling)
             with timer.phase("finetune"):
                 if config.finetune.epochs > 0:
-                    summary = {"expected_sparsity": result.expected_sparsity, "lambdas": list(result.lambdas),
+                    summary = {"expected_sparsity": result.expected_sparsity, "stats": result.stats,
                                "layer_matches": result.layer_matches}
                     fine_tune(small, train_loader, epochs=config.finetune.epochs, lr=config.finetune.lr, config=config,
                               accelerator=accelerator, log=log, phase="finetune", teacher=teacher,
-                              state=loop("finetune", gates=result.gates, prune_result=Value(summary)), aux=joint)
+                              state=loop("finetune", pruner=result.pruner, prune_result=Value(summary)), aux=joint)
                 small = accelerator.unwrap_model(small).eval()
         with timer.phase("eval"):
             pruned_metrics = evaluate(small, dev_loader, dev_labels, spec, accelerator, "eval pruned")
@@ -233,7 +240,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
 
 
 def run_stage1(model, aux: AuxBranch, epochs: float, config: RunConfig, accelerator: Accelerator, log: RunLog,
-               state: LoopState) -> tuple[StageOne | None, dict]:
+               state: LoopState, pruner: PrunerFactory | None = None) -> tuple[StageOne | None, dict]:
     """Train `model` on the auxiliary tasks alone (fine-tuning, or pruning for sequential stage1=prune).
 
     Returns what stage 2 needs besides the weights left in `model` (None when that is all), and
@@ -244,11 +251,10 @@ def run_stage1(model, aux: AuxBranch, epochs: float, config: RunConfig, accelera
     if sequential and t.stage1 == "prune":
         pretrained = copy.deepcopy(model.auxprune.state_dict()) if t.what == "masks" else None
         gates = prune_aux(model, aux, epochs=epochs, lr=t.stage1_lr, config=config, accelerator=accelerator, log=log,
-                          phase="stage1", state=state)
+                          phase="stage1", state=state, pruner=pruner)
         with torch.no_grad():
-            metrics = {"after_stage1": aux.evaluate(model, accelerator.device,
-                                                    {f: deterministic_gate(la) for f, la in gates.log_alpha.items()}),
-                       "stage1_expected_sparsity": float(expected_sparsity(gates.keep_probabilities(), dims_of(model)))}
+            metrics = {"after_stage1": aux.evaluate(model, accelerator.device, gates.eval_gates()),
+                       "stage1_expected_sparsity": float(gates.expected_sparsity())}
         outcome = StageOne.after(model, gates, t.what, t.share, t.tie_strength)
         if pretrained is not None:  # masks only: the target starts again from the pre-trained weights
             model.auxprune.load_state_dict(pretrained)
@@ -316,8 +322,6 @@ def build_aux(config: RunConfig, data: TaskData, tokenizer, model, train_loader)
         what = "transfer.how=sequential" if t.how == "sequential" else "transfer.teacher_aux_epochs"
         raise UserError(f"{what} trains the encoder on the auxiliary tasks before the teacher; "
                         "it cannot start from a finished teacher (drop teacher.path)")
-    if t.how == "joint" and "finetune" in t.phases and "hidden" in config.prune.families:
-        raise UserError("transfer.phases: 'finetune' needs the hidden size kept (drop 'hidden' from prune.families)")
     if t.aux_distill > 0 and not config.distill.enabled:
         raise UserError("transfer.aux_distill distils the teacher on auxiliary inputs: it needs distill.enabled=true")
     tasks = load_aux_tasks(config, data, data.train, tokenizer)
@@ -350,12 +354,12 @@ def transfer_report(config: RunConfig, aux: AuxBranch, metrics: dict) -> dict:
     }
 
 
-def saved_prune_result(state: dict, student, config: RunConfig) -> PruneResult:
-    """The pruning outcome stored in a fine-tuning checkpoint: gates and their summary."""
-    gates = HardConcreteGates(dims_of(student), config.prune.families, config.prune.init_keep_prob)
-    gates.load_state_dict(state["gates"])
+def saved_prune_result(state: dict, student, config: RunConfig, pruner: PrunerFactory, steps: int) -> PruneResult:
+    """The pruning outcome stored in a fine-tuning checkpoint: the pruner and its summary."""
+    restored = pruner(dims_of(student), config.prune, steps)
+    restored.load_state_dict(state["pruner"])
     info = state["prune_result"]
-    return PruneResult(gates, info["expected_sparsity"], tuple(info["lambdas"]), list(info["layer_matches"]))
+    return PruneResult(restored, info["expected_sparsity"], dict(info["stats"]), list(info["layer_matches"]))
 
 
 def measure_speed(dense, small, loader, accelerator: Accelerator) -> dict:
@@ -392,7 +396,7 @@ def build_report(config, spec, teacher, small, masks, result, teacher_metrics, p
         "data": {"train_examples": n_train, "dev_examples": n_dev},
         "speed": speed,
         "distillation": {"layer_matches": result.layer_matches},
-        "lagrangian": {"lambda1": result.lambdas[0], "lambda2": result.lambdas[1]},
+        "lagrangian": result.stats,
         "timing": timing,
         "precision": config.train.precision,
         "config": config.model_dump(mode="json"),

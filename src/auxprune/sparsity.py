@@ -1,4 +1,4 @@
-"""Parameter accounting (exact and expected) and the Lagrangian sparsity controller.
+"""Parameter accounting, exact and expected.
 
 Sparsity is measured over the weights and biases of every encoder layer's attention block
 (Q, K, V, output projection, its LayerNorm) and FFN block (two projections, its LayerNorm);
@@ -9,11 +9,12 @@ the gates' keep probabilities, so the controller steers exactly what is reported
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import torch
 from torch import Tensor, nn
 
-from auxprune.masks import Dims
+if TYPE_CHECKING:
+    from auxprune.structure import Dims
 
 
 def attention_params(heads, hidden, head_dim: int):
@@ -60,25 +61,3 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
     embeddings = sum(p.numel() for p in model.auxprune.embeddings.parameters())
     total = sum(p.numel() for p in model.parameters())
     return {"encoder_kept": encoder, "embeddings": embeddings, "total": total}
-
-
-class LagrangianController(nn.Module):
-    """lambda1 * (s - t) + lambda2 * (s - t)^2, minimised by the model, maximised by the lambdas.
-
-    The target t ramps linearly from 0 to the final target over `warmup_steps`, then holds.
-    Optimise `parameters()` with an optimiser built with `maximize=True`.
-    """
-
-    def __init__(self, target: float, warmup_steps: int):
-        super().__init__()
-        self.target = target
-        self.warmup_steps = max(1, warmup_steps)
-        self.lambda1 = nn.Parameter(torch.zeros(()))
-        self.lambda2 = nn.Parameter(torch.zeros(()))
-
-    def target_at(self, step: int) -> float:
-        return self.target * min(1.0, step / self.warmup_steps)
-
-    def penalty(self, sparsity: Tensor, step: int) -> Tensor:
-        gap = sparsity - self.target_at(step)
-        return self.lambda1 * gap + self.lambda2 * gap * gap

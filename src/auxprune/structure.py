@@ -1,10 +1,15 @@
-"""From learned gates to a fixed structure: which units survive, and the gate value folded into each.
+"""Structure: the gate families, the dense shape they cover, and learned scores to a fixed structure.
 
-Per family (per layer for heads and FFN units) the expected number of kept units survives, ranked
-by log_alpha, as in CoFi. Nested gates are made consistent (a block with no heads is gone, a gone
-block keeps no heads). Then the structure is calibrated: units are added or removed in score order
-until the exact sparsity of the result is within tolerance of the target, because the expected
-sparsity the controller steered can differ from the rounded structure by a few points.
+Families and shapes for an encoder of L layers, H heads, F FFN units and hidden width d:
+`attn_block` [L], `heads` [L, H], `ffn_block` [L], `ffn_units` [L, F], `hidden` [d]. A unit
+survives only if every gate covering it is open.
+
+`select_structure` turns any pruner's per-unit scores and keep probabilities into a fixed
+structure: per family (per layer for heads and FFN units) the expected number of kept units
+survives, ranked by score, as in CoFi. Nested gates are made consistent (a block with no heads is
+gone, a gone block keeps no heads). Then the structure is calibrated: units are added or removed
+in score order until the exact sparsity of the result is within tolerance of the target, because
+the expected sparsity the controller steered can differ from the rounded structure by a few points.
 """
 
 from __future__ import annotations
@@ -14,8 +19,35 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from auxprune.masks import FAMILIES, Dims, HardConcreteGates, deterministic_gate, keep_probability
 from auxprune.sparsity import dense_encoder_params, encoder_params
+
+FAMILIES = ("attn_block", "heads", "ffn_block", "ffn_units", "hidden")
+
+
+@dataclass(frozen=True)
+class Dims:
+    """The dense encoder's shape, which the gates cover."""
+
+    num_layers: int
+    num_heads: int
+    head_dim: int
+    ffn_size: int
+    hidden_size: int
+
+    def family_shape(self, family: str) -> tuple[int, ...]:
+        return {
+            "attn_block": (self.num_layers,),
+            "heads": (self.num_layers, self.num_heads),
+            "ffn_block": (self.num_layers,),
+            "ffn_units": (self.num_layers, self.ffn_size),
+            "hidden": (self.hidden_size,),
+        }[family]
+
+    @classmethod
+    def of(cls, config) -> Dims:
+        """The dense shape of a model config (also of a pruned model: its `original_*` fields)."""
+        return cls(config.original_num_layers, config.original_num_heads, config.head_dim, config.original_ffn_size,
+                   config.original_hidden_size)
 
 
 @dataclass
@@ -68,22 +100,21 @@ def _make_consistent(keep: dict[str, Tensor]) -> None:
 
 
 @torch.no_grad()
-def final_masks(gates: HardConcreteGates, target_sparsity: float | None = None, tolerance: float = 0.005) -> FinalMasks:
-    """The fixed structure from trained gates, calibrated to `target_sparsity` when given."""
-    dims = gates.dims
+def select_structure(dims: Dims, scores: dict[str, Tensor], probs: dict[str, Tensor], values: dict[str, Tensor],
+                     target_sparsity: float | None = None, tolerance: float = 0.005) -> FinalMasks:
+    """The fixed structure from per-unit `scores` (higher is kept first), keep probabilities `probs`
+    (how many units survive) and gate `values` (folded into the weights), for the gated families
+    given; calibrated to `target_sparsity` when given."""
     masks = dense_masks(dims)
-    scores: dict[str, Tensor] = {}
-    for family, log_alpha in gates.log_alpha.items():
-        la = log_alpha.detach().cpu().float()
-        probs = keep_probability(la)
-        scores[family] = la
-        masks.values[family] = deterministic_gate(la)
+    for family, score in scores.items():
+        masks.values[family] = values[family]
+        p = probs[family]
         if family in ("attn_block", "ffn_block"):
-            masks.keep[family] = probs > 0.5
+            masks.keep[family] = p > 0.5
         elif family == "hidden":
-            masks.keep[family] = _top_k(la, max(1, round(float(probs.sum()))))
+            masks.keep[family] = _top_k(score, max(1, round(float(p.sum()))))
         else:
-            masks.keep[family] = torch.stack([_top_k(row, round(float(p.sum()))) for row, p in zip(la, probs)])
+            masks.keep[family] = torch.stack([_top_k(row, round(float(q.sum()))) for row, q in zip(score, p)])
     _make_consistent(masks.keep)
     if target_sparsity is not None:
         _calibrate(masks, scores, target_sparsity, tolerance)
@@ -93,7 +124,7 @@ def final_masks(gates: HardConcreteGates, target_sparsity: float | None = None, 
 def _calibrate(masks: FinalMasks, scores: dict[str, Tensor], target: float, tolerance: float) -> None:
     """Greedily remove the weakest kept (or restore the strongest dropped) heads and FFN units.
 
-    Scores are log_alpha, so units the gates were least sure about move first.
+    Units the scores were least sure about move first.
     """
     fine = [f for f in ("heads", "ffn_units") if f in scores]
     if not fine:

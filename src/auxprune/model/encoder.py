@@ -5,7 +5,7 @@ residual stream has one kept width, so a pruned model is an ordinary module with
 matrices: no masks, no index gathers at inference.
 
 During pruning the same modules run at full size with *gates*: a mapping from gate family to
-tensor (see `auxprune.masks.FAMILIES`) whose values scale heads, FFN units, whole blocks and
+tensor (see `auxprune.structure.FAMILIES`) whose values scale heads, FFN units, whole blocks and
 hidden dimensions. Optional boolean `*_keep` entries say which units exist; they make the gated
 model compute exactly what the cut model computes (see `auxprune.surgery`).
 """

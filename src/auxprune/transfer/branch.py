@@ -26,8 +26,10 @@ from torch import Tensor, nn
 
 from auxprune.data.batching import MODEL_INPUTS, ordered_predictions
 from auxprune.data.metrics import compute_metrics
-from auxprune.masks import HardConcreteGates
+from auxprune.losses import squared_distance
 from auxprune.model.encoder import AuxpruneForSequenceClassification, task_loss
+from auxprune.pruners import Pruner
+from auxprune.structure import FinalMasks
 from auxprune.transfer.schedule import Schedule
 from auxprune.transfer.sources import AuxTask, mask_tokens
 
@@ -115,35 +117,57 @@ class AuxBranch(nn.Module):
             return F.cross_entropy(logits, labels[picked])
         return task_loss(head(model.dropout(pooled)), labels)
 
-    def for_pruning(self, student: AuxpruneForSequenceClassification, target_gates: HardConcreteGates,
-                    what: str, share: str, init_keep_prob: float) -> list[nn.Parameter]:
-        """Set up the sharing for pruning; returns the new parameters the optimizers must train."""
+    def for_pruning(self, student: AuxpruneForSequenceClassification, pruner: Pruner, what: str, share: str) -> None:
+        """Set up the sharing for pruning: its own encoder copy and/or its own gates (a twin of `pruner`)."""
         own_encoder = self.own_encoder = share == "tied" or what == "masks"
         own_gates = self.own_gates = share == "tied" or what == "weights"
-        object.__setattr__(self, "encoder", copy.deepcopy(student) if own_encoder else student)
-        object.__setattr__(self, "gates", HardConcreteGates(target_gates.dims, target_gates.families, init_keep_prob)
-                           if own_gates else target_gates)
         if share == "tied":
             self.ties = {"both": ("weights", "gates"), "weights": ("weights",), "masks": ("gates",)}[what]
-            if "gates" in self.ties:  # the tie starts from agreement
-                self.gates.load_state_dict(target_gates.state_dict())
-        params = []
-        if own_encoder:
-            params += list(self.encoder.auxprune.parameters())
-        if own_gates:
-            params += list(self.gates.parameters())
-        return params
+        object.__setattr__(self, "encoder", copy.deepcopy(student) if own_encoder else student)
+        # Tied gates start from agreement.
+        object.__setattr__(self, "gates", pruner.twin(copy="gates" in self.ties) if own_gates else pruner)
 
-    def tie_penalty(self, student: AuxpruneForSequenceClassification, target_gates: HardConcreteGates) -> Tensor:
-        """Squared distance between tied copies (encoder weights, gate logits)."""
-        total = torch.zeros(())
+    def trainable(self) -> tuple[list[nn.Parameter], list[nn.Module]]:
+        """What pruning trains on the auxiliary side besides the target's: the weights (heads, own
+        encoder) and the modules that must move with the model (heads, own encoder, own gates)."""
+        weights = list(self.heads.parameters()) + (list(self.encoder.auxprune.parameters()) if self.own_encoder else [])
+        modules = [self.heads] + ([self.encoder] if self.own_encoder else []) + ([self.gates] if self.own_gates else [])
+        return weights, modules
+
+    def tie_penalty(self, student: AuxpruneForSequenceClassification, target: Pruner) -> Tensor:
+        """Squared distance between tied copies (encoder weights, mask parameters)."""
+        pairs = []
         if "weights" in self.ties:
-            for a, b in zip(student.auxprune.parameters(), self.encoder.auxprune.parameters()):
-                total = total + (a - b).pow(2).sum()
+            pairs += zip(student.auxprune.parameters(), self.encoder.auxprune.parameters())
         if "gates" in self.ties:
-            for family, la in target_gates.log_alpha.items():
-                total = total + (la - self.gates.log_alpha[family]).pow(2).sum()
-        return total
+            own = self.gates.mask_parameters()
+            pairs += [(p, own[name]) for name, p in target.mask_parameters().items()]
+        return squared_distance(pairs)
+
+    @torch.no_grad()
+    def cut(self, masks: FinalMasks, pooling: str) -> None:
+        """Cut the heads to the kept hidden dimensions, as `surgery.cut` cuts the model: a head over
+        the pooled vector reads only the kept dimensions (unless a pooler keeps the full width),
+        the masked-LM head's transform works in the kept width."""
+        hidden = masks.keep["hidden"].nonzero().squeeze(-1)
+        if hidden.numel() == masks.dims.hidden_size:
+            return
+        for key, head in list(self.heads.items()):
+            index = hidden.to(next(head.parameters()).device)
+            if isinstance(head, MaskedLMHead):
+                small = MaskedLMHead(hidden.numel(), head.bias.numel(), head.norm.eps).to(index.device)
+                small.dense.weight.copy_(head.dense.weight[index][:, index])
+                small.dense.bias.copy_(head.dense.bias[index])
+                small.norm.weight.copy_(head.norm.weight[index])
+                small.norm.bias.copy_(head.norm.bias[index])
+                small.bias.copy_(head.bias)
+            elif pooling != "pooler":
+                small = nn.Linear(hidden.numel(), head.out_features).to(index.device)
+                small.weight.copy_(head.weight[:, index])
+                small.bias.copy_(head.bias)
+            else:
+                continue
+            self.heads[key] = small
 
     @torch.no_grad()
     def evaluate(self, model: AuxpruneForSequenceClassification, device: torch.device,

@@ -25,8 +25,9 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from auxprune.errors import UserError
-from auxprune.masks import HardConcreteGates
+from auxprune.losses import squared_distance
 from auxprune.model.encoder import AuxpruneForSequenceClassification
+from auxprune.pruners import Pruner
 
 
 @dataclass
@@ -34,35 +35,36 @@ class StageOne:
     """The frozen outcome of stage 1 that stage 2 starts from or is tied to."""
 
     weights: dict[str, Tensor] | None  # encoder state, kept only when stage 2 is tied to it
-    gates: dict[str, Tensor] | None  # gate logits per family, when masks transfer
+    gates: dict[str, Tensor] | None  # the pruner's mask parameters by name, when masks transfer
     tie_weights: bool
     tie_gates: bool
     strength: float
 
     @classmethod
-    def after(cls, model: AuxpruneForSequenceClassification, gates: HardConcreteGates | None, what: str,
+    def after(cls, model: AuxpruneForSequenceClassification, pruner: Pruner | None, what: str,
               share: str, strength: float) -> StageOne:
         tied = share == "tied"
         weights_move, masks_move = what in ("weights", "both"), what in ("masks", "both")
         return cls(
             weights={k: v.detach().clone() for k, v in model.auxprune.state_dict().items()} if tied and weights_move else None,
-            gates={k: v.detach().clone() for k, v in gates.log_alpha.items()} if masks_move and gates is not None else None,
+            gates={k: v.detach().clone() for k, v in pruner.mask_parameters().items()}
+            if masks_move and pruner is not None else None,
             tie_weights=tied and weights_move, tie_gates=tied and masks_move, strength=strength)
 
     @property
     def ties(self) -> bool:
         return self.tie_weights or self.tie_gates
 
-    def penalty(self, model: AuxpruneForSequenceClassification, gates: HardConcreteGates | None = None) -> Tensor:
+    def penalty(self, model: AuxpruneForSequenceClassification, pruner: Pruner | None = None) -> Tensor:
         """strength x squared distance of the tied parts from their stage-1 values."""
-        total = torch.zeros((), device=next(model.parameters()).device)
+        pairs = []
         if self.tie_weights:
-            for name, param in model.auxprune.named_parameters():
-                total = total + (param - self.weights[name].to(param.device)).pow(2).sum()
-        if self.tie_gates and gates is not None:
-            for family, log_alpha in gates.log_alpha.items():
-                total = total + (log_alpha - self.gates[family].to(log_alpha.device)).pow(2).sum()
-        return self.strength * total
+            pairs += [(param, self.weights[name]) for name, param in model.auxprune.named_parameters()]
+        if self.tie_gates and pruner is not None:
+            pairs += [(value, self.gates[name]) for name, value in pruner.mask_parameters().items()]
+        if not pairs:
+            return torch.zeros((), device=next(model.parameters()).device)
+        return self.strength * squared_distance(pairs)
 
     def save(self, path: Path) -> None:
         """One safetensors file, written under a temporary name and renamed into place."""
