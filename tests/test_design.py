@@ -15,7 +15,7 @@ from auxprune.pruners import Pruner
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {"teacher": {"epochs": 1}, "prune": {"epochs": 2}, "finetune": {"epochs": 1},
-        "train": {"batch_size": 8, "threads": 1}, "model": {"max_seq_len": 32}}
+        "train": {"batch_size": 8, "threads": 1, "min_epoch_examples": 0}, "model": {"max_seq_len": 32}}
 
 
 def toy_pruner_class():
