@@ -20,8 +20,9 @@ import torch
 from torch import Tensor, nn
 
 from auxprune.errors import UserError
+from auxprune.model.configuration import MODEL_INPUTS
 
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+INPUT_NAMES = MODEL_INPUTS
 OUTPUT_NAME = "logits"
 OPSET = 17
 TOLERANCE = 1e-4
@@ -55,7 +56,7 @@ def example_inputs(config, batch: int, seq_len: int, seed: int = 0, padded: bool
 
 def max_positions(config) -> int:
     """The longest sequence the position embeddings can take."""
-    return config.max_position_embeddings - config.position_offset
+    return config.max_positions
 
 
 def to_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:

@@ -21,6 +21,7 @@ from auxprune.data.batching import encode, make_loader
 from auxprune.data.metrics import constant_baseline
 from auxprune.data.tasks import TaskData, load_task, subsample
 from auxprune.errors import UserError
+from auxprune.losses import inputs as model_inputs
 from auxprune.model.loading import load_for_task, load_tokenizer, read_state_dict, resolve_model_path
 from auxprune.output import atomic_write_text, check_output_dir, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
 from auxprune.precision import make_accelerator, precision_warnings
@@ -365,7 +366,7 @@ def saved_prune_result(state: dict, student, config: RunConfig, pruner: PrunerFa
 def measure_speed(dense, small, loader, accelerator: Accelerator) -> dict:
     """Forward latency of the dense teacher and the pruned model on one real training batch."""
     batch = next(iter(loader))
-    inputs = {k: batch[k].to(accelerator.device) for k in ("input_ids", "attention_mask", "token_type_ids")}
+    inputs = model_inputs(batch, accelerator.device)
     dense_s, small_s = time_alternating(torch_runner(dense.eval(), inputs), torch_runner(small.eval(), inputs),
                                         warmup=1, iterations=5)
     dense_ms, small_ms = 1000 * statistics.median(dense_s), 1000 * statistics.median(small_s)

@@ -45,7 +45,7 @@ def _check_texts(texts, name: str) -> list[str]:
 
 def max_length(config) -> int:
     """Truncation length: the training length, never more than the position embeddings hold."""
-    return min(config.max_seq_len, config.max_position_embeddings - config.position_offset)
+    return min(config.max_seq_len, config.max_positions)
 
 
 def predict(model, texts: str | Sequence[str], pairs: str | Sequence[str] | None = None,

@@ -206,7 +206,7 @@ class Bench:
             self._tmp = None
 
     def max_seq_len(self) -> int:
-        return min(m.config.max_position_embeddings - m.config.position_offset for m in (self.pruned, self.baseline))
+        return min(m.config.max_positions for m in (self.pruned, self.baseline))
 
     def _session(self, which: str):
         if which not in self._sessions:

@@ -9,8 +9,8 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from auxprune.data.tasks import Example
+from auxprune.model.configuration import MODEL_INPUTS  # noqa: F401 - what a batch feeds the model
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # what a batch feeds the model
 
 
 def encode(examples: Sequence[Example], tokenizer, max_len: int) -> list[dict]:

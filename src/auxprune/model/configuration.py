@@ -11,6 +11,7 @@ from __future__ import annotations
 from transformers import PretrainedConfig
 
 POOLINGS = ("mean", "cls", "pooler")
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # what the model takes, in this order
 
 
 class AuxpruneConfig(PretrainedConfig):
@@ -64,11 +65,16 @@ class AuxpruneConfig(PretrainedConfig):
         self.pooler_size = pooler_size if pooler_size is not None else hidden_size
         self.task = task
         # The sequence length the model was trained with: evaluation and export reuse it.
-        self.max_seq_len = max_seq_len or max_position_embeddings - position_offset
+        self.max_seq_len = max_seq_len or self.max_positions
         self.original_hidden_size = original_hidden_size or hidden_size
         self.original_num_heads = original_num_heads or max(layer_heads, default=0)
         self.original_ffn_size = original_ffn_size or max(layer_ffn, default=0)
         self.original_num_layers = original_num_layers or len(layer_heads)
+
+    @property
+    def max_positions(self) -> int:
+        """The longest sequence the position embeddings can take."""
+        return self.max_position_embeddings - self.position_offset
 
     @property
     def num_hidden_layers(self) -> int:

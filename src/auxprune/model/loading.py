@@ -1,8 +1,9 @@
 """Load encoders: Hugging Face BERT-family folders (converted on the fly) and our own saved models.
 
 Nothing here assumes a layer count, a width or a key prefix: the structure comes from
-`config.json`, the prefix is found from the embedding key, and weights are read with
-safetensors (a `.bin` file is read only with `torch.load(weights_only=True)`).
+`config.json`, what is specific to an architecture from its adapter (`model/adapters/`, one per
+`model_type`), and weights are read with safetensors (a `.bin` file is read only with
+`torch.load(weights_only=True)`).
 """
 
 from __future__ import annotations
@@ -18,16 +19,12 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from auxprune.errors import UserError
+from auxprune.model.adapters import adapter_for
 from auxprune.model.configuration import AuxpruneConfig
 from auxprune.model.encoder import AuxpruneForSequenceClassification
 from auxprune.model.packaged import minilm_path, packaged_path
 
 DEFAULT_MODEL = "minilm"
-SUPPORTED_TYPES = ("bert", "roberta")
-_EMBEDDING_KEY = "embeddings.word_embeddings.weight"
-# config.json fields a BERT-family checkpoint must have (the rest have defaults).
-REQUIRED_HF_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                      "max_position_embeddings")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model", "spiece.model")
 
 hf_logging.disable_progress_bar()
@@ -69,16 +66,6 @@ def read_json(path: Path) -> dict:
     return loaded
 
 
-def check_hf_config(hf: dict, path: Path) -> None:
-    """A BERT or RoBERTa config.json with the fields the encoder is built from."""
-    model_type = hf.get("model_type")
-    if model_type not in SUPPORTED_TYPES:
-        raise UserError(f"{path}: model_type {model_type!r} is not supported; expected one of {SUPPORTED_TYPES}")
-    missing = [name for name in REQUIRED_HF_FIELDS if not isinstance(hf.get(name), int)]
-    if missing:
-        raise UserError(f"{path}: no integer {', '.join(missing)}; expected a complete {model_type} config.json")
-
-
 def detect_pooling(path: Path, has_pooler: bool) -> str:
     """Pooling the checkpoint was trained with: sentence-transformers folders say so, BERT uses its pooler."""
     pooling_config = path / "1_Pooling" / "config.json"
@@ -112,61 +99,6 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     raise UserError(f"{path}: no weights in the model folder; expected model.safetensors or pytorch_model.bin")
 
 
-def _rename(key: str) -> str | None:
-    """HF BERT key (prefix removed) -> our module key; None for keys we do not use."""
-    parts = key.split(".")
-    if parts[0] == "embeddings":
-        return None if parts[1] == "position_ids" else "auxprune." + key
-    if parts[0] == "pooler":
-        return "auxprune.pooler." + ".".join(parts[2:])
-    if parts[:2] != ["encoder", "layer"]:
-        return None
-    layer, rest = parts[2], ".".join(parts[3:])
-    table = {
-        "attention.self.query": "attention.query", "attention.self.key": "attention.key",
-        "attention.self.value": "attention.value", "attention.output.dense": "attention.output",
-        "attention.output.LayerNorm": "attention.LayerNorm", "intermediate.dense": "ffn.intermediate",
-        "output.dense": "ffn.output", "output.LayerNorm": "ffn.LayerNorm",
-    }
-    for source, target in table.items():
-        if rest.startswith(source + "."):
-            return f"auxprune.layers.{layer}.{target}{rest[len(source):]}"
-    return None
-
-
-def convert_hf_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    prefixes = [k[: -len(_EMBEDDING_KEY)] for k in state if k.endswith(_EMBEDDING_KEY)]
-    if len(prefixes) != 1:
-        raise UserError(f"weights: expected one '{_EMBEDDING_KEY}' tensor, found {len(prefixes)}")
-    prefix = prefixes[0]
-    converted = {}
-    for key, tensor in state.items():
-        if key.startswith(prefix) and (target := _rename(key[len(prefix):])) is not None:
-            converted[target] = tensor
-    return converted
-
-
-def config_from_hf(hf: dict, *, pooling: str, num_labels: int, task: str | None, labels: tuple[str, ...] | None) -> AuxpruneConfig:
-    model_type = hf.get("model_type")
-    if model_type not in SUPPORTED_TYPES:
-        raise UserError(f"config.json: model_type {model_type!r} is not supported (expected one of {SUPPORTED_TYPES})")
-    num_heads, hidden = hf["num_attention_heads"], hf["hidden_size"]
-    layers = hf["num_hidden_layers"]
-    label_names = {"id2label": dict(enumerate(labels))} if labels else {}
-    return AuxpruneConfig(
-        vocab_size=hf["vocab_size"], hidden_size=hidden, head_dim=hidden // num_heads,
-        layer_heads=[num_heads] * layers, layer_ffn=[hf["intermediate_size"]] * layers,
-        max_position_embeddings=hf["max_position_embeddings"], type_vocab_size=hf.get("type_vocab_size", 2),
-        # RoBERTa numbers positions from padding_idx + 1; BERT from 0.
-        position_offset=hf.get("pad_token_id", 1) + 1 if model_type == "roberta" else 0,
-        layer_norm_eps=hf.get("layer_norm_eps", 1e-12), hidden_act=hf.get("hidden_act", "gelu"),
-        hidden_dropout_prob=hf.get("hidden_dropout_prob", 0.1),
-        attention_probs_dropout_prob=hf.get("attention_probs_dropout_prob", 0.1),
-        pooling=pooling, task=task, num_labels=num_labels, pad_token_id=hf.get("pad_token_id", 0) or 0,
-        problem_type="regression" if num_labels == 1 else "single_label_classification", **label_names,
-    )
-
-
 def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
     path = Path(path)
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
@@ -186,22 +118,21 @@ def load_for_task(name_or_path: str | Path, *, num_labels: int, pooling: str = "
     """
     path = resolve_model_path(name_or_path)
     hf = read_json(path / "config.json")
-    if hf.get("model_type") != AuxpruneConfig.model_type:
-        check_hf_config(hf, path / "config.json")
+    adapter = adapter_for(hf, path / "config.json") if hf.get("model_type") != AuxpruneConfig.model_type else None
     tokenizer = load_tokenizer(path)
     if hf.get("model_type") == AuxpruneConfig.model_type:
         model = load_saved(path)
         if model.config.num_labels != num_labels:
             raise UserError(f"{path}: model has {model.config.num_labels} outputs, task needs {num_labels}")
     else:
-        state = convert_hf_state_dict(read_state_dict(path))
+        state = adapter.convert_state_dict(read_state_dict(path))
         has_pooler = "auxprune.pooler.weight" in state
         resolved = detect_pooling(path, has_pooler) if pooling == "auto" else pooling
         if resolved == "pooler" and not has_pooler:
             raise UserError(f"{path}: pooling 'pooler' asked for, but the checkpoint has no pooler weights")
         if resolved != "pooler":
             state = {k: v for k, v in state.items() if not k.startswith("auxprune.pooler.")}
-        config = config_from_hf(hf, pooling=resolved, num_labels=num_labels, task=task, labels=labels)
+        config = adapter.config(hf, pooling=resolved, num_labels=num_labels, task=task, labels=labels)
         if max_seq_len:
             if max_seq_len > config.max_seq_len:
                 raise UserError(f"model.max_seq_len {max_seq_len}: the model in {path} has positions for only "
