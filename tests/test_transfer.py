@@ -447,7 +447,7 @@ def test_every_trained_parameter_moves_to_the_accelerator_device(tiny_bert, data
     """Whatever an optimizer trains (auxiliary heads, the auxiliary side's own gates, the pruner's
     gates and multipliers, the layer map) is in a module handed to `accelerator.prepare`, which
     moves it to the accelerator's device (on a GPU an auxiliary head left behind fails the first step)."""
-    import auxprune.pipeline as pipeline
+    import auxprune.precision as precision
     from accelerate import Accelerator
 
     prepared_params, trained = set(), []
@@ -461,7 +461,7 @@ def test_every_trained_parameter_moves_to_the_accelerator_device(tiny_bert, data
                     trained.extend(p for group in obj.param_groups for p in group["params"])
             return super().prepare(*objects, **kwargs)
 
-    monkeypatch.setattr(pipeline, "Accelerator", Recording)
+    monkeypatch.setattr(precision, "Accelerator", Recording)  # the run's accelerator (precision.make_accelerator)
     assert main(prune_argv(tiny_bert, data_dir, tmp_path / "run", "--how", "joint", "--what", "weights",
                            "--set", "transfer.phases=[teacher,warmup,prune,finetune]")) == 0
     assert trained and all(id(p) in prepared_params for p in trained)
