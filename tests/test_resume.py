@@ -246,3 +246,13 @@ def test_sequential_pruning_stage_with_ties_resumes_identically(tiny_bert, data_
     assert (report["stage1"], report["what"], report["share"]) == ("prune", "both", "tied")
     resumed = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"resumed"' in line]
     assert [(r["phase"], r["step"]) for r in resumed] == [("stage1", 4), ("stage1", 5), ("prune", 4)]
+
+
+def test_checkpoint_of_another_version_is_a_user_error():
+    """A checkpoint without a state the loop now restores (older layout) is refused in one line."""
+    from auxprune.checkpoint import LoopState
+    from auxprune.errors import UserError
+
+    state = LoopState("prune", restore={"model": {}, "gates": {}, "step": 3, "rng": {}})
+    with pytest.raises(UserError, match="has no pruner: it was written by another version"):
+        state.start({"model": Value({}), "pruner": Value({})})

@@ -190,6 +190,10 @@ class LoopState:
         """Load the saved states into `objects`; the number of steps already done (0 when fresh)."""
         if self.restore is None:
             return 0
+        missing = [name for name in objects if name not in self.restore]
+        if missing:  # e.g. written by an auxprune before the pruner interface (issue 17)
+            raise UserError(f"checkpoint of phase '{self.phase}' has no {', '.join(missing)}: it was written by another "
+                            "version of auxprune; start the run again without resuming")
         for name, obj in objects.items():
             obj.load_state_dict(self.restore[name])
         set_rng_state(self.restore["rng"])
