@@ -256,3 +256,22 @@ def test_checkpoint_of_another_version_is_a_user_error():
     state = LoopState("prune", restore={"model": {}, "gates": {}, "step": 3, "rng": {}})
     with pytest.raises(UserError, match="has no pruner: it was written by another version"):
         state.start({"model": Value({}), "pruner": Value({})})
+
+
+def test_resuming_an_old_layout_does_not_advise_resuming(tiny_bert, data_dir, tmp_path, capsys):
+    """Through the CLI: the one line says to start again, without the usual '--resume' advice."""
+    from auxprune.checkpoint import Checkpointer
+    from auxprune.cli import main
+
+    out = tmp_path / "run"
+    assert main(["prune", "--model", str(tiny_bert), "--task", "glue/rte", "--data-dir", str(data_dir), "--sparsity", "0.5",
+                 "--max-train-examples", "24", "--output", str(out), *[x for s in SETTINGS for x in ("--set", s)]]) == 0
+    (out / "report.json").write_text(json.dumps({"status": "interrupted", "task": "glue/rte"}))
+    Checkpointer(out, 1, 2).save("prune", 1, {"model": Value({}), "gates": Value({}), "step": Value(1)},
+                                 {"precision": "fp32"})
+    capsys.readouterr()
+    assert main(["prune", "--resume", str(out)]) == 2
+    # stderr also carries the progress bars of the phases before the failing one
+    errors = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("auxprune: error: ")
+    assert "start the run again without resuming" in errors[0] and "--resume" not in errors[0]

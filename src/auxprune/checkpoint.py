@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from auxprune.errors import UserError
+from auxprune.errors import CannotResume, UserError
 
 CHECKPOINTS = "checkpoints"
 _NAME = re.compile(r"(\d{6})-([a-z][a-z0-9_]*)-(\d{7})")
@@ -192,7 +192,7 @@ class LoopState:
             return 0
         missing = [name for name in objects if name not in self.restore]
         if missing:  # e.g. written by an auxprune before the pruner interface (issue 17)
-            raise UserError(f"checkpoint of phase '{self.phase}' has no {', '.join(missing)}: it was written by another "
+            raise CannotResume(f"checkpoint of phase '{self.phase}' has no {', '.join(missing)}: it was written by another "
                             "version of auxprune; start the run again without resuming")
         for name, obj in objects.items():
             obj.load_state_dict(self.restore[name])

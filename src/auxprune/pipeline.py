@@ -20,7 +20,7 @@ from auxprune.config import RunConfig, to_yaml
 from auxprune.data.batching import encode, make_loader
 from auxprune.data.metrics import constant_baseline
 from auxprune.data.tasks import TaskData, load_task, subsample
-from auxprune.errors import UserError
+from auxprune.errors import CannotResume, UserError
 from auxprune.losses import inputs as model_inputs
 from auxprune.model.loading import load_for_task, load_tokenizer, read_state_dict, resolve_model_path
 from auxprune.output import atomic_write_text, check_output_dir, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
@@ -233,7 +233,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                                                 "timing": timer.snapshot(), "config": config.model_dump(mode="json")})
         except OSError:
             pass  # e.g. the disk is full: the error itself matters more than its record
-        if isinstance(err, UserError) and last is not None:
+        if isinstance(err, UserError) and not isinstance(err, CannotResume) and last is not None:
             raise UserError(f"{err} (work so far is kept: auxprune prune --resume {output})") from err
         raise
     finally:
