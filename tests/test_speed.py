@@ -63,7 +63,7 @@ def test_bench_command_json(runs, tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", str(run), "--runtime", "all", "--json", "--output", str(out), *FAST]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["runtime"] for r in rows] == ["torch", "onnxruntime"]
+    assert [r["runtime"] for r in rows] == ["torch", "onnxruntime", "onnxruntime-int8"]
     assert json.loads(out.read_text()) == rows
     pruned_config = AuxpruneConfig.from_pretrained(run / "model")
     dense_flops = forward_flops(AuxpruneConfig.from_pretrained(run / "teacher"), 16)

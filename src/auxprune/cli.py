@@ -44,7 +44,7 @@ def _add_prune(sub) -> None:
 
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="recompute a saved model's dev metrics")
-    p.add_argument("model_dir")
+    p.add_argument("model_dir", help="run folder, its model/ folder, or an .onnx export (fp32 or int8)")
     p.add_argument("--task", help="task to evaluate on (default: the task the model was pruned for)")
     p.add_argument("--data-dir")
     p.add_argument("--batch-size", type=int, default=128)
@@ -58,17 +58,23 @@ def _add_inspect(sub) -> None:
 
 
 def _add_export(sub) -> None:
-    p = sub.add_parser("export", help="export a saved model to ONNX (checked against PyTorch with onnxruntime)")
-    p.add_argument("model_dir", help="run folder or its model/ folder")
+    p = sub.add_parser("export", help="export a saved model to ONNX (checked against PyTorch with onnxruntime), fp32 or int8")
+    p.add_argument("model_dir", help="run folder or its model/ folder; with --int8 also an fp32 .onnx export")
     p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="ONNX file to write")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default 17)")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check")
+    q = p.add_argument_group("int8 (dynamic quantization with onnxruntime)")
+    q.add_argument("--int8", action="store_true", help="write a dynamic-int8 graph, compared with fp32 on real dev inputs")
+    q.add_argument("--per-channel", action="store_true", help="one weight scale per output channel (default: per tensor)")
+    q.add_argument("--reduce-range", action="store_true", help="7-bit weights (avoids saturation on CPUs without VNNI)")
+    q.add_argument("--data-dir", help="folder holding glue/ for the check on dev inputs (default: $AUXPRUNE_DATA_DIR)")
+    q.add_argument("--check-examples", type=int, default=256, help="dev examples the int8 check runs on (default 256)")
     p.add_argument("--json", action="store_true", help="print JSON only")
 
 
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="label (and probability) or regression value for one text or text pair")
-    p.add_argument("model_dir", help="run folder or its model/ folder")
+    p.add_argument("model_dir", help="run folder, its model/ folder, or an .onnx export (fp32 or int8)")
     p.add_argument("text")
     p.add_argument("pair", nargs="?", help="second text, for sentence-pair tasks")
     p.add_argument("--json", action="store_true", help="print JSON only")
@@ -81,7 +87,8 @@ def _add_bench(sub) -> None:
                    help="dense model to compare with (default: the run's teacher; else the dense shape with random weights)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seq-len", type=int, default=128)
-    p.add_argument("--runtime", choices=["torch", "onnxruntime", "all"], default="torch")
+    p.add_argument("--runtime", choices=["torch", "onnxruntime", "onnxruntime-int8", "all"], default="torch",
+                   help="all: torch, onnxruntime (fp32) and onnxruntime-int8, in one process")
     p.add_argument("--threads", type=int, help="CPU threads (default: PyTorch's default)")
     p.add_argument("--warmup", type=int, default=3, help="warm-up calls per model")
     p.add_argument("--iterations", type=int, default=20, help="timed calls per model (at least)")
@@ -196,11 +203,29 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from auxprune.export import export_onnx
+    from auxprune.export import OPSET, export_onnx
+    from auxprune.onnx_runtime import is_onnx_file
 
-    result = export_onnx(args.model_dir, args.onnx, verify=not args.no_verify, opset=args.opset)
+    if args.int8:
+        from auxprune.quantize import export_int8
+
+        result = export_int8(args.model_dir, args.onnx, opset=args.opset, per_channel=args.per_channel,
+                             reduce_range=args.reduce_range, verify=not args.no_verify, data_dir=args.data_dir,
+                             check_examples=args.check_examples)
+    elif is_onnx_file(args.model_dir):
+        raise UserError(f"{args.model_dir}: an ONNX file is only a source for --int8; export from the model folder")
+    else:
+        result = export_onnx(args.model_dir, args.onnx, verify=not args.no_verify, opset=args.opset or OPSET)
     if args.json:
         print(json.dumps(result, indent=2))
+    elif args.int8:
+        line = (f"wrote {result['onnx']} (int8, {result['bytes'] / 1e6:.1f} MB; fp32 {result['fp32_bytes'] / 1e6:.1f} MB, int8 "
+                f"{result['fp32_bytes'] / result['bytes']:.1f}x smaller)")
+        print(line)
+        if "check" in result:
+            c = result["check"]
+            agree = f", predictions agree {c['agreement']:.1%}" if "agreement" in c else f", Pearson {c['pearson']:.4f}"
+            print(f"  against {c['reference']} on {c['inputs']}: max |logit diff| {c['max_abs_diff']:.3g}{agree}")
     else:
         check = f", onnxruntime max |logit diff| {result['max_abs_diff']:.2e}" if "max_abs_diff" in result else ""
         print(f"wrote {result['onnx']} ({result['bytes'] / 1e6:.1f} MB, opset {result['opset']}{check})")

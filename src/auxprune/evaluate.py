@@ -27,7 +27,10 @@ def evaluate_saved(path: str | Path, task: str | None = None, data_dir: str | No
     model.to(accelerator.device)
     loader = make_loader(encode(data.dev, tokenizer, model.config.max_seq_len), batch_size, tokenizer.pad_token_id or 0, shuffle=False)
     metrics = evaluate(model, loader, [e.label for e in data.dev], data.spec, accelerator)
-    return {"model": str(path), "task": data.spec.name, "dev_examples": len(data.dev), "metrics": metrics}
+    result = {"model": str(path), "task": data.spec.name, "dev_examples": len(data.dev), "metrics": metrics}
+    if hasattr(model, "precision"):  # an ONNX file
+        result["runtime"], result["precision"] = "onnxruntime", model.precision
+    return result
 
 
 def inspect_saved(path: str | Path) -> dict:

@@ -4,7 +4,9 @@ The graph takes `input_ids`, `attention_mask` and `token_type_ids` (int64, batch
 axes dynamic) and returns `logits` (batch x num_labels). It is written with the TorchScript-based
 exporter (`torch.onnx.export(..., dynamo=False)`, opset 17), which needs neither onnxscript nor
 a Python-level trace of transformers internals: the model is an ordinary module of Linear layers,
-LayerNorms and `scaled_dot_product_attention`.
+LayerNorms and `scaled_dot_product_attention`. The file also carries the model's config and
+tokenizer as metadata (see `auxprune.onnx_runtime`), so `auxprune eval` and `auxprune predict`
+run it alone; `--int8` quantizes it (see `auxprune.quantize`).
 
     auxprune export runs/rte --onnx rte.onnx
 """
@@ -59,8 +61,11 @@ def max_positions(config) -> int:
     return config.max_positions
 
 
-def to_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
-    """Write `model` (an `AuxpruneForSequenceClassification`) as an ONNX graph with dynamic batch and sequence axes."""
+def to_onnx(model: nn.Module, path: str | Path, opset: int = OPSET, metadata: dict[str, str] | None = None) -> Path:
+    """Write `model` (an `AuxpruneForSequenceClassification`) as an ONNX graph with dynamic batch and sequence axes.
+
+    `metadata` goes into the file's `metadata_props` (see `auxprune.onnx_runtime`).
+    """
     from auxprune.output import missing_folders, remove_empty_folders
 
     path = Path(path)
@@ -91,6 +96,10 @@ def to_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
             torch.onnx.export(LogitsOnly(model), args, str(tmp), dynamo=False, opset_version=opset,
                               input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
                               dynamic_axes=dynamic_axes, do_constant_folding=True)
+        if metadata:
+            from auxprune.onnx_runtime import write_metadata
+
+            write_metadata(tmp, metadata)
         os.replace(tmp, path)
         done = True
     except OSError as err:
@@ -147,11 +156,13 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, verify: bool = True, 
     The check runs PyTorch and onnxruntime on random batches of shapes other than the one traced
     (a padded row and two segments included) and fails if logits differ by more than `tolerance`.
     """
-    from auxprune.model.loading import load_saved, resolve_saved_dir
+    from auxprune.model.loading import load_saved, load_tokenizer, resolve_saved_dir
+    from auxprune.onnx_runtime import export_metadata
 
     folder = resolve_saved_dir(model_dir)
     model = load_saved(folder)
-    path = to_onnx(model, out, opset=opset)
+    metadata = export_metadata(model.config, load_tokenizer(folder), folder)  # eval/predict run the file alone
+    path = to_onnx(model, out, opset=opset, metadata=metadata)
     result = {"model": str(folder), "onnx": str(path), "opset": opset, "bytes": path.stat().st_size,
               "inputs": list(INPUT_NAMES), "output": OUTPUT_NAME}
     if verify:

@@ -2,9 +2,10 @@
 
 Both models run in the same process, on the same random-token batch (batch x seq_len, no
 padding), after a warm-up, in alternating order (pruned then dense, dense then pruned, ...) so
-that slow drifts of the machine hit both alike. Runtimes: PyTorch (eager, `inference_mode`) and
+that slow drifts of the machine hit both alike. Runtimes: PyTorch (eager, `inference_mode`),
 onnxruntime (both models exported to a temporary folder, all graph optimisations, idle threads
-sleeping rather than spinning so the two sessions do not compete for the cores). Everything
+sleeping rather than spinning so the two sessions do not compete for the cores) and
+onnxruntime-int8 (the same exports quantized as `auxprune export --int8` does). Everything
 runs on the CPU with `threads` intra-op threads (`Bench` sets `torch.set_num_threads` for the
 whole process).
 
@@ -29,7 +30,7 @@ import torch
 
 from auxprune.errors import UserError
 
-RUNTIMES = ("torch", "onnxruntime")
+RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8")
 
 
 # ----------------------------------------------------------------------------------------- FLOPs
@@ -208,16 +209,24 @@ class Bench:
     def max_seq_len(self) -> int:
         return min(m.config.max_positions for m in (self.pruned, self.baseline))
 
-    def _session(self, which: str):
-        if which not in self._sessions:
+    def _session(self, which: str, int8: bool = False):
+        key = f"{which}-int8" if int8 else which
+        if key not in self._sessions:
             from auxprune.export import ort_session, to_onnx
 
             if self._tmp is None:
                 self._tmp = Path(tempfile.mkdtemp(prefix="auxprune-bench-"))
-            model = self.pruned if which == "pruned" else self.baseline
-            self._sessions[which] = ort_session(to_onnx(model, self._tmp / f"{which}.onnx"), threads=self.threads,
-                                                spinning=False)  # two sessions alternate on the same cores
-        return self._sessions[which]
+            path = self._tmp / f"{which}.onnx"
+            if not path.is_file():
+                to_onnx(self.pruned if which == "pruned" else self.baseline, path)
+            if int8:
+                from auxprune.quantize import quantize_onnx
+
+                path = self._tmp / f"{key}.onnx"
+                quantize_onnx(self._tmp / f"{which}.onnx", path)
+            self._sessions[key] = ort_session(path, threads=self.threads,
+                                              spinning=False)  # two sessions alternate on the same cores
+        return self._sessions[key]
 
     def run(self, runtime: str = "torch", batch_size: int = 8, seq_len: int = 128, warmup: int = 3,
             iterations: int = 20, min_time: float = 0.0, seed: int = 0) -> dict:
@@ -234,8 +243,9 @@ class Bench:
         if runtime == "torch":
             pruned_fn, baseline_fn = torch_runner(self.pruned, inputs), torch_runner(self.baseline, inputs)
         else:
-            pruned_fn = _ort_runner(self._session("pruned"), inputs)
-            baseline_fn = _ort_runner(self._session("baseline"), inputs)
+            int8 = runtime == "onnxruntime-int8"
+            pruned_fn = _ort_runner(self._session("pruned", int8), inputs)
+            baseline_fn = _ort_runner(self._session("baseline", int8), inputs)
         pruned_s, baseline_s = time_alternating(pruned_fn, baseline_fn, warmup, iterations, min_time)
         pruned, baseline = summarize(pruned_s, batch_size), summarize(baseline_s, batch_size)
         pruned_flops = forward_flops(self.pruned.config, seq_len)
@@ -257,7 +267,7 @@ class Bench:
 
 def _versions(runtime: str) -> dict:
     versions = {"torch": torch.__version__}
-    if runtime == "onnxruntime":
+    if runtime.startswith("onnxruntime"):
         import onnxruntime
 
         versions["onnxruntime"] = onnxruntime.__version__

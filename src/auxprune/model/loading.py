@@ -166,10 +166,15 @@ def resolve_saved_dir(path: str | Path) -> Path:
 
 
 def load(path: str | Path) -> tuple[AuxpruneForSequenceClassification, PreTrainedTokenizerBase]:
-    """(model, tokenizer) from a run folder or its `model/` folder, ready for inference.
+    """(model, tokenizer) from a run folder, its `model/` folder or an `.onnx` export, ready for inference.
 
-    Imports nothing of the training side: `auxprune.load` and `auxprune.predict` end here.
+    Imports nothing of the training side: `auxprune.load` and `auxprune.predict` end here. An
+    `.onnx` file runs with onnxruntime, its config and tokenizer read from the file (`auxprune.onnx_runtime`).
     """
+    from auxprune.onnx_runtime import is_onnx_file, load_onnx
+
+    if is_onnx_file(path):
+        return load_onnx(path)
     folder = resolve_saved_dir(path)
     return load_saved(folder), load_tokenizer(folder)
 
