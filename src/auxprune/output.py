@@ -80,12 +80,16 @@ def remove_empty_folders(folders: list[Path]) -> None:
 
 def save_model(model, tokenizer, path: Path) -> None:
     """Save into a temporary sibling folder, then rename: the model folder is whole or absent,
-    and a model already there is replaced only by a complete one."""
+    and a model already there is replaced only by a complete one. The folder carries its modeling
+    code (`auxprune.remote_code`): it loads with `trust_remote_code=True` where auxprune is not installed."""
+    from auxprune.remote_code import add_remote_code
+
     tmp, old = path.with_name(f".{path.name}.tmp"), path.with_name(f".{path.name}.old")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
+        add_remote_code(tmp)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise UserError(f"{path}: cannot write the model ({err.strerror or err}); nothing was written") from err

@@ -23,6 +23,7 @@ from auxprune.data.tasks import TaskData, load_task, subsample
 from auxprune.errors import CannotResume, UserError
 from auxprune.losses import inputs as model_inputs
 from auxprune.model.loading import load_for_task, load_tokenizer, read_state_dict, resolve_model_path
+from auxprune.model_card import write_model_card
 from auxprune.output import atomic_write_text, check_output_dir, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
 from auxprune.precision import make_accelerator, precision_warnings
 from auxprune.pruners import PRUNERS, PrunerFactory
@@ -222,6 +223,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         if resume:
             report["resumed_from"] = {"phase": latest.phase, "step": latest.step} if latest else {"phase": None, "step": 0}
         write_json(output / "report.json", report)
+        write_model_card(output / "model", report)  # model/README.md, from the report
         checkpoints.clear()  # the outputs are complete; checkpoints would only fill the disk
         return report
     except BaseException as err:

@@ -1,0 +1,122 @@
+"""The model card (README.md) a prune job writes into its model folder, as Hugging Face model repositories have.
+
+It states what the folder is (task, base model, sparsity and structure), what it measured (dev
+metrics of the dense teacher and of the pruned model, latency), how to use it with transformers
+alone, and how it was made (the command, the resolved config). Everything comes from the run's
+report; `write_model_card(output / "model", report)` is the job's one call.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def command_line(argv: list[str] | None = None) -> str | None:
+    """The `auxprune ...` command this process runs, when it was started as the auxprune command."""
+    argv = sys.argv if argv is None else argv
+    if not argv:
+        return None
+    name = Path(argv[0]).name
+    if name == "auxprune" or (name in ("cli.py", "__main__.py") and Path(argv[0]).parent.name == "auxprune"):
+        return "auxprune " + shlex.join(argv[1:])
+    return None
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "-" if value is None else str(value)
+
+
+def render(report: dict, command: str | None = None) -> str:
+    config = report.get("config", {})
+    model_name = config.get("model", {}).get("name", "?")
+    task, metrics = report["task"], report["metrics"]
+    primary = metrics.get("primary")
+    params, structure, speed = report["params"], report["structure"], report.get("speed", {})
+    data = report.get("data", {})
+    lines = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: text-classification",
+        "tags: [auxprune, pruned, structured-pruning]",
+        "---",
+        "",
+        f"# {task}: {model_name} pruned to {report['sparsity']:.1%} sparsity",
+        "",
+        f"A task-specific encoder pruned with auxprune from `{model_name}` for `{task}`: "
+        "hard-concrete gates over attention heads and FFN units (CoFi), distilled from a fine-tuned dense "
+        "teacher, cut to a physically smaller model, then fine-tuned. "
+        f"Trained on {data.get('train_examples', '?')} examples; dev set of {data.get('dev_examples', '?')}.",
+        "",
+        "## Dev metrics",
+        "",
+        "| metric | dense teacher | pruned | constant predictor |",
+        "|---|---|---|---|",
+    ]
+    for name, value in metrics["pruned"].items():
+        mark = " (primary)" if name == primary else ""
+        lines.append(f"| {name}{mark} | {_fmt(metrics['teacher'].get(name))} | {_fmt(value)} | "
+                     f"{_fmt(metrics.get('constant_baseline', {}).get(name))} |")
+    if metrics.get("retained") is not None:
+        lines += ["", f"The pruned model keeps {metrics['retained']:.1%} of the teacher's {primary}."]
+    lines += [
+        "",
+        "## Size and structure",
+        "",
+        f"- Sparsity of the encoder layers (attention and FFN weights and biases): {report['sparsity']:.4f} "
+        f"(target {report['target_sparsity']}); {params['encoder_kept']:,} of {params['encoder_total']:,} parameters kept.",
+        f"- All parameters (embeddings and task head included): {params['total']:,} (dense: {params['dense_total']:,}).",
+        f"- Hidden size kept: {structure['hidden_kept']} of {structure['hidden_total']}.",
+        "",
+        "| layer | attention heads | FFN units |",
+        "|---|---|---|",
+    ]
+    for index, layer in enumerate(structure["layers"], start=1):
+        lines.append(f"| {index} | {layer['heads']} | {layer['ffn_units']} |")
+    if speed:
+        lines += [
+            "",
+            "## Latency",
+            "",
+            f"One forward pass of a training batch ({speed['batch_size']} x {speed['seq_len']} tokens), PyTorch on "
+            f"{speed.get('device', 'cpu')}, median of 5: dense teacher {speed['dense_latency_ms']} ms, pruned "
+            f"{speed['pruned_latency_ms']} ms ({speed['speedup']}x). `auxprune bench` measures more shapes and runtimes.",
+        ]
+    lines += [
+        "",
+        "## Use",
+        "",
+        "With torch and transformers only (the modeling code is in this folder):",
+        "",
+        "```python",
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline",
+        "",
+        'model = AutoModelForSequenceClassification.from_pretrained("PATH/TO/THIS/FOLDER", trust_remote_code=True)',
+        'pipe = pipeline("text-classification", model="PATH/TO/THIS/FOLDER", trust_remote_code=True)',
+        "```",
+        "",
+        "With auxprune: `auxprune.load(FOLDER)`, `auxprune.predict(FOLDER, texts, pairs)`, "
+        "`auxprune export FOLDER --onnx model.int8.onnx --int8`.",
+        "",
+        "## How it was made",
+        "",
+    ]
+    if command:
+        lines += ["```bash", command, "```", ""]
+    lines += ["The resolved configuration (`auxprune prune --config THIS.yaml --output NEW` runs it again):", "",
+              "```yaml", yaml.safe_dump(config, sort_keys=False).rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def write_model_card(folder: str | Path, report: dict, command: str | None = None) -> Path:
+    """Write `folder/README.md` from a finished run's report; `command` defaults to this process's command line."""
+    from auxprune.output import atomic_write_text
+
+    path = Path(folder) / "README.md"
+    atomic_write_text(path, render(report, command if command is not None else command_line()))
+    return path
