@@ -90,3 +90,30 @@ def test_final_masks_land_on_target_and_match_cut():
         batch = tiny_batch()
         with torch.no_grad():
             assert (small(**batch).logits - model(**batch, gates=masks.as_gates()).logits).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("align", [8, 16])
+def test_aligned_widths_are_multiples_within_tolerance(align):
+    """prune.align: heads as learned; kept FFN units (and hidden dims) multiples of N; sparsity within tolerance."""
+    model = tiny_model(hidden_size=64, layer_heads=[8, 8, 8], layer_ffn=[128, 128, 128], head_dim=8)
+    unaligned = 0
+    for families in (["heads", "ffn_units"], ["heads", "ffn_units", "hidden"]):
+        gates = HardConcreteGates(tiny_dims(model), families)
+        torch.manual_seed(align)
+        with torch.no_grad():
+            for la in gates.log_alpha.values():
+                la.normal_(1, 2)
+        for target in (0.4, 0.85):
+            plain = final_masks(gates, target, tolerance=0.01)
+            unaligned += sum(units % align != 0 for units in plain.layer_ffn) + (plain.hidden_kept % align != 0)
+            masks = final_masks(gates, target, tolerance=0.01, align=align)
+            assert masks.layer_heads == plain.layer_heads
+            assert all(units % align == 0 for units in masks.layer_ffn), masks.layer_ffn
+            assert masks.hidden_kept % align == 0 or masks.hidden_kept == 64
+            assert abs(masks.sparsity() - target) <= 0.01, (target, masks.sparsity())
+            assert final_masks(gates, target, tolerance=0.01, align=1).layer_ffn == plain.layer_ffn
+            small = cut(model, masks)
+            batch = tiny_batch()
+            with torch.no_grad():
+                assert (small(**batch).logits - model(**batch, gates=masks.as_gates()).logits).abs().max() < 1e-5
+    assert unaligned > 0  # the rounding had work to do

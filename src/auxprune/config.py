@@ -61,6 +61,7 @@ class PruneSection(Section):
     lambda1_lr: float = Field(0.5, gt=0, description="ascent rate of lambda1, the linear multiplier")
     init_keep_prob: float = Field(0.99, gt=0, lt=1)
     tolerance: float = Field(0.005, gt=0, le=0.05, description="allowed |measured - target| sparsity")
+    align: int = Field(1, ge=1, le=256, description="kept FFN units (and hidden dims) rounded to multiples of this")
 
     @field_validator("families")
     @classmethod

@@ -189,7 +189,8 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                     result = prune(student, teacher if config.distill.enabled else None, train_loader, config=config,
                                    accelerator=accelerator, log=log, state=loop("prune"), aux=joint, stage1=stage1,
                                    pruner=pruner)
-                masks = result.pruner.final_structure(config.prune.target_sparsity, config.prune.tolerance)
+                aligned = {"align": config.prune.align} if config.prune.align > 1 else {}
+                masks = result.pruner.final_structure(config.prune.target_sparsity, config.prune.tolerance, **aligned)
                 small = cut(accelerator.unwrap_model(student), masks)
                 if joint is not None:  # its heads read the kept hidden dimensions, as the cut model's head does
                     joint.cut(masks, small.config.pooling)

@@ -10,6 +10,8 @@ survives, ranked by score, as in CoFi. Nested gates are made consistent (a block
 gone, a gone block keeps no heads). Then the structure is calibrated: units are added or removed
 in score order until the exact sparsity of the result is within tolerance of the target, because
 the expected sparsity the controller steered can differ from the rounded structure by a few points.
+With `align` N > 1, kept FFN units per layer (and kept hidden dimensions, when that family is
+gated) are then rounded to multiples of N, still within the tolerance (`align_widths`).
 """
 
 from __future__ import annotations
@@ -101,10 +103,10 @@ def _make_consistent(keep: dict[str, Tensor]) -> None:
 
 @torch.no_grad()
 def select_structure(dims: Dims, scores: dict[str, Tensor], probs: dict[str, Tensor], values: dict[str, Tensor],
-                     target_sparsity: float | None = None, tolerance: float = 0.005) -> FinalMasks:
+                     target_sparsity: float | None = None, tolerance: float = 0.005, align: int = 1) -> FinalMasks:
     """The fixed structure from per-unit `scores` (higher is kept first), keep probabilities `probs`
     (how many units survive) and gate `values` (folded into the weights), for the gated families
-    given; calibrated to `target_sparsity` when given."""
+    given; calibrated to `target_sparsity` when given; FFN (and hidden) widths aligned to `align`."""
     masks = dense_masks(dims)
     for family, score in scores.items():
         masks.values[family] = values[family]
@@ -118,6 +120,8 @@ def select_structure(dims: Dims, scores: dict[str, Tensor], probs: dict[str, Ten
     _make_consistent(masks.keep)
     if target_sparsity is not None:
         _calibrate(masks, scores, target_sparsity, tolerance)
+    if align > 1:
+        align_widths(masks, scores, align, target_sparsity, tolerance)
     return masks
 
 
@@ -157,3 +161,69 @@ def _calibrate(masks: FinalMasks, scores: dict[str, Tensor], target: float, tole
     # Steps too coarse to land inside the tolerance (tiny models): keep the closest state seen.
     if abs(masks.sparsity() - target) > best_state[1]:
         masks.keep = best_state[0]
+
+
+def _keep_top(masks: FinalMasks, scores: dict[str, Tensor], family: str, layer: int | None, width: int) -> None:
+    """Keep the `width` highest-scoring units of one row (`layer`), or of the hidden family (`layer` None)."""
+    row = scores[family] if layer is None else scores[family][layer]
+    keep = _top_k(row, width) if width > 0 else torch.zeros_like(row, dtype=torch.bool)
+    if layer is None:
+        masks.keep[family] = keep
+    else:
+        masks.keep[family][layer] = keep
+
+
+def _aligned(width: int, align: int, full: int) -> int:
+    """The multiple of `align` nearest to `width` (at least `align`, at most `full`); 0 stays 0."""
+    if width == 0 or width == full:
+        return width
+    return min(full, max(align, align * round(width / align)))
+
+
+def align_widths(masks: FinalMasks, scores: dict[str, Tensor], align: int, target: float | None,
+                 tolerance: float) -> None:
+    """Round kept FFN units per layer (and kept hidden dims, when gated) to multiples of `align`; heads stay as learned.
+
+    Matrix kernels run fastest on widths that are multiples of 8 or 16. Each width moves to the
+    nearest multiple (a removed block stays removed, a kept one keeps at least `align` units, a
+    full-width layer stays full); within a layer, units are ranked by log_alpha, so the
+    least certain go first and the most certain dropped ones come back first. Then, while the
+    sparsity is outside `tolerance` of `target`, whole steps of `align` FFN units are removed (too
+    dense) or added back (too sparse) in the layer whose step has the lowest (highest) mean score;
+    if no step lands inside the tolerance, the closest aligned structure is kept.
+    """
+    dims = masks.dims
+    if "hidden" in scores and masks.hidden_kept < dims.hidden_size:
+        _keep_top(masks, scores, "hidden", None, _aligned(masks.hidden_kept, align, dims.hidden_size))
+    if "ffn_units" not in scores:
+        return
+    for layer, width in enumerate(masks.layer_ffn):
+        _keep_top(masks, scores, "ffn_units", layer, _aligned(width, align, dims.ffn_size))
+    _make_consistent(masks.keep)
+    if target is None:
+        return
+    best = ({f: k.clone() for f, k in masks.keep.items()}, abs(masks.sparsity() - target))
+    for _ in range(dims.num_layers * (dims.ffn_size // align + 1)):
+        gap = masks.sparsity() - target
+        if abs(gap) <= tolerance:
+            return
+        too_dense = gap < 0
+        choice: tuple[float, int, int] | None = None
+        for layer, width in enumerate(masks.layer_ffn):
+            new = (width - 1) // align * align if too_dense else min(dims.ffn_size, (width // align + 1) * align)
+            if width == 0 or new < align or new == width:
+                continue  # blocks are not removed or restored here, and a full layer cannot grow
+            ranked = scores["ffn_units"][layer].sort(descending=True).values
+            moved = ranked[new:width] if too_dense else ranked[width:new]
+            value = float(moved.mean())
+            if choice is None or (value < choice[0] if too_dense else value > choice[0]):
+                choice = (value, layer, new)
+        if choice is None:
+            break
+        _keep_top(masks, scores, "ffn_units", choice[1], choice[2])
+        gap_after = abs(masks.sparsity() - target)
+        if gap_after < best[1]:
+            best = ({f: k.clone() for f, k in masks.keep.items()}, gap_after)
+        elif (masks.sparsity() - target < 0) != too_dense:
+            break  # stepped over the target and further from it: no aligned step lands closer
+    masks.keep = best[0]

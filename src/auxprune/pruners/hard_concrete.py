@@ -112,13 +112,15 @@ class LagrangianController(nn.Module):
 
 
 @torch.no_grad()
-def final_masks(gates: HardConcreteGates, target_sparsity: float | None = None, tolerance: float = 0.005) -> FinalMasks:
-    """The fixed structure from trained gates (scores: log_alpha), calibrated to `target_sparsity` when given."""
+def final_masks(gates: HardConcreteGates, target_sparsity: float | None = None, tolerance: float = 0.005,
+                align: int = 1) -> FinalMasks:
+    """The fixed structure from trained gates (scores: log_alpha), calibrated to `target_sparsity` when given,
+    FFN (and hidden) widths aligned to `align` (see `structure.align_widths`)."""
     scores, probs, values = {}, {}, {}
     for family, log_alpha in gates.log_alpha.items():
         la = log_alpha.detach().cpu().float()
         scores[family], probs[family], values[family] = la, keep_probability(la), deterministic_gate(la)
-    return select_structure(gates.dims, scores, probs, values, target_sparsity, tolerance)
+    return select_structure(gates.dims, scores, probs, values, target_sparsity, tolerance, align)
 
 
 class HardConcretePruner(nn.Module):
@@ -173,8 +175,8 @@ class HardConcretePruner(nn.Module):
         c = self.controller if self.controller is not None else self.leader.controller
         return {"target": c.target_at(step), "lambda1": c.lambda1.item(), "lambda2": c.lambda2.item()}
 
-    def final_structure(self, target: float | None, tolerance: float) -> FinalMasks:
-        return final_masks(self.gate_set, target, tolerance)
+    def final_structure(self, target: float | None, tolerance: float, align: int = 1) -> FinalMasks:
+        return final_masks(self.gate_set, target, tolerance, align)
 
     def mask_parameters(self) -> dict[str, Tensor]:
         return dict(self.gate_set.log_alpha.items())
