@@ -1,0 +1,248 @@
+"""Issue 21 benchmark: what deploying costs and gains, per model and runtime.
+
+For every pruned run folder and its dense teacher: the dev metric (full dev set), the latency
+(p50, random tokens, no padding) at 1 x 128, 8 x 128 and 32 x 128, and the file size, for
+fp32 PyTorch (`model.safetensors`), fp32 onnxruntime and int8 onnxruntime (dynamic quantization,
+`auxprune export --int8`; its check against fp32 on the first 256 dev examples is recorded too).
+Each model runs alone in this process with `--threads` intra-op threads (onnxruntime threads
+sleep when idle). ONNX files go to bench/work/deploy/<model>/.
+
+Default runs: the MiniLM-L6 STS-B and MRPC models at 0.6 and 0.9 of bench/prune_limited_data.py
+(seed 1; their teachers are found as bench/speed.py finds them), and `prune.align` runs: STS-B at
+0.9, seed 1, pruned from the shared teacher with `prune.align` 1, 8 and 16 (made here, with the
+command in their records, if their folders are missing; 1 is the plain run from the same teacher,
+so the three differ only in the alignment).
+
+Resumable: a cell (model folder, runtime, threads) already in the results file is skipped;
+`--rerun` measures again. Every record keeps the exact command that made it. `--table` prints
+the README table from the results file.
+
+Run it on an otherwise idle machine: other jobs on the same cores distort every latency.
+
+    python bench/deploy.py                                      # everything (trains the align runs first)
+    python bench/deploy.py --runs bench/work/stsb_s0.9_seed1 --aligns   # one run, no align runs
+    python bench/deploy.py --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from auxprune.output import write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "bench" / "work"
+RESULTS = ROOT / "bench" / "results" / "deploy.json"
+DEFAULT_RUNS = [WORK / f"{task}_s{s}_seed1" for task in ("stsb", "mrpc") for s in (0.6, 0.9)]
+RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8")
+SHAPES = ("1x128", "8x128", "32x128")
+
+
+def display(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def teacher_of(run: Path) -> Path | None:
+    """RUN/teacher, the report's teacher.path, or the shared `<task>_teacher_seed<seed>` folder."""
+    from auxprune.speed import default_baseline
+
+    found = default_baseline(run)
+    if found is not None:
+        return found
+    match = re.fullmatch(r"(.+?)_s[0-9.]+_seed(\d+).*", run.name)
+    if match:
+        shared = run.parent / f"{match.group(1)}_teacher_seed{match.group(2)}"
+        if (shared / "config.json").is_file():
+            return shared
+    return None
+
+
+def align_run(task: str, sparsity: float, seed: int, align: int, work: Path, data_dir: str | None) -> Path:
+    """The run pruned from the shared teacher with `prune.align` = `align`; trained here when missing."""
+    name = task.split("/")[-1]
+    out = work / f"{name}_s{sparsity}_seed{seed}_align{align}"
+    report = out / "report.json"
+    if report.is_file() and json.loads(report.read_text(encoding="utf-8")).get("status") == "ok":
+        return out
+    teacher = work / f"{name}_teacher_seed{seed}"
+    if not (teacher / "config.json").is_file():
+        raise SystemExit(f"{teacher}: missing; run bench/prune_limited_data.py --tasks {task} --seed {seed} first")
+    command = [sys.executable, "-m", "auxprune.cli", "prune", "--task", task, "--sparsity", str(sparsity),
+               "--max-train-examples", "1000", "--seed", str(seed), "--set", f"teacher.path={teacher}",
+               "--set", f"prune.align={align}", "--output", str(out), "--overwrite"]
+    if data_dir:
+        command += ["--data-dir", data_dir]
+    print(f"[train] {out.name}: {shlex.join(command[1:])}", flush=True)
+    subprocess.run(command, check=True)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ cells
+
+def measure(model_dir: Path, runtime: str, out_dir: Path, shapes: list[str], threads: int, warmup: int,
+            iterations: int, min_time: float, data_dir: str | None) -> dict:
+    """Dev metric, latency per shape and file size of one model folder under one runtime."""
+    from auxprune.evaluate import evaluate_saved, load
+    from auxprune.export import export_onnx, ort_session
+    from auxprune.model.configuration import AuxpruneConfig
+    from auxprune.quantize import export_int8
+    from auxprune.speed import random_inputs, summarize, time_alternating, torch_runner
+
+    torch.set_num_threads(threads)
+    extra: dict = {}
+    if runtime == "torch":
+        target = model_dir
+        size_file = model_dir / "model.safetensors"
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        size_file = target = out_dir / ("int8.onnx" if runtime.endswith("int8") else "fp32.onnx")
+        if runtime.endswith("int8"):
+            extra["check"] = export_int8(model_dir, target, data_dir=data_dir)["check"]
+        else:
+            extra["check"] = {"max_abs_diff": export_onnx(model_dir, target)["max_abs_diff"]}
+    started = time.perf_counter()
+    evaluation = evaluate_saved(target, data_dir=data_dir)
+    eval_seconds = time.perf_counter() - started
+    if runtime == "torch":
+        model = load(model_dir)[0]
+        runner = lambda inputs: torch_runner(model, inputs)  # noqa: E731
+    else:
+        from auxprune.speed import _ort_runner
+
+        session = ort_session(target, threads=threads, spinning=False)
+        runner = lambda inputs: _ort_runner(session, inputs)  # noqa: E731
+    vocab_size = AuxpruneConfig.from_pretrained(model_dir).vocab_size
+    latency = {}
+    for shape in shapes:
+        batch, seq_len = (int(x) for x in shape.split("x"))
+        inputs = random_inputs(batch, seq_len, vocab_size)
+        seconds, _ = time_alternating(runner(inputs), lambda: None, warmup, iterations, min_time)  # one model alone
+        latency[shape] = summarize(seconds, batch)
+    return {"runtime": runtime, "precision": "int8" if runtime.endswith("int8") else "fp32",
+            "task": evaluation["task"], "dev_examples": evaluation["dev_examples"], "metrics": evaluation["metrics"],
+            "eval_seconds": round(eval_seconds, 1), "latency": latency,
+            "latency_ms_p50": {s: v["latency_ms_p50"] for s, v in latency.items()},
+            "file": display(size_file), "bytes": size_file.stat().st_size, **extra}
+
+
+def record_key(record: dict) -> tuple:
+    return (record["model_dir"], record["runtime"], record["threads"])
+
+
+def load_records(path: Path) -> dict[tuple, dict]:
+    if not path.is_file():
+        return {}
+    return {record_key(r): r for r in json.loads(path.read_text(encoding="utf-8")).get("records", [])}
+
+
+def save(path: Path, records: dict[tuple, dict]) -> None:
+    import onnxruntime
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, {
+        "benchmark": "issue 21: dev metric, latency and size of fp32 torch / fp32 onnxruntime / int8 onnxruntime",
+        "protocol": "full dev set; latency p50 over random-token batches without padding, warm-up then timed calls, "
+                    "one model at a time; int8 = onnxruntime dynamic quantization (MatMul weights int8, embeddings uint8)",
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine()},
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
+        "records": sorted(records.values(), key=lambda r: (r["model"], RUNTIMES.index(r["runtime"]), r["threads"])),
+    })
+
+
+# ------------------------------------------------------------------------------------------ table
+
+def table(records: list[dict]) -> str:
+    """Markdown: one row per model and runtime; then the issue's targets per pruned model."""
+    lines = ["| model | runtime | dev metric (x100) | " + " | ".join(f"p50 ms {s}" for s in SHAPES) + " | MB |",
+             "|---|---|---|" + "---|" * len(SHAPES) + "---|"]
+    for r in records:
+        primary = next(iter(r["metrics"]))
+        lines.append(f"| {r['model']} | {r['runtime']} | {primary} {100 * r['metrics'][primary]:.1f} | "
+                     + " | ".join(f"{r['latency_ms_p50'].get(s, float('nan')):.1f}" for s in SHAPES)
+                     + f" | {r['bytes'] / 1e6:.1f} |")
+    by = {(r["model"], r["runtime"]): r for r in records}
+    notes = []
+    for r in records:
+        if r["runtime"] != "onnxruntime-int8":
+            continue
+        fp32 = by.get((r["model"], "torch"))
+        if fp32 is None:
+            continue
+        primary = next(iter(r["metrics"]))
+        drop = 100 * (fp32["metrics"][primary] - r["metrics"][primary])
+        note = f"- {r['model']}: int8 {primary} {drop:+.1f} points below fp32 torch (target <= 1.0)"
+        dense = by.get((r.get("teacher") or "", "torch"))
+        if dense is not None and "32x128" in r["latency_ms_p50"]:
+            note += (f"; {dense['latency_ms_p50']['32x128'] / r['latency_ms_p50']['32x128']:.1f}x faster than the dense "
+                     "fp32 torch model at 32 x 128")
+        note += f"; {fp32['bytes'] / r['bytes']:.1f}x smaller than model.safetensors"
+        onnx32 = by.get((r["model"], "onnxruntime"))
+        if onnx32 is not None:
+            note += f", {onnx32['bytes'] / r['bytes']:.1f}x smaller than the fp32 ONNX file"
+        notes.append(note)
+    return "\n".join(lines + [""] + notes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", nargs="*", type=Path, default=DEFAULT_RUNS, help="pruned run folders")
+    parser.add_argument("--aligns", nargs="*", type=int, default=[1, 8, 16],
+                        help="prune.align values for the align runs (none: skip them)")
+    parser.add_argument("--align-task", default="glue/stsb")
+    parser.add_argument("--align-sparsity", type=float, default=0.9)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=WORK, help="where the run folders are (and align runs go)")
+    parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES))
+    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), help="BATCHxSEQ")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--min-time", type=float, default=2.0)
+    parser.add_argument("--data-dir", help="folder holding glue/ (default: $AUXPRUNE_DATA_DIR)")
+    parser.add_argument("--rerun", action="store_true", help="measure cells again even when the results file has them")
+    parser.add_argument("--table", action="store_true", help="print the table from the results file and stop")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    records = load_records(args.output)
+    if args.table:
+        print(table(list(records.values())))
+        return 0
+    command = "python bench/deploy.py" + (" " + shlex.join(argv) if argv else "")
+    runs = [Path(r) for r in args.runs]
+    runs += [align_run(args.align_task, args.align_sparsity, args.seed, a, args.work, args.data_dir) for a in args.aligns]
+    models: dict[Path, dict] = {}
+    for run in runs:
+        teacher = teacher_of(run)
+        models[(run / "model").resolve()] = {"model": run.name, "kind": "pruned", "teacher": teacher and teacher.name}
+        if teacher is not None:
+            models.setdefault(teacher.resolve(), {"model": teacher.name, "kind": "dense", "teacher": None})
+    for model_dir, info in models.items():
+        for runtime in args.runtimes:
+            key = (display(model_dir), runtime, args.threads)
+            if key in records and not args.rerun:
+                print(f"[skip] {info['model']} {runtime}: in {display(args.output)}", flush=True)
+                continue
+            result = measure(model_dir, runtime, args.work / "deploy" / info["model"], args.shapes, args.threads,
+                             args.warmup, args.iterations, args.min_time, args.data_dir)
+            records[key] = {**info, "model_dir": key[0], "threads": args.threads, **result, "command": command}
+            save(args.output, records)  # after every cell: an interrupted run keeps what it measured
+            p50 = ", ".join(f"{s} {v:.1f} ms" for s, v in result["latency_ms_p50"].items())
+            print(f"[done] {info['model']} {runtime}: {result['metrics']} | {p50} | {result['bytes'] / 1e6:.1f} MB", flush=True)
+    print(table(list(load_records(args.output).values())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

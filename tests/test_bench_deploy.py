@@ -1,0 +1,53 @@
+"""The deployment benchmark (bench/deploy.py) end to end on a tiny run: every cell measured once, then skipped."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+
+from conftest import save_pruned
+
+ROOT = Path(__file__).resolve().parents[1]
+
+torch.set_num_threads(1)
+
+
+def small_rte(data_dir: Path, folder: Path, rows: int = 24) -> Path:
+    """The GLUE RTE files cut to their first `rows` examples: the same reader, a fraction of the evaluation time."""
+    (folder / "glue" / "RTE").mkdir(parents=True)
+    for name in ("train.tsv", "dev.tsv"):
+        lines = (data_dir / "glue" / "RTE" / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        (folder / "glue" / "RTE" / name).write_text("".join(lines[:rows + 1]), encoding="utf-8")
+    return folder
+
+
+def test_deploy_bench_measures_each_model_and_runtime_once(tmp_path, tokenizer, data_dir, capsys):
+    spec = importlib.util.spec_from_file_location("bench_deploy", ROOT / "bench" / "deploy.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    run = tmp_path / "work" / "rte_s0.9_seed1"
+    save_pruned(run, tokenizer, head_scale=30.0, task="glue/rte")
+    out = tmp_path / "deploy.json"
+    argv = ["--runs", str(run), "--aligns", "--work", str(tmp_path / "work"), "--shapes", "1x8", "2x16",
+            "--threads", "1", "--warmup", "0", "--iterations", "1", "--min-time", "0",
+            "--data-dir", str(small_rte(data_dir, tmp_path / "data")),
+            "--output", str(out)]
+    assert script.main(argv) == 0
+    records = json.loads(out.read_text())["records"]
+    assert [(r["kind"], r["runtime"]) for r in records] == [
+        (kind, runtime) for kind in ("pruned", "dense") for runtime in ("torch", "onnxruntime", "onnxruntime-int8")]
+    for r in records:
+        assert r["command"].startswith("python bench/deploy.py --runs ") and r["task"] == "glue/rte"
+        assert r["dev_examples"] == 24
+        assert set(r["latency_ms_p50"]) == {"1x8", "2x16"} and r["bytes"] > 0 and "accuracy" in r["metrics"]
+    int8 = records[2]
+    assert int8["check"]["inputs"].startswith("glue/rte dev") and int8["file"].endswith("int8.onnx")
+    assert records[0]["teacher"] == "teacher" and records[3]["model"] == "teacher"
+    capsys.readouterr()
+    assert script.main(argv) == 0  # resumable: every cell is in the results file
+    printed = capsys.readouterr().out
+    assert printed.count("[skip]") == 6 and "[done]" not in printed
+    assert "| rte_s0.9_seed1 | onnxruntime-int8 | accuracy" in printed and "smaller than model.safetensors" in printed
