@@ -270,6 +270,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"  baseline p50 {b['latency_ms_p50']:9.2f} ms  p90 {b['latency_ms_p90']:9.2f} ms  {b['throughput']:9.1f} ex/s"
               f"  ({row['baseline_source']})")
         print(f"  speed-up {row['speedup']:.2f}x measured, {row['flops_speedup']:.2f}x from FLOPs")
+    by_runtime = {row["runtime"]: row for row in rows}
+    if "torch" in by_runtime and len(rows) > 1:  # what deploying the pruned model gains over the dense one in torch
+        dense = by_runtime["torch"]["baseline"]["latency_ms_p50"]
+        print("  pruned vs dense torch: " + ", ".join(f"{r} {dense / row['pruned']['latency_ms_p50']:.2f}x"
+                                                     for r, row in by_runtime.items()))
     return 0
 
 
