@@ -36,7 +36,7 @@ def _json_out(capsys) -> dict:
 def test_int8_export_is_checked_against_fp32_on_dev_inputs(tmp_path, tokenizer, data_dir, capsys):
     save_pruned(tmp_path, tokenizer, head_scale=30.0, task="glue/rte")
     out = tmp_path / "deploy" / "model.int8.onnx"
-    assert main(["export", str(tmp_path), "--onnx", str(out), "--int8", "--per-channel", "--data-dir", str(data_dir),
+    assert main(["export", str(tmp_path), "--onnx", str(out), "--int8", "--data-dir", str(data_dir),
                  "--check-examples", "40", "--json"]) == 0
     result = _json_out(capsys)
     check = result["check"]
@@ -53,8 +53,10 @@ def test_int8_export_is_checked_against_fp32_on_dev_inputs(tmp_path, tokenizer, 
 def test_int8_from_an_fp32_export_and_without_task_data(exported, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("AUXPRUNE_DATA_DIR", str(tmp_path / "no_data"))
     out = tmp_path / "again.onnx"
-    assert main(["export", str(exported / "fp32.onnx"), "--onnx", str(out), "--int8", "--json"]) == 0
-    check = _json_out(capsys)["check"]
+    assert main(["export", str(exported / "fp32.onnx"), "--onnx", str(out), "--int8", "--per-tensor", "--json"]) == 0
+    result = _json_out(capsys)
+    check = result["check"]
+    assert result["quantization"]["per_channel"] is False
     assert check["reference"] == "fp32 onnxruntime" and check["inputs"].startswith("random tokens")
 
 

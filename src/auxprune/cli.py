@@ -65,8 +65,7 @@ def _add_export(sub) -> None:
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check")
     q = p.add_argument_group("int8 (dynamic quantization with onnxruntime)")
     q.add_argument("--int8", action="store_true", help="write a dynamic-int8 graph, compared with fp32 on real dev inputs")
-    q.add_argument("--per-channel", action="store_true", help="one weight scale per output channel (default: per tensor)")
-    q.add_argument("--reduce-range", action="store_true", help="7-bit weights (avoids saturation on CPUs without VNNI)")
+    q.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor (default: per output channel)")
     q.add_argument("--data-dir", help="folder holding glue/ for the check on dev inputs (default: $AUXPRUNE_DATA_DIR)")
     q.add_argument("--check-examples", type=int, default=256, help="dev examples the int8 check runs on (default 256)")
     p.add_argument("--json", action="store_true", help="print JSON only")
@@ -209,8 +208,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.int8:
         from auxprune.quantize import export_int8
 
-        result = export_int8(args.model_dir, args.onnx, opset=args.opset, per_channel=args.per_channel,
-                             reduce_range=args.reduce_range, verify=not args.no_verify, data_dir=args.data_dir,
+        result = export_int8(args.model_dir, args.onnx, opset=args.opset, per_channel=not args.per_tensor,
+                             verify=not args.no_verify, data_dir=args.data_dir,
                              check_examples=args.check_examples)
     elif is_onnx_file(args.model_dir):
         raise UserError(f"{args.model_dir}: an ONNX file is only a source for --int8; export from the model folder")
