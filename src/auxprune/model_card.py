@@ -97,6 +97,7 @@ def render(report: dict, command: str | None = None) -> str:
         "from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline",
         "",
         'model = AutoModelForSequenceClassification.from_pretrained("PATH/TO/THIS/FOLDER", trust_remote_code=True)',
+        'tokenizer = AutoTokenizer.from_pretrained("PATH/TO/THIS/FOLDER", trust_remote_code=True)  # reads config.json too',
         'pipe = pipeline("text-classification", model="PATH/TO/THIS/FOLDER", trust_remote_code=True)',
         "```",
         "",
