@@ -218,9 +218,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     elif args.int8:
-        line = (f"wrote {result['onnx']} (int8, {result['bytes'] / 1e6:.1f} MB; fp32 {result['fp32_bytes'] / 1e6:.1f} MB, int8 "
-                f"{result['fp32_bytes'] / result['bytes']:.1f}x smaller)")
-        print(line)
+        print(f"wrote {result['onnx']} (int8, {result['bytes'] / 1e6:.1f} MB, "
+              f"{result['fp32_bytes'] / result['bytes']:.1f}x smaller than fp32's {result['fp32_bytes'] / 1e6:.1f} MB)")
         if "check" in result:
             c = result["check"]
             agree = f", predictions agree {c['agreement']:.1%}" if "agreement" in c else f", Pearson {c['pearson']:.4f}"
