@@ -169,7 +169,7 @@ def table(records: list[dict]) -> str:
     for r in records:
         primary = next(iter(r["metrics"]))
         lines.append(f"| {r['model']} | {r['runtime']} | {primary} {100 * r['metrics'][primary]:.1f} | "
-                     + " | ".join(f"{r['latency_ms_p50'].get(s, float('nan')):.1f}" for s in SHAPES)
+                     + " | ".join(f"{r['latency_ms_p50'][s]:.1f}" if s in r["latency_ms_p50"] else "-" for s in SHAPES)
                      + f" | {r['bytes'] / 1e6:.1f} |")
     by = {(r["model"], r["runtime"]): r for r in records}
     notes = []
@@ -181,7 +181,7 @@ def table(records: list[dict]) -> str:
             continue
         primary = next(iter(r["metrics"]))
         drop = 100 * (fp32["metrics"][primary] - r["metrics"][primary])
-        note = f"- {r['model']}: int8 {primary} {drop:+.1f} points below fp32 torch (target <= 1.0)"
+        note = f"- {r['model']}: int8 {primary} {-drop:+.1f} points against fp32 torch (target: at most 1.0 below)"
         dense = by.get((r.get("teacher") or "", "torch"))
         if dense is not None and "32x128" in r["latency_ms_p50"]:
             note += (f"; {dense['latency_ms_p50']['32x128'] / r['latency_ms_p50']['32x128']:.1f}x faster than the dense "
