@@ -22,8 +22,9 @@ Static quantization (activation scales calibrated once on training inputs) is no
 One measurement says it may be worth adding: on the STS-B model pruned to 0.9 above, onnxruntime's
 `quantize_static` (QDQ, MatMul weights per channel, activations calibrated on 256 training
 examples padded to 128 tokens) gave dev Pearson 75.8 (MinMax) and 76.0 (99.99th percentile)
-against 73.9 dynamic and 74.7 fp32, with the embeddings left fp32 (50 MB against 14 MB). Its
-latency, other models and the embedding tables were not measured.
+against 73.9 dynamic and 74.7 fp32, but with the embeddings left fp32 (50 MB against 14 MB) and
+slower (p50 316 against 266 ms at 32 x 128 on one thread, the two timed alternately). Other
+models and static embedding tables were not measured.
 
 The check compares the int8 model with its fp32 reference (the PyTorch model, or the fp32 ONNX
 file) on the first `check_examples` dev examples of the model's task, tokenized as in training,
