@@ -186,7 +186,7 @@ def align_widths(masks: FinalMasks, scores: dict[str, Tensor], align: int, targe
 
     Matrix kernels run fastest on widths that are multiples of 8 or 16. Each width moves to the
     nearest multiple (a removed block stays removed, a kept one keeps at least `align` units, a
-    full-width layer stays full); within a layer, units are ranked by log_alpha, so the
+    full-width layer stays full); within a layer, units are ranked by the pruner's score, so the
     least certain go first and the most certain dropped ones come back first. Then, while the
     sparsity is outside `tolerance` of `target`, whole steps of `align` FFN units are removed (too
     dense) or added back (too sparse) in the layer whose step has the lowest (highest) mean score;
