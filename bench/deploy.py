@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import shlex
 import subprocess
 import sys
@@ -39,6 +38,8 @@ from pathlib import Path
 import torch
 
 from auxprune.output import write_json
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
+from speed import baseline_for  # noqa: E402  (bench/speed.py: the run's dense teacher)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work"
@@ -51,22 +52,6 @@ SHAPES = ("1x128", "8x128", "32x128")
 def display(path: Path) -> str:
     path = Path(path).resolve()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
-def teacher_of(run: Path) -> Path | None:
-    """RUN/teacher, the report's teacher.path, or the shared `<task>_teacher_seed<seed>` folder."""
-    from auxprune.speed import default_baseline
-
-    found = default_baseline(run)
-    if found is not None:
-        return found
-    match = re.fullmatch(r"(.+?)_s[0-9.]+_seed(\d+).*", run.name)
-    if match:
-        shared = run.parent / f"{match.group(1)}_teacher_seed{match.group(2)}"
-        if (shared / "config.json").is_file():
-            return shared
-    return None
-
 
 def align_run(task: str, sparsity: float, seed: int, align: int, work: Path, data_dir: str | None) -> Path:
     """The run pruned from the shared teacher with `prune.align` = `align`; trained here when missing."""
@@ -224,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     runs += [align_run(args.align_task, args.align_sparsity, args.seed, a, args.work, args.data_dir) for a in args.aligns]
     models: dict[Path, dict] = {}
     for run in runs:
-        teacher = teacher_of(run)
+        teacher = baseline_for(run)
         models[(run / "model").resolve()] = {"model": run.name, "kind": "pruned", "teacher": teacher and teacher.name}
         if teacher is not None:
             models.setdefault(teacher.resolve(), {"model": teacher.name, "kind": "dense", "teacher": None})

@@ -36,7 +36,8 @@ from pathlib import Path
 import torch
 
 from auxprune.output import write_json
-from transfer_limited_data import AUX, aux_sets
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
+from transfer_limited_data import AUX, aux_sets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "learning_curve.json"
@@ -118,6 +119,7 @@ def write(row: dict, command: str) -> None:
             "note": "wall_s was measured on 2 cores shared with other work (development, other runners): compare "
                     "metrics, not times",
             "records": sorted(rows.values(), key=key),
+            "bars_at_1000": on_disk.get("bars_at_1000", {}),
         })
 
 
@@ -125,34 +127,37 @@ def recorded() -> set[tuple]:
     return {key(r) for r in json.loads(RESULTS.read_text()).get("records", [])} if RESULTS.is_file() else set()
 
 
-def untrained_bar(task: str, examples: int, seed: int) -> dict | None:
-    """The untrained model's cosine score for one cell's data, as a run computes it (no training)."""
+def bars_for(task: str, examples: int, seed: int) -> dict:
+    """The constant predictor's and the untrained model's scores (primary metric) for one cell's data,
+    as a run computes them (no training)."""
     from auxprune.config import build_config
     from auxprune.pipeline import load_data, untrained_score
     from accelerate import Accelerator
 
     config = build_config(overrides=[{"data": {"task": task, "max_train_examples": examples,
                                                "data_dir": str(ROOT.parent / "shared" / "data")}, "seed": seed}])
-    data, _ = load_data(config)
-    return untrained_score(config, data, None, Accelerator())
+    data, constant = load_data(config)
+    untrained = untrained_score(config, data, None, Accelerator())
+    primary = data.spec.primary_metric
+    return {"constant": constant[primary], "untrained": untrained["metrics"][primary] if untrained else None}
 
 
-def transfer_bench_rows() -> list[dict]:
-    """The 1,000-example cells from the transfer benchmark, as learning-curve rows (untrained bar added)."""
+def transfer_bench_rows(bars: dict[str, dict]) -> list[dict]:
+    """The 1,000-example cells from the transfer benchmark, as learning-curve rows. Their untrained
+    bars are computed once per task and seed into `bars` ("task seed" -> {constant, untrained}), kept in
+    the results file."""
     if not TRANSFER_RESULTS.is_file():
         return []
     rows = []
-    bars: dict[tuple, float | None] = {}
     for r in json.loads(TRANSFER_RESULTS.read_text())["records"]:
         if r["sparsity"] != SPARSITY or r["method"] not in METHODS or r["seed"] not in (1, 2, 3):
             continue
-        cell = (r["target"], r["seed"])
+        cell = f"{r['target']} {r['seed']}"
         if cell not in bars:
-            bar = untrained_bar(r["target"], FROM_TRANSFER_BENCH, r["seed"])
-            bars[cell] = bar["metrics"][r["metric_name"]] if bar else None
+            bars[cell] = bars_for(r["target"], FROM_TRANSFER_BENCH, r["seed"])
         rows.append({"task": r["target"], "examples": FROM_TRANSFER_BENCH, "train_examples": FROM_TRANSFER_BENCH,
                      "seed": r["seed"], "method": r["method"], "metric_name": r["metric_name"],
-                     "teacher": r["teacher_metric"], "pruned": r["metric"], "constant": None, "untrained": bars[cell],
+                     "teacher": r["teacher_metric"], "pruned": r["metric"], **bars[cell],
                      "measured_sparsity": r.get("measured_sparsity"), "source": "bench/results/transfer_limited_data.json"})
     return rows
 
@@ -238,7 +243,12 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="print the README table and draw the plot, run nothing")
     args = parser.parse_args()
     if args.table:
-        records = json.loads(RESULTS.read_text())["records"] + transfer_bench_rows()
+        results = json.loads(RESULTS.read_text())
+        bars = results.setdefault("bars_at_1000", {})
+        known = dict(bars)
+        records = results["records"] + transfer_bench_rows(bars)
+        if bars != known:
+            write_json(RESULTS, results)
         print(table(records))
         plot(records)
         return

@@ -42,7 +42,7 @@ def baseline_for(run: Path) -> Path | None:
     found = default_baseline(run)
     if found is not None:
         return found
-    match = re.fullmatch(r"(.+)_s[0-9.]+_seed(\d+)", run.name)
+    match = re.fullmatch(r"(.+?)_s[0-9.]+_seed(\d+).*", run.name)  # also variants with a suffix
     if match:
         shared = run.parent / f"{match.group(1)}_teacher_seed{match.group(2)}"
         if (shared / "config.json").is_file():
