@@ -301,9 +301,9 @@ def schedule_report(config: RunConfig, n_train: int, loader) -> dict:
     minimum = config.train.min_epoch_examples
     if per_epoch > len(loader):
         why = (f"{n_train} training examples are fewer than train.min_epoch_examples={minimum}: each epoch goes "
-               f"{per_epoch / len(loader):.1f} times round them ({per_epoch} steps of {config.train.batch_size})")
+               f"{per_epoch / len(loader):.1f} times round them ({per_epoch} steps, batch {config.train.batch_size})")
     else:
-        why = f"plain epochs: {per_epoch} steps of {config.train.batch_size} examples each"
+        why = f"plain epochs of {per_epoch} steps (batch {config.train.batch_size})"
     return {"batch_size": config.train.batch_size, "batches_per_pass": len(loader), "steps_per_epoch": per_epoch,
             "min_epoch_examples": minimum, "phases": phases, "why": why}
 
