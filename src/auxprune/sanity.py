@@ -46,7 +46,7 @@ def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, unt
     warnings = []
     floor = constant.get(primary)
     if floor is not None and teacher[primary] <= floor + BARELY_ABOVE:
-        warnings.append(f"the dense teacher's dev {primary} {teacher[primary]:.4f} is barely above the constant "
+        warnings.append(f"the dense teacher's dev {primary} {teacher[primary]:.4f} is at or barely above the constant "
                         f"predictor's {floor:.4f}: it learned little from this data; try more teacher epochs "
                         "(--set teacher.epochs=...) or an auxiliary task (--aux)")
     if untrained is not None:
