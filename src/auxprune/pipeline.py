@@ -288,16 +288,21 @@ def untrained_score(config: RunConfig, data: TaskData, pretrained, accelerator: 
         return untrained_cosine_score(model.auxprune, tokenizer, data.spec, data.train, data.dev, config.model.max_seq_len)
 
 
+def target_phase_steps(config: RunConfig, loader) -> dict[str, int]:
+    """Optimizer steps of each target phase (0 for one that does not run), and of pruning's sparsity ramp."""
+    prune_steps = steps_for(config.prune.epochs, loader, config)
+    return {"teacher": steps_for(config.teacher.epochs, loader, config) if config.teacher.path is None else 0,
+            "prune": prune_steps, "sparsity_ramp": int(config.prune.sparsity_warmup * prune_steps),
+            "finetune": steps_for(config.finetune.epochs, loader, config) if config.finetune.epochs > 0 else 0}
+
+
 def schedule_report(config: RunConfig, n_train: int, loader) -> dict:
     """Optimizer steps per target phase, and why: epochs over at least `train.min_epoch_examples`."""
     per_epoch = epoch_batches(loader, config)
-    prune_steps = steps_for(config.prune.epochs, loader, config)
-    phases = {"teacher": {"epochs": config.teacher.epochs, "steps": steps_for(config.teacher.epochs, loader, config)}
-              if config.teacher.path is None else None,
-              "prune": {"epochs": config.prune.epochs, "steps": prune_steps,
-                        "sparsity_ramp_steps": int(config.prune.sparsity_warmup * prune_steps)},
-              "finetune": {"epochs": config.finetune.epochs,
-                           "steps": steps_for(config.finetune.epochs, loader, config) if config.finetune.epochs > 0 else 0}}
+    steps = target_phase_steps(config, loader)
+    phases = {"teacher": {"epochs": config.teacher.epochs, "steps": steps["teacher"]} if config.teacher.path is None else None,
+              "prune": {"epochs": config.prune.epochs, "steps": steps["prune"], "sparsity_ramp_steps": steps["sparsity_ramp"]},
+              "finetune": {"epochs": config.finetune.epochs, "steps": steps["finetune"]}}
     minimum = config.train.min_epoch_examples
     if per_epoch > len(loader):
         why = (f"{n_train} training examples are fewer than train.min_epoch_examples={minimum}: each epoch goes "
@@ -329,11 +334,9 @@ def build_aux(config: RunConfig, data: TaskData, tokenizer, model, train_loader)
     if t.aux_distill > 0 and not config.distill.enabled:
         raise UserError("transfer.aux_distill distils the teacher on auxiliary inputs: it needs distill.enabled=true")
     tasks = load_aux_tasks(config, data, data.train, tokenizer)
-    prune_steps = steps_for(config.prune.epochs, train_loader, config)
-    warmup = int(config.prune.sparsity_warmup * prune_steps)
-    phase_steps = {"teacher": steps_for(config.teacher.epochs, train_loader, config) if config.teacher.path is None else 0,
-                   "warmup": warmup, "prune": prune_steps - warmup,
-                   "finetune": steps_for(config.finetune.epochs, train_loader, config) if config.finetune.epochs > 0 else 0}
+    steps = target_phase_steps(config, train_loader)
+    phase_steps = {"teacher": steps["teacher"], "warmup": steps["sparsity_ramp"],
+                   "prune": steps["prune"] - steps["sparsity_ramp"], "finetune": steps["finetune"]}
     schedule = Schedule(t.when, t.weight, tuple(t.phases), phase_steps, tuple(t.window))
     return AuxBranch(tasks, model, schedule, tokenizer, seed=config.seed)
 
