@@ -42,9 +42,10 @@ def test_auto_classes_load_a_saved_model(run):
     with torch.no_grad():
         expected = model(input_ids=ids, attention_mask=mask)
         assert torch.equal(classifier(input_ids=ids, attention_mask=mask).logits, expected.logits)
-        pooled, states = encoder(ids, mask)  # AutoModel gives the encoder: (pooled, hidden states)
-        reference, _ = model.auxprune(ids, mask)
-    assert torch.equal(pooled, reference) and len(states) == 3
+        out = encoder(ids, mask, output_hidden_states=True)  # AutoModel gives the encoder, HF's output type
+        reference, states = model.auxprune.encode(ids, mask)
+    assert torch.equal(out.pooler_output, reference) and len(out.hidden_states) == 3
+    assert torch.equal(out.last_hidden_state, states[-1]) and torch.equal(out[0], states[-1])
 
 
 def test_text_classification_pipeline_with_its_defaults(run, tokenizer):

@@ -34,7 +34,7 @@ def test_minilm_loads_with_mean_pooling(minilm_2_layers):
     assert model.config.pooling == "mean" and model.config.layer_heads == [12, 12] and model.config.hidden_size == 384
     batch = tokenizer(["A man is playing a flute."], ["A man plays the flute."], return_tensors="pt")
     with torch.no_grad():
-        pooled, _ = model.auxprune(**batch)
+        pooled, _ = model.auxprune.encode(**batch)
     assert pooled.shape == (1, 384) and torch.isfinite(pooled).all()
 
 

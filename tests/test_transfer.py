@@ -421,11 +421,11 @@ def test_auxiliary_heads_are_cut_with_the_hidden_dimensions():
     aux = AuxBranch([aux_task()], model, schedule("constant"), tokenizer=None, seed=0)
     batch = tiny_batch()
     with torch.no_grad():
-        expected = aux.heads["aux"](model.auxprune(**batch, gates=masks.as_gates())[0])
+        expected = aux.heads["aux"](model.auxprune.encode(**batch, gates=masks.as_gates())[0])
         small = cut(model, masks)
         aux.cut(masks, small.config.pooling)
         assert aux.heads["aux"].in_features == small.config.hidden_size < model.config.hidden_size
-        assert torch.allclose(aux.heads["aux"](small.auxprune(**batch)[0]), expected, atol=1e-5)
+        assert torch.allclose(aux.heads["aux"](small.auxprune.encode(**batch)[0]), expected, atol=1e-5)
         assert torch.isfinite(aux.loss(small, None, torch.device("cpu")))
 
 

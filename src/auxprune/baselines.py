@@ -42,7 +42,7 @@ def sentence_embeddings(encoder, tokenizer, texts: Sequence[str], max_len: int, 
         chunk = order[start:start + batch_size]
         enc = tokenizer([texts[i] for i in chunk], truncation=True, max_length=max_len, padding=True, return_tensors="pt",
                         return_token_type_ids=True)
-        pooled, _ = encoder(enc["input_ids"].to(device), enc["attention_mask"].to(device), enc["token_type_ids"].to(device))
+        pooled, _ = encoder.encode(enc["input_ids"].to(device), enc["attention_mask"].to(device), enc["token_type_ids"].to(device))
         out[chunk] = pooled.float().cpu()
     return out
 
@@ -104,4 +104,5 @@ def untrained_cosine_score(encoder, tokenizer, spec: TaskSpec, train: Sequence[E
     predictions = ((dev_cos >= threshold) == above).astype(int)
     return {"method": METHOD + f", class 1 {'at or above' if above else 'below'} {threshold:.4f} (fit on "
                       f"{len(fit)} training pairs)",
-            "threshold": round(threshold, 6), "metrics": compute_metrics(spec, predictions.tolist(), labels)}
+            "threshold": round(threshold, 6), "class1_above": above,
+            "metrics": compute_metrics(spec, predictions.tolist(), labels)}

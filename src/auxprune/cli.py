@@ -1,4 +1,4 @@
-"""The `auxprune` command: prune, eval, inspect, export, predict, bench.
+"""The `auxprune` command: prune, eval, inspect, export, predict, bench, embed.
 
 User mistakes print one line and exit 2; internal errors print one line and exit 1; `--debug`
 shows the traceback.
@@ -79,6 +79,16 @@ def _add_predict(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON only")
 
 
+def _add_embed(sub) -> None:
+    p = sub.add_parser("embed", help="sentence embeddings of a text file (a bi-encoder's, model.head=bi)")
+    p.add_argument("model_dir", help="run folder or its model/ folder")
+    p.add_argument("input", help=".txt (one text per line) or .jsonl (one object per line, see --field)")
+    p.add_argument("--output", required=True, help=".npy (float32 matrix, input order) or .jsonl (text and embedding per line)")
+    p.add_argument("--field", default="text", help="the text's field in a .jsonl input (default: text)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--no-normalize", action="store_true", help="keep the pooled vectors' length (default: unit length)")
+
+
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="latency and throughput of a pruned model against its dense baseline")
     p.add_argument("model_dir", help="run folder or its model/ folder")
@@ -106,6 +116,7 @@ def parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_predict(sub)
     _add_bench(sub)
+    _add_embed(sub)
     return p
 
 
@@ -236,10 +247,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
     result = predict(args.model_dir, [args.text], None if args.pair is None else [args.pair])[0]
     if args.json:
         print(json.dumps(result))
-    elif "value" in result:
-        print(f"{result['value']:.4f}")
     else:
-        print(f"{result['label']}\t{result['score']:.4f}")
+        shown = f"{result['value']:.4f}" if "value" in result else f"{result['label']}\t{result['score']:.4f}"
+        print(shown + (f"\tcosine {result['cosine']:.4f}" if "cosine" in result else ""))
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from auxprune.embed import embed, read_texts, write_embeddings
+
+    texts = read_texts(Path(args.input), args.field)
+    if Path(args.output).suffix not in (".npy", ".jsonl"):
+        raise UserError(f"--output {args.output}: unknown type; expected .npy or .jsonl")
+    vectors = embed(args.model_dir, texts, batch_size=args.batch_size, normalize=not args.no_normalize)
+    write_embeddings(Path(args.output), texts, vectors)
+    print(f"wrote {len(texts)} embeddings of {vectors.shape[1]} dimensions to {args.output}")
     return 0
 
 
@@ -279,7 +301,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     commands = {"prune": cmd_prune, "eval": cmd_eval, "inspect": cmd_inspect, "export": cmd_export,
-                "predict": cmd_predict, "bench": cmd_bench}
+                "predict": cmd_predict, "bench": cmd_bench, "embed": cmd_embed}
     try:
         return commands[args.command](args)
     except UserError as err:

@@ -25,6 +25,11 @@ class ModelSection(Section):
     name: str = Field("minilm", description="HF model folder (BERT or RoBERTa) or 'minilm' (packaged all-MiniLM-L6-v2)")
     pooling: Literal["auto", "mean", "cls", "pooler"] = "auto"
     max_seq_len: int = Field(128, ge=8, le=4096)
+    head: Literal["auto", "cross", "bi"] = Field("auto", description="sentence pairs: cross (one joint sequence) or bi "
+                                                 "(each side encoded alone, compared by cosine, as sentence-transformers); "
+                                                 "auto: see pipeline.resolve_head")
+    pair_classifier: Literal["auto", "cosine", "concat"] = Field(
+        "auto", description="bi-encoder classes from the cosine (two classes) or from [u, v, |u-v|]; auto: cosine for two classes")
 
 
 class DataSection(Section):
@@ -80,6 +85,8 @@ class DistillSection(Section):
     prediction_weight: float = Field(1.0, ge=0)
     layer_weight: float = Field(1.0, ge=0)
     task_weight: float = Field(0.5, ge=0, description="weight of the plain task loss next to distillation")
+    embedding_weight: float = Field(1.0, ge=0, description="bi-encoders: weight of the sentence embeddings' distance "
+                                    "(1 - cosine) to the teacher's")
     teacher_layers: list[int] | None = Field(None, description="1-based teacher layers to match; evenly spaced when empty")
 
 

@@ -23,6 +23,17 @@ def prediction_loss(student_logits: Tensor, teacher_logits: Tensor, temperature:
                     log_target=True, reduction="batchmean") * t * t
 
 
+def embedding_loss(student: Tensor, teacher: Tensor, layer_map: "LayerDistiller | None") -> Tensor | None:
+    """A bi-encoder's sentence embeddings towards the teacher's: 1 - cosine, averaged (the direction is
+    what cosine similarity reads). Through the layer map when there is one; None when the widths
+    differ and there is no map (a model cut in width, fine-tuned without layer distillation)."""
+    if layer_map is not None:
+        student = layer_map.map(student)
+    elif student.shape[-1] != teacher.shape[-1]:
+        return None
+    return 1.0 - F.cosine_similarity(student, teacher, dim=-1).mean()
+
+
 def default_teacher_layers(num_layers: int, count: int = 4) -> list[int]:
     """Evenly spaced 1-based layers ending at the last: 12 layers -> [3, 6, 9, 12], 6 -> [2, 3, 5, 6]."""
     count = min(count, num_layers)

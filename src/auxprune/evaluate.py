@@ -25,7 +25,9 @@ def evaluate_saved(path: str | Path, task: str | None = None, data_dir: str | No
         raise UserError(f"--task {task}: needs {data.spec.num_labels} outputs, the model has {model.config.num_labels}")
     accelerator = Accelerator()
     model.to(accelerator.device)
-    loader = make_loader(encode(data.dev, tokenizer, model.config.max_seq_len), batch_size, tokenizer.pad_token_id or 0, shuffle=False)
+    separate = getattr(model.config, "head", "cross") == "bi"
+    loader = make_loader(encode(data.dev, tokenizer, model.config.max_seq_len, separate), batch_size,
+                         tokenizer.pad_token_id or 0, shuffle=False)
     metrics = evaluate(model, loader, [e.label for e in data.dev], data.spec, accelerator)
     result = {"model": str(path), "task": data.spec.name, "dev_examples": len(data.dev), "metrics": metrics}
     if hasattr(model, "precision"):  # an ONNX file
@@ -39,6 +41,6 @@ def inspect_saved(path: str | Path) -> dict:
     counts = count_parameters(model)
     dense = encoder_params([c.original_num_heads] * c.original_num_layers, [c.original_ffn_size] * c.original_num_layers,
                            c.original_hidden_size, c.head_dim)
-    return {"model": str(path), "task": c.task, "pooling": c.pooling, "num_labels": c.num_labels,
+    return {"model": str(path), "task": c.task, "pooling": c.pooling, "head": c.head, "num_labels": c.num_labels,
             "structure": structure_summary(c), "params": {"encoder_total": dense, **counts},
             "sparsity": round(1 - counts["encoder_kept"] / dense, 5)}

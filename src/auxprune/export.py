@@ -1,7 +1,8 @@
 """Export a saved model to ONNX and check the exported graph against PyTorch with onnxruntime.
 
 The graph takes `input_ids`, `attention_mask` and `token_type_ids` (int64, batch x sequence, both
-axes dynamic) and returns `logits` (batch x num_labels). It is written with the TorchScript-based
+axes dynamic) and returns `logits` (batch x num_labels); a bi-encoder's graph (`model.head=bi`) returns
+`sentence_embedding` instead (batch x width, the model's pooling, unit length), one text per row. It is written with the TorchScript-based
 exporter (`torch.onnx.export(..., dynamo=False)`, opset 17), which needs neither onnxscript nor
 a Python-level trace of transformers internals: the model is an ordinary module of Linear layers,
 LayerNorms and `scaled_dot_product_attention`. The file also carries the model's config and
@@ -26,6 +27,7 @@ from auxprune.model.configuration import MODEL_INPUTS
 
 INPUT_NAMES = MODEL_INPUTS
 OUTPUT_NAME = "logits"
+EMBEDDING_OUTPUT = "sentence_embedding"
 OPSET = 17
 TOLERANCE = 1e-4
 
@@ -39,6 +41,25 @@ class LogitsOnly(nn.Module):
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+
+
+class EmbeddingsOnly(nn.Module):
+    """A bi-encoder as a function of the tokenizer tensors of single texts: unit-length sentence embeddings."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> Tensor:
+        pooled, _ = self.model.auxprune.encode(input_ids, attention_mask, token_type_ids)
+        return nn.functional.normalize(pooled, dim=-1)
+
+
+def graph_of(model: nn.Module) -> tuple[nn.Module, str]:
+    """What the ONNX graph computes and its output's name: a bi-encoder's embeddings, else logits."""
+    if getattr(model.config, "head", "cross") == "bi":
+        return EmbeddingsOnly(model), EMBEDDING_OUTPUT
+    return LogitsOnly(model), OUTPUT_NAME
 
 
 def example_inputs(config, batch: int, seq_len: int, seed: int = 0, padded: bool = True) -> dict[str, Tensor]:
@@ -82,8 +103,9 @@ def to_onnx(model: nn.Module, path: str | Path, opset: int = OPSET, metadata: di
     device = next(model.parameters()).device
     inputs = example_inputs(model.config, batch=2, seq_len=8)
     args = tuple(inputs[name].to(device) for name in INPUT_NAMES)
+    graph, output_name = graph_of(model)
     dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
-    dynamic_axes[OUTPUT_NAME] = {0: "batch"}
+    dynamic_axes[output_name] = {0: "batch"}
     # Written under a temporary name and renamed: a failed export (a full disk) leaves no partial
     # file, and an earlier export at `path` stays as it was.
     tmp = path.with_name(f".{path.name}.tmp")
@@ -93,8 +115,8 @@ def to_onnx(model: nn.Module, path: str | Path, opset: int = OPSET, metadata: di
             # The TorchScript exporter is deprecated in favour of the dynamo one, but is the one
             # that exports this model without extra dependencies; silence its notice and tracer chatter.
             warnings.simplefilter("ignore")
-            torch.onnx.export(LogitsOnly(model), args, str(tmp), dynamo=False, opset_version=opset,
-                              input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
+            torch.onnx.export(graph, args, str(tmp), dynamo=False, opset_version=opset,
+                              input_names=list(INPUT_NAMES), output_names=[output_name],
                               dynamic_axes=dynamic_axes, do_constant_folding=True)
         if metadata:
             from auxprune.onnx_runtime import write_metadata
@@ -133,18 +155,20 @@ def ort_session(path: str | Path, threads: int | None = None, spinning: bool = T
 
 
 def run_onnx(session, inputs: dict[str, Tensor]) -> np.ndarray:
+    """The graph's one output (logits, or a bi-encoder's sentence embeddings)."""
     feeds = {name: inputs[name].cpu().numpy().astype(np.int64) for name in INPUT_NAMES}
-    return session.run([OUTPUT_NAME], feeds)[0]
+    return session.run(None, feeds)[0]
 
 
 def max_abs_diff(model: nn.Module, session, batches: list[dict[str, Tensor]]) -> float:
-    """Largest |logit difference| between the PyTorch model and the ONNX session over `batches`."""
+    """Largest |output difference| (logits, or embeddings) between the PyTorch model and the ONNX session."""
     model.eval()
+    graph, _ = graph_of(model)
     device = next(model.parameters()).device
     worst = 0.0
     with torch.no_grad():
         for batch in batches:
-            expected = model(**{k: batch[k].to(device) for k in INPUT_NAMES}).logits.float().cpu().numpy()
+            expected = graph(*(batch[k].to(device) for k in INPUT_NAMES)).float().cpu().numpy()
             worst = max(worst, float(np.abs(run_onnx(session, batch) - expected).max()))
     return worst
 
@@ -164,7 +188,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, verify: bool = True, 
     metadata = export_metadata(model.config, load_tokenizer(folder), folder)  # eval/predict run the file alone
     path = to_onnx(model, out, opset=opset, metadata=metadata)
     result = {"model": str(folder), "onnx": str(path), "opset": opset, "bytes": path.stat().st_size,
-              "inputs": list(INPUT_NAMES), "output": OUTPUT_NAME}
+              "inputs": list(INPUT_NAMES), "output": graph_of(model)[1]}
     if verify:
         config = model.config
         batches = [example_inputs(config, 1, 5, seed=1), example_inputs(config, 3, 19, seed=2),
@@ -172,5 +196,5 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, verify: bool = True, 
         diff = max_abs_diff(model, ort_session(path, threads=1), batches)
         result["max_abs_diff"] = diff
         if not diff <= tolerance:
-            raise RuntimeError(f"{path}: onnxruntime logits differ from PyTorch by {diff:.3g} (> {tolerance:g})")
+            raise RuntimeError(f"{path}: onnxruntime outputs differ from PyTorch by {diff:.3g} (> {tolerance:g})")
     return result

@@ -15,9 +15,10 @@ embeddings (`config.max_seq_len` tokens, as in training) needs
 `pipe(texts, truncation=True, max_length=config.max_seq_len)`. `auxprune.predict` truncates by itself.
 A regression model (`problem_type` "regression") gives its raw value as the pipeline's `score`.
 
-`AutoModel` gives `AuxpruneModel`, whose forward returns a plain tuple `(pooled, hidden_states)`:
-the pooled sentence vector (batch x pooled size, pooled as the model was trained: mean, [CLS] or
-pooler) and the list of hidden states (embeddings, then one per layer). It is not a `ModelOutput`.
+`AutoModel` gives `AuxpruneModel`, whose forward returns Hugging Face's `BaseModelOutputWithPooling`:
+`last_hidden_state` (the token states, what sentence-transformers pools) and `pooler_output`, the
+pooled sentence vector (batch x pooled size, pooled as the model was trained: mean, [CLS] or
+pooler); `model.encode(...)` gives `(pooled, hidden_states)` directly.
 
 Only the config and model classes are imported here, nothing else of auxprune.
 """

@@ -22,8 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from auxprune.data.batching import MODEL_INPUTS
-from auxprune.distill import LayerDistiller, prediction_loss
-from auxprune.model.encoder import AuxpruneForSequenceClassification, task_loss
+from auxprune.distill import LayerDistiller, embedding_loss, prediction_loss
+from auxprune.model.encoder import AuxpruneForSequenceClassification
 from auxprune.pruners import Pruner
 
 
@@ -84,12 +84,17 @@ class Objective(nn.Module):
             x, labels = inputs(batch, device), batch["labels"].to(device)
             hidden = self.layer_map is not None
             out = self.model(**x, gates=z, output_hidden_states=hidden)
-            parts["task"] = loss = task_loss(out.logits, labels)
+            parts["task"] = loss = self.model.task_loss(out.logits, labels)
             if self.teacher is not None:
                 with torch.no_grad():
                     t_out = self.teacher(**x, output_hidden_states=hidden)
                 parts["prediction"] = prediction_loss(out.logits, t_out.logits, distill.temperature)
                 loss = distill.task_weight * loss + distill.prediction_weight * parts["prediction"]
+                if self.model.is_bi_encoder and distill.embedding_weight > 0:
+                    embedding = embedding_loss(out.embeddings, t_out.embeddings, self.layer_map)
+                    if embedding is not None:
+                        parts["embedding"] = embedding
+                        loss = loss + distill.embedding_weight * embedding
                 if hidden:
                     parts["layer"], self.matches = self.layer_map(out.hidden_states, t_out.hidden_states, x["attention_mask"])
                     loss = loss + distill.layer_weight * parts["layer"]
@@ -130,10 +135,31 @@ class Objective(nn.Module):
         Without gates (`z` None) this distils an already pruned model, as in final fine-tuning."""
         distill, hidden = self.run_config.distill, self.layer_map is not None
         x = self.aux.next_inputs(device)
+        if self.model.is_bi_encoder:
+            return self._distill_embeddings(x, z, distill, hidden)
         out = self.model(**x, gates=z, output_hidden_states=hidden)
         with torch.no_grad():
             t_out = self.teacher(**x, output_hidden_states=hidden)
         loss = distill.prediction_weight * prediction_loss(out.logits, t_out.logits, distill.temperature)
         if hidden:
             loss = loss + distill.layer_weight * self.layer_map(out.hidden_states, t_out.hidden_states, x["attention_mask"])[0]
+        return loss
+
+    def _distill_embeddings(self, x: dict[str, Tensor], z, distill, hidden: bool) -> Tensor:
+        """A bi-encoder on auxiliary inputs: its sentence embeddings (any sentences) and, on pairs, its
+        cosine predictions towards the teacher's; matched layers as on target batches."""
+        pairs = bool(x.pop("pairs", False))
+        pooled, states = self.model.auxprune.encode(**x, gates=z)
+        with torch.no_grad():
+            t_pooled, t_states = self.teacher.auxprune.encode(**x)
+            t_logits = self.teacher.classifier(t_pooled) if pairs else None
+        loss = pooled.new_zeros(())
+        embedding = embedding_loss(pooled, t_pooled, self.layer_map)
+        if embedding is not None:
+            loss = loss + distill.embedding_weight * embedding
+        if pairs:
+            loss = loss + distill.prediction_weight * prediction_loss(
+                self.model.classifier(pooled), t_logits, distill.temperature)
+        if hidden:
+            loss = loss + distill.layer_weight * self.layer_map(states, t_states, x["attention_mask"])[0]
         return loss

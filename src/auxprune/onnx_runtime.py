@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from auxprune.errors import UserError
-from auxprune.export import INPUT_NAMES, OUTPUT_NAME
+from auxprune.export import EMBEDDING_OUTPUT, INPUT_NAMES, OUTPUT_NAME
 
 FORMAT = "1"
 KEY_FORMAT, KEY_CONFIG, KEY_TOKENIZER = "auxprune.format", "auxprune.config", "auxprune.tokenizer"
@@ -142,6 +142,9 @@ def check_inputs(path: Path, session, tokenizer, config) -> None:
             raise UserError(f"{path}: graph input {name} is {info.type} of rank {len(info.shape)}; the tokenizer "
                             "gives int64 batch x sequence")
     outputs = [o.name for o in session.get_outputs()]
+    if EMBEDDING_OUTPUT in outputs:
+        raise UserError(f"{path}: a bi-encoder's graph: it gives sentence embeddings ('{EMBEDDING_OUTPUT}'), not task "
+                        "predictions; evaluate or predict with its model folder, or use the graph for embeddings")
     if OUTPUT_NAME not in outputs:
         raise UserError(f"{path}: the graph has no '{OUTPUT_NAME}' output (outputs: {', '.join(outputs)})")
     if len(tokenizer) > config.vocab_size:

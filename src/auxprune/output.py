@@ -90,6 +90,8 @@ def save_model(model, tokenizer, path: Path) -> None:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
         add_remote_code(tmp)
+        if getattr(model.config, "head", "cross") == "bi":
+            write_sentence_transformers_files(tmp, model.config)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise UserError(f"{path}: cannot write the model ({err.strerror or err}); nothing was written") from err
@@ -97,6 +99,32 @@ def save_model(model, tokenizer, path: Path) -> None:
         os.replace(path, old)
     os.replace(tmp, path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+# sentence-transformers' pipeline for a bi-encoder folder: the encoder, its pooling, unit length.
+ST_MODULES = [
+    {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+    {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+]
+
+
+def write_sentence_transformers_files(folder: Path, config: AuxpruneConfig) -> None:
+    """The sentence-transformers layout beside the weights, so that
+    `SentenceTransformer(folder, trust_remote_code=True)` encodes as the bi-encoder was trained
+    (the model's own pooling, then unit length: cosine similarity is a dot product)."""
+    if config.pooling == "pooler":
+        return  # sentence-transformers' Pooling has no BERT pooler layer: the folder stays a Hugging Face one
+    folder = Path(folder)
+    pooling = {"word_embedding_dimension": config.hidden_size, "pooling_mode_cls_token": config.pooling == "cls",
+               "pooling_mode_mean_tokens": config.pooling == "mean", "pooling_mode_max_tokens": False,
+               "pooling_mode_mean_sqrt_len_tokens": False}
+    (folder / "1_Pooling").mkdir(exist_ok=True)
+    (folder / "2_Normalize").mkdir(exist_ok=True)
+    write_json(folder / "modules.json", ST_MODULES)
+    write_json(folder / "1_Pooling" / "config.json", pooling)
+    write_json(folder / "sentence_bert_config.json", {"max_seq_length": config.max_seq_len, "do_lower_case": False})
+    write_json(folder / "config_sentence_transformers.json", {"similarity_fn_name": "cosine", "model_type": "SentenceTransformer"})
 
 
 def structure_summary(config: AuxpruneConfig) -> dict:

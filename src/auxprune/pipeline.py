@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 
-from auxprune.baselines import is_sentence_embedding_model, untrained_cosine_score
+from auxprune.baselines import THRESHOLD_FIT_EXAMPLES, fit_threshold, is_sentence_embedding_model, pair_cosines, untrained_cosine_score
 from auxprune.checkpoint import Checkpointer, LoopState, StopRequest, Value
 from auxprune.config import RunConfig, to_yaml
 from auxprune.data.batching import encode, make_loader
@@ -22,7 +22,7 @@ from auxprune.data.metrics import constant_baseline
 from auxprune.data.tasks import TaskData, load_task, subsample
 from auxprune.errors import CannotResume, UserError
 from auxprune.losses import inputs as model_inputs
-from auxprune.model.loading import load_for_task, load_tokenizer, read_state_dict, resolve_model_path
+from auxprune.model.loading import load_for_task, load_tokenizer, read_json, read_state_dict, resolve_model_path
 from auxprune.model_card import write_model_card
 from auxprune.output import atomic_write_text, check_output_dir, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
 from auxprune.precision import make_accelerator, precision_warnings
@@ -116,21 +116,27 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
     with timer.phase("load"):
         data, constant = load_data(config)
         spec = data.spec
+        head = resolve_head(config, data)
         teacher, tokenizer = load_for_task(config.teacher.path or config.model.name, num_labels=spec.num_labels,
                                            pooling=config.model.pooling, task=spec.name, labels=spec.labels,
-                                           max_seq_len=config.model.max_seq_len)
+                                           max_seq_len=config.model.max_seq_len, head=head["head"],
+                                           pair_classifier=head["pair_classifier"] or "cosine", label_range=head["label_range"])
         teacher.to(accelerator.device)
         tokenizer.model_max_length = config.model.max_seq_len  # saved with the models: truncation matches training
         pad = tokenizer.pad_token_id or 0
-        train_items = encode(data.train, tokenizer, config.model.max_seq_len)
+        separate = head["head"] == "bi"
+        train_items = encode(data.train, tokenizer, config.model.max_seq_len, separate)
         train_loader = make_loader(train_items, config.train.batch_size, pad, shuffle=True, seed=config.seed)
-        dev_loader = make_loader(encode(data.dev, tokenizer, config.model.max_seq_len), config.train.eval_batch_size, pad, shuffle=False)
+        dev_loader = make_loader(encode(data.dev, tokenizer, config.model.max_seq_len, separate),
+                                 config.train.eval_batch_size, pad, shuffle=False)
         dev_labels = [e.label for e in data.dev]
         warnings = check_training_set(data.train, spec, config.data.train_file or config.data.task)
         warnings += precision_warnings(config.train.precision)
         aux = build_aux(config, data, tokenizer, teacher, train_loader)
     with timer.phase("untrained"):
         untrained = untrained_score(config, data, teacher if config.teacher.path is None else None, accelerator)
+        if config.teacher.path is None and teacher.is_bi_encoder and teacher.classifier.kind == "cosine":
+            head["threshold"] = init_cosine_threshold(teacher, tokenizer, data, untrained, config.model.max_seq_len)
     if not resume:
         prepare_output_dir(output, overwrite)
         atomic_write_text(output / "config.yaml", to_yaml(config))
@@ -218,6 +224,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         report["metrics"]["untrained"] = untrained["metrics"] if untrained else None
         report["untrained"] = untrained
         report["schedule"] = schedule_report(config, len(data.train), train_loader)
+        report["head"] = head
         report["warnings"] = warnings
         if aux is not None:
             report["transfer"] = transfer_report(config, aux, aux_metrics)
@@ -288,6 +295,57 @@ def untrained_score(config: RunConfig, data: TaskData, pretrained, accelerator: 
         return untrained_cosine_score(model.auxprune, tokenizer, data.spec, data.train, data.dev, config.model.max_seq_len)
 
 
+def resolve_head(config: RunConfig, data: TaskData) -> dict:
+    """The task head (cross- or bi-encoder), its classifier and label range, and why (for the report)."""
+    m = config.model
+    pair_task = data.train[0].text_b is not None
+    if m.head == "bi" and not pair_task:
+        raise UserError(f"model.head=bi: {data.spec.name} has one text per example; a bi-encoder compares the two "
+                        "sides of a sentence pair (expected a pair task, or model.head=cross)")
+    if m.head != "auto":
+        head, why = m.head, f"model.head={m.head}"
+    elif config.teacher.path is not None:
+        head, why = read_json(resolve_model_path(config.teacher.path) / "config.json").get("head", "cross"), \
+            "the head of the given teacher (teacher.path)"
+    elif pair_task and is_sentence_embedding_model(resolve_model_path(m.name)):
+        head, why = AUTO_PAIR_HEAD, "a sentence-embedding model on a sentence-pair task: " + AUTO_PAIR_HEAD_WHY
+    else:
+        head, why = "cross", "one text per example" if not pair_task else "not a sentence-embedding model"
+    classes = data.spec.num_labels
+    classifier = m.pair_classifier if m.pair_classifier != "auto" else "cosine" if classes == 2 else "concat"
+    if head == "bi" and classes > 2 and classifier == "cosine":
+        raise UserError(f"model.pair_classifier=cosine gives two classes, {data.spec.name} has {classes}; "
+                        "expected model.pair_classifier=concat (or auto)")
+    label_range = None
+    if head == "bi" and data.spec.kind == "regression":
+        labels = [float(e.label) for e in data.train]
+        if max(labels) == min(labels):
+            raise UserError(f"{data.spec.name}: every training label is {labels[0]:g}; a regression needs varied scores")
+        label_range = [min(labels), max(labels)]
+    return {"head": head, "pair_classifier": classifier if head == "bi" and classes > 1 else None,
+            "label_range": label_range, "why": why}
+
+
+# The head `model.head=auto` gives a sentence-embedding model on a pair task (bench/results/bi_encoder.json).
+AUTO_PAIR_HEAD = "cross"
+AUTO_PAIR_HEAD_WHY = "cross-encoder until the bi-encoder benchmark decides"
+
+
+def init_cosine_threshold(model, tokenizer, data: TaskData, untrained: dict | None, max_len: int) -> float:
+    """Start a bi-encoder's cosine classifier at the threshold that best separates the training pairs'
+    cosines (the untrained bar's own fit when there is one), so that training starts from a sane rule."""
+    if untrained is not None and "threshold" in untrained:
+        threshold, above = float(untrained["threshold"]), bool(untrained["class1_above"])
+    else:
+        fit = list(data.train[:THRESHOLD_FIT_EXAMPLES])
+        threshold, above = fit_threshold(pair_cosines(model.auxprune, tokenizer, fit, max_len),
+                                         np.array([e.label for e in fit]))
+    with torch.no_grad():
+        model.classifier.threshold.fill_(threshold)
+        model.classifier.scale.mul_(1 if above else -1)
+    return round(threshold, 6)
+
+
 def target_phase_steps(config: RunConfig, loader) -> dict[str, int]:
     """Optimizer steps of each target phase (0 for one that does not run), and of pruning's sparsity ramp."""
     prune_steps = steps_for(config.prune.epochs, loader, config)
@@ -333,7 +391,7 @@ def build_aux(config: RunConfig, data: TaskData, tokenizer, model, train_loader)
                         "it cannot start from a finished teacher (drop teacher.path)")
     if t.aux_distill > 0 and not config.distill.enabled:
         raise UserError("transfer.aux_distill distils the teacher on auxiliary inputs: it needs distill.enabled=true")
-    tasks = load_aux_tasks(config, data, data.train, tokenizer)
+    tasks = load_aux_tasks(config, data, data.train, tokenizer, separate=model.is_bi_encoder)
     steps = target_phase_steps(config, train_loader)
     phase_steps = {"teacher": steps["teacher"], "warmup": steps["sparsity_ramp"],
                    "prune": steps["prune"] - steps["sparsity_ramp"], "finetune": steps["finetune"]}

@@ -4,7 +4,7 @@
     auxprune.predict("runs/rte", ["A man plays."], pairs=["Someone plays."])
     # [{"label": "entailment", "score": 0.93}]
     auxprune.predict("runs/stsb", ["A man plays."], pairs=["Someone plays."])
-    # [{"value": 3.87}]
+    # [{"value": 3.87}]   (a bi-encoder, model.head=bi, adds the pair's "cosine")
 
 Texts are tokenized as in training (truncated to the model's `max_seq_len`), sorted by length
 and batched so that each batch pads to its own longest example; results come back in input order.
@@ -67,6 +67,8 @@ def predict(model, texts: str | Sequence[str], pairs: str | Sequence[str] | None
     if not texts:
         return []
     config = model.config
+    if getattr(config, "head", "cross") == "bi":
+        return _predict_pairs(model, tokenizer, texts, pairs, batch_size)
     encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length(config), padding=False,
                         return_token_type_ids=True, return_attention_mask=False)
     ids, segments = encoded["input_ids"], encoded["token_type_ids"]
@@ -84,6 +86,37 @@ def predict(model, texts: str | Sequence[str], pairs: str | Sequence[str] | None
                 logits = model(**batch).logits.float().cpu()
                 for row, result in zip(rows, _results(logits, config)):
                     results[row] = result
+    finally:
+        model.train(was_training)
+    return results
+
+
+def _predict_pairs(model, tokenizer, texts: list[str], pairs: list[str] | None, batch_size: int) -> list[dict]:
+    """A bi-encoder: each side encoded on its own, then compared; the cosine is in every result."""
+    from auxprune.data.batching import collate
+
+    if pairs is None:
+        raise UserError("predict: a bi-encoder compares two texts; give a pair for each text "
+                        "(or write sentence embeddings with `auxprune embed`)")
+    config = model.config
+    sides = [tokenizer(t, truncation=True, max_length=max_length(config), padding=False)["input_ids"] for t in (texts, pairs)]
+    order = sorted(range(len(texts)), key=lambda i: max(len(sides[0][i]), len(sides[1][i])))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (config.pad_token_id or 0)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    results: list[dict | None] = [None] * len(texts)
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                rows = order[start:start + batch_size]
+                batch = collate([{"input_ids": sides[0][i], "input_ids_b": sides[1][i], "label": 0} for i in rows], pad)
+                out = model(**{k: batch[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids")})
+                u, v = out.embeddings.float().cpu().chunk(2)
+                cosines = torch.nn.functional.cosine_similarity(u, v, dim=-1).tolist()
+                logits = model.to_label_units(out.logits.float().cpu())
+                for row, result, cosine in zip(rows, _results(logits, config), cosines):
+                    results[row] = {**result, "cosine": cosine}
     finally:
         model.train(was_training)
     return results

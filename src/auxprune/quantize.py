@@ -168,6 +168,9 @@ def export_int8(source: str | Path, out: str | Path, *, opset: int | None = None
         folder = resolve_saved_dir(source)
         model = load_saved(folder)
         tokenizer, config = load_tokenizer(folder), model.config
+        if getattr(config, "head", "cross") == "bi":
+            raise UserError(f"{source}: a bi-encoder; --int8 checks task predictions, which its embedding graph "
+                            "does not give (export it in fp32: auxprune export DIR --onnx OUT.onnx)")
         metadata = export_metadata(config, tokenizer, folder)
         reference = model
     batches, inputs = check_batches(config, tokenizer, data_dir, check_examples) if verify else ([], None)

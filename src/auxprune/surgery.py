@@ -69,12 +69,22 @@ def cut(model: AuxpruneForSequenceClassification, masks: FinalMasks) -> Auxprune
         # The pooler reads the kept dimensions and keeps its full output width.
         state["auxprune.pooler.weight"] = source["auxprune.pooler.weight"][:, hidden]
         state["auxprune.pooler.bias"] = source["auxprune.pooler.bias"]
-        state["classifier.weight"] = source["classifier.weight"]
-    else:
-        state["classifier.weight"] = source["classifier.weight"][:, hidden]
-    state["classifier.bias"] = source["classifier.bias"]
+    state.update(_cut_head(model, source, hidden if config.pooling != "pooler" else None))
 
     small = AuxpruneForSequenceClassification(new_config)
     small.load_state_dict({k: v.clone() for k, v in state.items()}, strict=True)
     return small.to(next(model.parameters()).device).train(model.training)
 
+
+
+def _cut_head(model: AuxpruneForSequenceClassification, source: dict[str, Tensor], hidden: Tensor | None) -> dict[str, Tensor]:
+    """The task head's weights reading the kept pooled dimensions (`hidden`; None: all of them).
+    A bi-encoder's cosine head reads any width; its [u, v, |u - v|] head has three blocks to cut."""
+    head = {k: v for k, v in source.items() if k.startswith("classifier.")}
+    if hidden is None or (model.config.head == "bi" and "classifier.linear.weight" not in head):
+        return head
+    if model.config.head == "bi":
+        width = model.classifier.width
+        columns = torch.cat([hidden + k * width for k in range(3)])
+        return {**head, "classifier.linear.weight": head["classifier.linear.weight"][:, columns]}
+    return {**head, "classifier.weight": head["classifier.weight"][:, hidden]}

@@ -13,10 +13,18 @@ from auxprune.model.configuration import MODEL_INPUTS  # noqa: F401 - what a bat
 
 
 
-def encode(examples: Sequence[Example], tokenizer, max_len: int) -> list[dict]:
-    """Token ids per example, truncated to `max_len`; no padding yet."""
+def encode(examples: Sequence[Example], tokenizer, max_len: int, separate: bool = False) -> list[dict]:
+    """Token ids per example, truncated to `max_len`; no padding yet.
+
+    A pair is one sequence (cross-encoder), or with `separate` two (bi-encoder: `input_ids` holds
+    side A, `input_ids_b` side B, each truncated to `max_len` on its own).
+    """
     texts_a = [e.text_a for e in examples]
     texts_b = [e.text_b for e in examples] if examples and examples[0].text_b is not None else None
+    if separate and texts_b is not None:
+        sides = [tokenizer(texts, truncation=True, max_length=max_len, padding=False, return_token_type_ids=False,
+                           return_attention_mask=False)["input_ids"] for texts in (texts_a, texts_b)]
+        return [{"input_ids": a, "input_ids_b": b, "label": e.label} for a, b, e in zip(*sides, examples)]
     enc = tokenizer(texts_a, texts_b, truncation=True, max_length=max_len, padding=False,
                     return_token_type_ids=True, return_attention_mask=False)
     return [
@@ -25,7 +33,21 @@ def encode(examples: Sequence[Example], tokenizer, max_len: int) -> list[dict]:
     ]
 
 
+def item_length(item: dict) -> int:
+    """Tokens of an encoded example's longest sequence: what padding its batch costs."""
+    return max(len(item["input_ids"]), len(item.get("input_ids_b", ())))
+
+
 def collate(items: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pad a batch. Pairs encoded apart become one batch of 2n rows, every A side then every B side
+    (the layout a bi-encoder's `PairHead` reads), with `pairs` set."""
+    if "input_ids_b" in items[0]:
+        sides = [{"input_ids": item["input_ids"], "label": item["label"]} for item in items]
+        sides += [{"input_ids": item["input_ids_b"], "label": item["label"]} for item in items]
+        batch = collate(sides, pad_id)
+        batch["labels"] = batch["labels"][: len(items)]
+        batch["pairs"] = torch.tensor(True)
+        return batch
     length = max(len(item["input_ids"]) for item in items)
     ids = torch.full((len(items), length), pad_id, dtype=torch.long)
     types = torch.zeros((len(items), length), dtype=torch.long)
@@ -33,7 +55,8 @@ def collate(items: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     for row, item in enumerate(items):
         n = len(item["input_ids"])
         ids[row, :n] = torch.tensor(item["input_ids"])
-        types[row, :n] = torch.tensor(item["token_type_ids"])
+        if "token_type_ids" in item:
+            types[row, :n] = torch.tensor(item["token_type_ids"])
         mask[row, :n] = 1
     labels = [item["label"] for item in items]
     dtype = torch.float if isinstance(labels[0], float) else torch.long
@@ -97,11 +120,11 @@ def make_loader(encoded: list[dict], batch_size: int, pad_id: int, shuffle: bool
     """Training loaders shuffle by length buckets; evaluation loaders sort by length and carry indices."""
     collate_fn = lambda items: _with_index(items, pad_id)  # noqa: E731
     if shuffle:
-        sampler = BucketBatchSampler([len(item["input_ids"]) for item in encoded], batch_size, seed)
+        sampler = BucketBatchSampler([item_length(item) for item in encoded], batch_size, seed)
         # A generator of its own: otherwise every new epoch's iterator draws a worker seed from the
         # global RNG, and a run resumed mid-epoch would see a shifted dropout and gate noise stream.
         return DataLoader(encoded, batch_sampler=sampler, collate_fn=collate_fn, generator=torch.Generator())
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
+    order = sorted(range(len(encoded)), key=lambda i: item_length(encoded[i]))
     return DataLoader([dict(encoded[i], index=i) for i in order], batch_size=batch_size, collate_fn=collate_fn)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from transformers import PretrainedConfig
 
 POOLINGS = ("mean", "cls", "pooler")
+HEADS = ("cross", "bi")  # a pair encoded jointly, or each side on its own and compared (sentence-transformers)
+PAIR_CLASSIFIERS = ("cosine", "concat")  # a bi-encoder's classes: from the cosine, or from [u, v, |u - v|]
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # what the model takes, in this order
 
 
@@ -40,6 +42,9 @@ class AuxpruneConfig(PretrainedConfig):
         original_ffn_size: int | None = None,
         original_num_layers: int | None = None,
         pad_token_id: int = 0,
+        head: str = "cross",
+        pair_classifier: str = "cosine",
+        label_range: list[float] | None = None,
         **kwargs,
     ):
         super().__init__(pad_token_id=pad_token_id, **kwargs)
@@ -49,6 +54,10 @@ class AuxpruneConfig(PretrainedConfig):
             raise ValueError("layer_heads and layer_ffn must have one entry per layer")
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if pair_classifier not in PAIR_CLASSIFIERS:
+            raise ValueError(f"pair_classifier must be one of {PAIR_CLASSIFIERS}, got {pair_classifier!r}")
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.head_dim = head_dim
@@ -70,6 +79,11 @@ class AuxpruneConfig(PretrainedConfig):
         self.original_num_heads = original_num_heads or max(layer_heads, default=0)
         self.original_ffn_size = original_ffn_size or max(layer_ffn, default=0)
         self.original_num_layers = original_num_layers or len(layer_heads)
+        # A bi-encoder compares the pooled embeddings of a pair's two sides (`PairHead`); a regression
+        # label [low, high] is trained as a cosine in [0, 1] and predicted back in label units.
+        self.head = head
+        self.pair_classifier = pair_classifier
+        self.label_range = list(label_range) if label_range is not None else None
 
     @property
     def max_positions(self) -> int:

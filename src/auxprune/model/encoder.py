@@ -13,13 +13,14 @@ model compute exactly what the cut model computes (see `auxprune.surgery`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 from transformers.activations import ACT2FN
-from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 
 from auxprune.model.configuration import AuxpruneConfig
 
@@ -169,6 +170,8 @@ class AuxprunePreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
+        elif isinstance(module, PairHead):
+            module.reset_parameters()
 
 
 class AuxpruneModel(AuxprunePreTrainedModel):
@@ -193,8 +196,9 @@ class AuxpruneModel(AuxprunePreTrainedModel):
     def pooled_size(self) -> int:
         return self.config.pooler_size if self.pooler is not None else self.config.hidden_size
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None,
-                gates: Gates | None = None) -> tuple[Tensor, list[Tensor]]:
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None,
+               gates: Gates | None = None) -> tuple[Tensor, list[Tensor]]:
+        """(pooled sentence vectors, hidden states: the embeddings', then one per layer)."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         x = self.embeddings(input_ids, token_type_ids, gates)
@@ -206,6 +210,17 @@ class AuxpruneModel(AuxprunePreTrainedModel):
             states.append(x)
         return self.pool(x, attention_mask), states
 
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None,
+                gates: Gates | None = None, output_hidden_states: bool = False, return_dict: bool | None = None,
+                **_: object) -> BaseModelOutputWithPooling | tuple:
+        """Hugging Face's encoder output: token states first (what sentence-transformers pools), the
+        pooled vector as `pooler_output`."""
+        pooled, states = self.encode(input_ids, attention_mask, token_type_ids, gates)
+        hidden = tuple(states) if output_hidden_states else None
+        if return_dict is False:
+            return (states[-1], pooled) + ((hidden,) if hidden is not None else ())
+        return BaseModelOutputWithPooling(last_hidden_state=states[-1], pooler_output=pooled, hidden_states=hidden)
+
     def pool(self, x: Tensor, attention_mask: Tensor) -> Tensor:
         if self.config.pooling == "mean":
             weights = attention_mask[..., None].to(x.dtype)
@@ -214,23 +229,102 @@ class AuxpruneModel(AuxprunePreTrainedModel):
         return torch.tanh(self.pooler(first)) if self.pooler is not None else first
 
 
+@dataclass
+class PairClassifierOutput(SequenceClassifierOutput):
+    """The classifier's output plus the pooled sentence vectors (a bi-encoder's embeddings)."""
+
+    embeddings: Tensor | None = None
+
+
+class PairHead(nn.Module):
+    """A bi-encoder's head: the batch holds side A of every pair, then side B (see `data.batching`), each
+    pooled on its own; the head compares the two embeddings.
+
+    Regression: the cosine itself (the label is scaled to [0, 1] for the loss, as sentence-transformers'
+    CosineSimilarityLoss does). Classification `cosine` (two classes): class 1 has logit
+    scale * (cosine - threshold), learned. `concat`: a linear layer on [u, v, |u - v|] (SBERT's classifier).
+    """
+
+    def __init__(self, width: int, num_labels: int, classifier: str):
+        super().__init__()
+        self.width, self.num_labels = width, num_labels
+        self.kind = "regression" if num_labels == 1 else classifier
+        if self.kind == "cosine":
+            if num_labels != 2:
+                raise ValueError(f"the cosine pair classifier has two classes, the task has {num_labels}; use concat")
+            self.scale = nn.Parameter(torch.empty(()))
+            self.threshold = nn.Parameter(torch.empty(()))
+        elif self.kind == "concat":
+            self.linear = nn.Linear(3 * width, num_labels)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        if self.kind == "cosine":
+            self.scale.fill_(10.0)
+            self.threshold.fill_(0.5)
+        elif self.kind == "concat":
+            nn.init.normal_(self.linear.weight, std=0.02)
+            nn.init.zeros_(self.linear.bias)
+
+    def forward(self, pooled: Tensor) -> Tensor:
+        u, v = pooled.chunk(2)
+        if self.kind == "concat":
+            return self.linear(torch.cat([u, v, (u - v).abs()], dim=-1))
+        cosine = F.cosine_similarity(u, v, dim=-1)
+        if self.kind == "regression":
+            return cosine[:, None]
+        z = self.scale * (cosine - self.threshold)
+        return torch.stack([torch.zeros_like(z), z], dim=-1)
+
+    def loss(self, logits: Tensor, labels: Tensor, label_range: list[float] | None) -> Tensor:
+        if self.kind == "regression":
+            low, high = label_range or (0.0, 1.0)
+            return F.mse_loss(logits.squeeze(-1), (labels.to(logits.dtype) - low) / (high - low))
+        return F.cross_entropy(logits, labels.long())
+
+
 class AuxpruneForSequenceClassification(AuxprunePreTrainedModel):
-    """Encoder + task head (classification, or regression when `num_labels == 1`)."""
+    """Encoder + task head (classification, or regression when `num_labels == 1`).
+
+    `config.head` "cross" reads one sequence (a pair encoded jointly) through a linear head;
+    "bi" reads a batch of pairs stacked as [A sides; B sides] and compares their embeddings (`PairHead`).
+    """
 
     def __init__(self, config: AuxpruneConfig):
         super().__init__(config)
         self.auxprune = AuxpruneModel(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(self.auxprune.pooled_size, config.num_labels)
+        if config.head == "bi":
+            self.classifier = PairHead(self.auxprune.pooled_size, config.num_labels, config.pair_classifier)
+        else:
+            self.classifier = nn.Linear(self.auxprune.pooled_size, config.num_labels)
         self.post_init()
+
+    @property
+    def is_bi_encoder(self) -> bool:
+        return self.config.head == "bi"
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None,
                 labels: Tensor | None = None, gates: Gates | None = None, output_hidden_states: bool = False,
-                return_dict: bool | None = None, **_: object) -> SequenceClassifierOutput:
-        pooled, states = self.auxprune(input_ids, attention_mask, token_type_ids, gates)
-        logits = self.classifier(self.dropout(pooled))
-        loss = task_loss(logits, labels) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=tuple(states) if output_hidden_states else None)
+                return_dict: bool | None = None, **_: object) -> PairClassifierOutput:
+        pooled, states = self.auxprune.encode(input_ids, attention_mask, token_type_ids, gates)
+        logits = self.classifier(pooled) if self.is_bi_encoder else self.classifier(self.dropout(pooled))
+        loss = self.task_loss(logits, labels) if labels is not None else None
+        return PairClassifierOutput(loss=loss, logits=logits, hidden_states=tuple(states) if output_hidden_states else None,
+                                    embeddings=pooled)
+
+    def task_loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        if self.is_bi_encoder:
+            return self.classifier.loss(logits, labels, self.config.label_range)
+        return task_loss(logits, labels)
+
+    def to_label_units(self, logits: Tensor) -> Tensor:
+        """A bi-encoder's regression output (a cosine) in the label's units; other outputs unchanged."""
+        if self.is_bi_encoder and self.config.num_labels == 1 and self.config.label_range:
+            low, high = self.config.label_range
+            return low + (high - low) * logits
+        return logits
 
 
 def task_loss(logits: Tensor, labels: Tensor) -> Tensor:

@@ -110,11 +110,13 @@ def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
 
 
 def load_for_task(name_or_path: str | Path, *, num_labels: int, pooling: str = "auto", task: str | None = None,
-                  labels: tuple[str, ...] | None = None, max_seq_len: int | None = None) -> tuple[AuxpruneForSequenceClassification, PreTrainedTokenizerBase]:
+                  labels: tuple[str, ...] | None = None, max_seq_len: int | None = None, head: str = "cross",
+                  pair_classifier: str = "cosine", label_range: list[float] | None = None,
+                  ) -> tuple[AuxpruneForSequenceClassification, PreTrainedTokenizerBase]:
     """A dense BERT/RoBERTa checkpoint (or one of our saved models) ready for `task`, plus its tokenizer.
 
-    A checkpoint of our own keeps its head when the label count matches (a fine-tuned teacher);
-    any other checkpoint gets a fresh head.
+    A checkpoint of our own keeps its head when the label count and head kind match (a fine-tuned
+    teacher); any other checkpoint gets a fresh head of kind `head` (cross- or bi-encoder).
     """
     path = resolve_model_path(name_or_path)
     hf = read_json(path / "config.json")
@@ -124,6 +126,9 @@ def load_for_task(name_or_path: str | Path, *, num_labels: int, pooling: str = "
         model = load_saved(path)
         if model.config.num_labels != num_labels:
             raise UserError(f"{path}: model has {model.config.num_labels} outputs, task needs {num_labels}")
+        if model.config.head != head:
+            raise UserError(f"{path}: a {model.config.head}-encoder, the run asks for model.head={head}; "
+                            f"expected a teacher trained with the same head (or set model.head={model.config.head})")
     else:
         state = adapter.convert_state_dict(read_state_dict(path))
         has_pooler = "auxprune.pooler.weight" in state
@@ -133,6 +138,8 @@ def load_for_task(name_or_path: str | Path, *, num_labels: int, pooling: str = "
         if resolved != "pooler":
             state = {k: v for k, v in state.items() if not k.startswith("auxprune.pooler.")}
         config = adapter.config(hf, pooling=resolved, num_labels=num_labels, task=task, labels=labels)
+        config.head, config.pair_classifier = head, pair_classifier
+        config.label_range = list(label_range) if label_range is not None else None
         if max_seq_len:
             if max_seq_len > config.max_seq_len:
                 raise UserError(f"model.max_seq_len {max_seq_len}: the model in {path} has positions for only "

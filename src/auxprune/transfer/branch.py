@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from auxprune.data.batching import MODEL_INPUTS, ordered_predictions
 from auxprune.data.metrics import compute_metrics
 from auxprune.losses import squared_distance
-from auxprune.model.encoder import AuxpruneForSequenceClassification, task_loss
+from auxprune.model.encoder import AuxpruneForSequenceClassification, PairHead, task_loss
 from auxprune.pruners import Pruner
 from auxprune.structure import FinalMasks
 from auxprune.transfer.schedule import Schedule
@@ -48,14 +48,19 @@ class MaskedLMHead(nn.Module):
 
 
 def make_heads(tasks: list[AuxTask], model: AuxpruneForSequenceClassification) -> nn.ModuleDict:
-    """One head per auxiliary task, each with its own output space."""
+    """One head per auxiliary task, each with its own output space. A bi-encoder's pair tasks get a
+    pair head like the target's (cosine for regression and two classes, else [u, v, |u - v|])."""
     c = model.config
     pooled = model.auxprune.pooled_size
-    return nn.ModuleDict({
-        _key(t.name): MaskedLMHead(c.hidden_size, c.vocab_size, c.layer_norm_eps) if t.kind == "mlm"
-        else nn.Linear(pooled, t.num_labels)
-        for t in tasks
-    })
+
+    def head(t: AuxTask) -> nn.Module:
+        if t.kind == "mlm":
+            return MaskedLMHead(c.hidden_size, c.vocab_size, c.layer_norm_eps)
+        if t.pairs:
+            return PairHead(pooled, t.num_labels, "cosine" if t.num_labels == 2 else "concat")
+        return nn.Linear(pooled, t.num_labels)
+
+    return nn.ModuleDict({_key(t.name): head(t) for t in tasks})
 
 
 def _key(name: str) -> str:
@@ -93,10 +98,11 @@ class AuxBranch(nn.Module):
         return self.tasks[index], next(stream)
 
     def next_inputs(self, device: torch.device) -> dict[str, Tensor]:
-        """The model inputs of the next auxiliary batch, its labels unused (to distil the teacher on)."""
+        """The model inputs of the next auxiliary batch, its labels unused (to distil the teacher on);
+        `pairs` is in it when the batch holds pairs encoded apart (a bi-encoder's layout)."""
         _, batch = self.next_batch()
         self.steps += 1
-        return {k: batch[k].to(device) for k in MODEL_INPUTS}
+        return {k: batch[k].to(device) for k in (*MODEL_INPUTS, "pairs") if k in batch}
 
     def loss(self, model: AuxpruneForSequenceClassification, gates: dict[str, Tensor] | None,
              device: torch.device) -> Tensor:
@@ -107,7 +113,7 @@ class AuxBranch(nn.Module):
             batch = mask_tokens(batch, self.tokenizer, self.masking)
         x = {k: batch[k].to(device) for k in MODEL_INPUTS}
         labels = batch["labels"].to(device)
-        pooled, states = model.auxprune(**x, gates=gates)
+        pooled, states = model.auxprune.encode(**x, gates=gates)
         head = self.heads[_key(task.name)]
         if task.kind == "mlm":
             picked = labels != -100
@@ -115,6 +121,8 @@ class AuxBranch(nn.Module):
                 return states[-1].sum() * 0.0
             logits = head(states[-1][picked], model.auxprune.embeddings.word_embeddings.weight)
             return F.cross_entropy(logits, labels[picked])
+        if isinstance(head, PairHead):
+            return head.loss(head(pooled), labels, task.label_range)
         return task_loss(head(model.dropout(pooled)), labels)
 
     def for_pruning(self, student: AuxpruneForSequenceClassification, pruner: Pruner, what: str, share: str) -> None:
@@ -161,6 +169,13 @@ class AuxBranch(nn.Module):
                 small.norm.weight.copy_(head.norm.weight[index])
                 small.norm.bias.copy_(head.norm.bias[index])
                 small.bias.copy_(head.bias)
+            elif isinstance(head, PairHead):
+                if head.kind != "concat" or pooling == "pooler":
+                    continue  # a cosine reads whatever dimensions are kept
+                small = PairHead(hidden.numel(), head.num_labels, "concat").to(index.device)
+                columns = torch.cat([index + k * head.width for k in range(3)])
+                small.linear.weight.copy_(head.linear.weight[:, columns])
+                small.linear.bias.copy_(head.linear.bias)
             elif pooling != "pooler":
                 small = nn.Linear(hidden.numel(), head.out_features).to(index.device)
                 small.weight.copy_(head.weight[:, index])
@@ -180,7 +195,7 @@ class AuxBranch(nn.Module):
                 continue
             head = self.heads[_key(task.name)]
             predictions = ordered_predictions(
-                task.dev_loader, lambda batch, head=head: head(model.auxprune(**{k: batch[k].to(device) for k in MODEL_INPUTS},
+                task.dev_loader, lambda batch, head=head: head(model.auxprune.encode(**{k: batch[k].to(device) for k in MODEL_INPUTS},
                                                                    gates=gates)[0]))
             results[task.name] = compute_metrics(task.spec, predictions, task.dev_labels)
         return results

@@ -30,6 +30,8 @@ class AuxTask:
     spec: TaskSpec | None = None  # labelled tasks only
     dev_loader: DataLoader | None = None
     dev_labels: list = field(default_factory=list)
+    pairs: bool = False  # pairs encoded apart, for a bi-encoder's pair head
+    label_range: list[float] | None = None  # regression: the training labels' [low, high]
 
 
 def _resolve(task: str, data_dir: str | None) -> str:
@@ -84,8 +86,10 @@ def mask_tokens(batch: dict[str, torch.Tensor], tokenizer, generator: torch.Gene
     return {**batch, "input_ids": ids, "labels": labels}
 
 
-def load_aux_tasks(config: RunConfig, target: TaskData, target_train: list[Example], tokenizer) -> list[AuxTask]:
-    """Every configured auxiliary source, read, limited, encoded and batched."""
+def load_aux_tasks(config: RunConfig, target: TaskData, target_train: list[Example], tokenizer,
+                   separate: bool = False) -> list[AuxTask]:
+    """Every configured auxiliary source, read, limited, encoded and batched; with `separate` (a
+    bi-encoder), the two sides of a pair task are encoded apart, as the target's are."""
     batch_size = config.transfer.aux_batch_size or config.train.batch_size
     pad = tokenizer.pad_token_id or 0
     tasks = []
@@ -94,7 +98,7 @@ def load_aux_tasks(config: RunConfig, target: TaskData, target_train: list[Examp
         if source.task == "mlm" or source.task.startswith("mlm:"):
             tasks.append(_mlm_task(source, config, target_train, tokenizer, batch_size, pad, seed))
         else:
-            tasks.append(_labelled_task(source, config, target, tokenizer, batch_size, pad, seed))
+            tasks.append(_labelled_task(source, config, target, tokenizer, batch_size, pad, seed, separate))
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
         raise UserError(f"--aux: the same source is given twice ({', '.join(names)}); give each once with its weight")
@@ -102,7 +106,7 @@ def load_aux_tasks(config: RunConfig, target: TaskData, target_train: list[Examp
 
 
 def _labelled_task(source: AuxSource, config: RunConfig, target: TaskData, tokenizer, batch_size: int, pad: int,
-                   seed: int) -> AuxTask:
+                   seed: int, separate: bool = False) -> AuxTask:
     path = _resolve(source.task, config.data.data_dir)
     if path == config.data.task or Path(path).resolve() == _maybe_resolved(config.data.task):
         raise UserError(f"--aux {source.task}: is the target task itself; expected a different task")
@@ -113,11 +117,13 @@ def _labelled_task(source: AuxSource, config: RunConfig, target: TaskData, token
     train = subsample(data.train, source.max_examples, seed, stratify)
     dev = subsample(data.dev, 1000, 0, stratify)
     max_len = config.model.max_seq_len
-    loader = make_loader(encode(train, tokenizer, max_len), batch_size, pad, shuffle=True, seed=seed)
-    dev_loader = make_loader(encode(dev, tokenizer, max_len), config.train.eval_batch_size, pad, shuffle=False)
+    pairs = separate and train[0].text_b is not None
+    loader = make_loader(encode(train, tokenizer, max_len, pairs), batch_size, pad, shuffle=True, seed=seed)
+    dev_loader = make_loader(encode(dev, tokenizer, max_len, pairs), config.train.eval_batch_size, pad, shuffle=False)
+    labels = [float(e.label) for e in train] if data.spec.kind == "regression" else None
     return AuxTask(Path(source.task).stem if "/" in source.task and Path(path).is_file() else source.task,
                    data.spec.kind, data.spec.num_labels, source.weight, loader, len(train), data.spec, dev_loader,
-                   [e.label for e in dev])
+                   [e.label for e in dev], pairs, [min(labels), max(labels)] if labels else None)
 
 
 def _maybe_resolved(task: str) -> Path | None:
