@@ -102,6 +102,8 @@ def test_bi_run_reports_its_head_and_saves_both_layouts(bi_run):
     assert [m["path"] for m in modules] == ["", "1_Pooling", "2_Normalize"]
     pooling = json.loads((model_dir / "1_Pooling" / "config.json").read_text())
     assert pooling["pooling_mode_mean_tokens"] and pooling["word_embedding_dimension"] == config["hidden_size"]
+    card = (model_dir / "README.md").read_text()
+    assert "pipeline_tag: sentence-similarity" in card and "SentenceTransformer(" in card
 
 
 def test_sentence_transformers_loads_the_folder_and_agrees_with_embed(bi_run, tmp_path):

@@ -39,10 +39,11 @@ def render(report: dict, command: str | None = None) -> str:
     primary = metrics.get("primary")
     params, structure, speed = report["params"], report["structure"], report.get("speed", {})
     data = report.get("data", {})
+    bi = (report.get("head") or {}).get("head") == "bi"
     lines = [
         "---",
-        "library_name: transformers",
-        "pipeline_tag: text-classification",
+        f"library_name: {'sentence-transformers' if bi else 'transformers'}",
+        f"pipeline_tag: {'sentence-similarity' if bi else 'text-classification'}",
         "tags: [auxprune, pruned, structured-pruning]",
         "---",
         "",
@@ -86,6 +87,25 @@ def render(report: dict, command: str | None = None) -> str:
             f"One forward pass of a training batch ({speed['batch_size']} x {speed['seq_len']} tokens), PyTorch on "
             f"{speed.get('device', 'cpu')}, median of 5: dense teacher {speed['dense_latency_ms']} ms, pruned "
             f"{speed['pruned_latency_ms']} ms ({speed['speedup']}x). `auxprune bench` measures more shapes and runtimes.",
+        ]
+    if bi:
+        lines += [
+            "",
+            "## Use as a sentence encoder",
+            "",
+            "A bi-encoder: each sentence is encoded on its own (mean of its token states, as trained) and pairs are "
+            "compared by cosine similarity. With sentence-transformers (the modeling code is in this folder):",
+            "",
+            "```python",
+            "from sentence_transformers import SentenceTransformer",
+            "",
+            'model = SentenceTransformer("PATH/TO/THIS/FOLDER", trust_remote_code=True)',
+            'embeddings = model.encode(["A man plays a guitar.", "Someone plays music."])  # unit length',
+            "print(embeddings[0] @ embeddings[1])  # cosine similarity",
+            "```",
+            "",
+            "With auxprune: `auxprune embed FOLDER texts.txt --output vectors.npy`, "
+            "`auxprune predict FOLDER \"text\" \"pair\"` (the pair's score and cosine).",
         ]
     lines += [
         "",

@@ -218,7 +218,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
             plot_structure(small.config, output / "structure.png",
                            f"{spec.name}: sparsity {masks.sparsity():.3f} (target {config.prune.target_sparsity})")
         timing = timer.snapshot()
-        warnings += check_results(spec.primary_metric, teacher_metrics, pruned_metrics, constant, untrained)
+        warnings += check_results(spec.primary_metric, teacher_metrics, pruned_metrics, constant, untrained, head["head"])
         report = build_report(config, spec, teacher, small, masks, result, teacher_metrics, pruned_metrics,
                               constant, speed, timing, len(data.train), len(data.dev))
         report["metrics"]["untrained"] = untrained["metrics"] if untrained else None

@@ -41,7 +41,8 @@ def check_training_set(train: list[Example], spec: TaskSpec, source: str) -> lis
     return warnings
 
 
-def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, untrained: dict | None) -> list[str]:
+def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, untrained: dict | None,
+                  head: str = "cross") -> list[str]:
     """Warnings about the dense teacher and the pruned model against the two no-training bars."""
     warnings = []
     floor = constant.get(primary)
@@ -53,7 +54,8 @@ def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, unt
         bar = untrained["metrics"][primary]
         below = [name for name, m in (("dense teacher", teacher), ("pruned model", pruned)) if m[primary] < bar]
         if below:
+            remedy = "a bi-encoder head (--set model.head=bi), " if head == "cross" else ""
             warnings.append(f"the {' and the '.join(below)} score below the untrained model used as a sentence "
                             f"encoder ({primary} {bar:.4f}, cosine similarity, no training): "
-                            "for this task the untrained model is better; try an auxiliary task (--aux) or more data")
+                            f"for this task the untrained model is better; try {remedy}an auxiliary task (--aux) or more data")
     return warnings

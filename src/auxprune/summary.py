@@ -38,6 +38,8 @@ def print_prune_summary(report: dict, output: Path) -> None:
     console.print(f"sparsity {report['sparsity']:.4f} (target {report['target_sparsity']}), "
                   f"speed-up {speed['speedup']}x, {report.get('precision', 'fp32')}, time {report['timing']['total']:.0f} s "
                   f"({', '.join(f'{k} {v:.0f}s' for k, v in report['timing'].items() if k != 'total')})")
+    if report.get("head"):
+        console.print(head_line(report["head"]))
     if report.get("schedule"):
         console.print(schedule_line(report["schedule"]))
     if report.get("transfer"):
@@ -46,6 +48,15 @@ def print_prune_summary(report: dict, output: Path) -> None:
     for warning in report.get("warnings", []):
         console.print(f"[bold yellow]warning:[/] {warning}")
     console.print(f"model: {output / 'model'}  report: {output / 'report.json'}  plot: {output / 'structure.png'}")
+
+
+def head_line(head: dict) -> str:
+    """Which task head the run trained, and why."""
+    kind = {"cross": "cross-encoder (a pair read as one sequence)",
+            "bi": "bi-encoder (each side encoded alone, compared by cosine)"}[head["head"]]
+    detail = f", classes from {head['pair_classifier']}" if head.get("pair_classifier") else ""
+    detail += f", labels {head['label_range'][0]:g}-{head['label_range'][1]:g} as cosine 0-1" if head.get("label_range") else ""
+    return f"head: {kind}{detail} ({head['why']})"
 
 
 def schedule_line(schedule: dict) -> str:
