@@ -3,6 +3,7 @@
 MiniLM-L6 (all-MiniLM-L6-v2, a sentence-embedding model), STS-B and MRPC with 1,000 training
 examples (the limited-data protocol), sparsity 0.6 and 0.9, seeds 1-3, `model.head=bi`:
 - `baseline`: the dense bi-encoder fine-tuned on the target (the run's teacher), then pruned;
+- `concat` (MRPC): the baseline with the [u, v, |u - v|] classifier instead of the cosine one;
 - `transfer`: the `--aux` recipe (SICK relatedness for STS-B, Twitter URL for MRPC, as in the
   transfer benchmark): the teacher trains on the auxiliary pairs first, pruning adds the auxiliary
   loss and distils the teacher's embeddings and cosines on auxiliary inputs.
@@ -46,7 +47,10 @@ CROSS_RESULTS = ROOT / "bench" / "results" / "transfer_limited_data.json"
 WORK = ROOT / "bench" / "work" / "bi_encoder"
 TASKS = ("glue/stsb", "glue/mrpc")
 SPARSITIES = (0.6, 0.9)
-METHODS = ("baseline", "transfer")
+METHODS = ("baseline", "transfer", "concat")
+# `concat`: the baseline with SBERT's [u, v, |u - v|] classifier instead of the cosine one (classes only):
+# the measurement behind model.pair_classifier's default.
+METHOD_SETS = {"baseline": [], "transfer": [], "concat": ["--set", "model.pair_classifier=concat"]}
 EXAMPLES = 1000
 HEAD = ["--set", "model.head=bi"]
 
@@ -64,6 +68,7 @@ def run_cell(task: str, sparsity: float, method: str, seed: int, threads: int | 
                "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite", *HEAD]
     if method == "transfer":
         command += aux_sets(task)
+    command += METHOD_SETS[method]
     shared = WORK / cell_name(task, SPARSITIES[0], method, seed) / "teacher"
     if sparsity != SPARSITIES[0] and (shared / "model.safetensors").is_file():
         command += ["--set", f"teacher.path={shared.relative_to(ROOT)}"]  # the same dense model, pruned further
@@ -167,7 +172,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--sparsities", nargs="+", type=float, default=list(SPARSITIES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=["baseline", "transfer"], choices=METHODS)
     parser.add_argument("--threads", type=int, help="torch threads per cell; all cores when empty")
     parser.add_argument("--table", action="store_true", help="print the README table, run nothing")
     args = parser.parse_args()

@@ -33,7 +33,7 @@ def test_controller_tracks_and_lands_within_tolerance(target, tmp_path):
     model = tiny_model(num_labels=2, hidden_size=64, head_dim=8, layer_heads=[8] * 3, layer_ffn=[128] * 3).train()
     teacher = tiny_model(num_labels=2, hidden_size=64, head_dim=8, layer_heads=[8] * 3, layer_ffn=[128] * 3)
     config = build_config(None, overrides=[{"prune": {"target_sparsity": target, "epochs": 12, "tolerance": 0.01},
-                                            "train": {"batch_size": 16}}])
+                                            "train": {"batch_size": 16, "min_epoch_examples": 0}}])
     loader = make_loader(little_data(), 16, 0, shuffle=True, seed=0)
     log = RunLog(tmp_path / "log.jsonl")
     result = prune(model, teacher, loader, config=config, accelerator=Accelerator(cpu=True), log=log)

@@ -92,7 +92,10 @@ def test_results_below_a_bar_are_flagged():
     barely = check_results("accuracy", {"accuracy": 0.535}, {"accuracy": 0.54}, constant, None)
     assert len(barely) == 1 and "at or barely above the constant predictor" in barely[0] and "--aux" in barely[0]
     below = check_results("accuracy", {"accuracy": 0.80}, {"accuracy": 0.65}, constant, untrained)
-    assert len(below) == 1 and "pruned model score below the untrained model" in below[0]
+    assert len(below) == 1 and "pruned model scores below the untrained model" in below[0]
+    assert "--set model.head=bi" in below[0]  # a cross-encoder is told about the bi-encoder head
+    bi = check_results("accuracy", {"accuracy": 0.80}, {"accuracy": 0.65}, constant, untrained, head="bi")
+    assert "model.head=bi" not in bi[0] and "--aux" in bi[0]
     both = check_results("accuracy", {"accuracy": 0.60}, {"accuracy": 0.65}, constant, untrained)
     assert "dense teacher and the pruned model" in both[0]
 

@@ -8,7 +8,8 @@ the pruner's term), `regularization` (the pruner's term) and each part. A data-p
 around it therefore sees every trainable parameter.
 
 Terms, in the order they are computed (the order of random draws; kept for exact reproduction):
-task loss; prediction distillation and layer distillation (with a teacher); distillation on one
+task loss (the model's own: a bi-encoder's reads cosines); prediction distillation, a bi-encoder's
+embedding distillation, and layer distillation (with a teacher); distillation on one
 auxiliary batch (`transfer.aux_distill` in `transfer.aux_distill_phases`); the weighted auxiliary
 loss (w(t) from the transfer schedule); the auxiliary gates' own constraint and the tie between
 tied copies (pruning); the tie to the sequential stage-1 values; the pruner's regularization.

@@ -55,7 +55,8 @@ def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, unt
         below = [name for name, m in (("dense teacher", teacher), ("pruned model", pruned)) if m[primary] < bar]
         if below:
             remedy = "a bi-encoder head (--set model.head=bi), " if head == "cross" else ""
-            warnings.append(f"the {' and the '.join(below)} score below the untrained model used as a sentence "
+            verb = "scores" if len(below) == 1 else "score"
+            warnings.append(f"the {' and the '.join(below)} {verb} below the untrained model used as a sentence "
                             f"encoder ({primary} {bar:.4f}, cosine similarity, no training): "
                             f"for this task the untrained model is better; try {remedy}an auxiliary task (--aux) or more data")
     return warnings
