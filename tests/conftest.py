@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel, BertTokenizerFast
+from transformers import BertConfig, BertModel, BertTokenizerFast, MPNetConfig, MPNetModel
 
 from auxprune.structure import Dims
 from auxprune.model.configuration import AuxpruneConfig
@@ -19,6 +19,10 @@ from auxprune.surgery import cut
 
 TINY = dict(vocab_size=99, hidden_size=32, head_dim=8, layer_heads=[4, 4], layer_ffn=[37, 37],
             max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+# The MPNet switches on top of TINY (`tiny_model(**MPNET)`): no segments, positions from 2, the position bias.
+MPNET = dict(type_vocab_size=0, relative_attention_num_buckets=32, position_offset=2, max_position_embeddings=66,
+             pad_token_id=1)
+ARCHITECTURES = {"bert": {}, "mpnet": MPNET}
 
 
 def tiny_model(pooling: str = "mean", num_labels: int = 3, seed: int = 0, **overrides) -> AuxpruneForSequenceClassification:
@@ -31,6 +35,9 @@ def tiny_model(pooling: str = "mean", num_labels: int = 3, seed: int = 0, **over
             if isinstance(module, torch.nn.LayerNorm):
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.normal_(0, 0.1)
+        bias = model.auxprune.embeddings.relative_attention_bias
+        if bias is not None:  # large enough to change which keys a head attends to
+            bias.weight.normal_(0, 1)
     return model
 
 
@@ -79,6 +86,21 @@ def write_tiny_bert(path, sentence_transformers: bool = False, seed: int = 0):
         (path / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "", "type": "x"}]))
         (path / "1_Pooling").mkdir()
         (path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    return model
+
+
+def write_tiny_mpnet(path, seed: int = 0) -> MPNetModel:
+    """A tiny random MPNet folder (hidden 32, 2 layers, 4 heads), with the tiny BERT's tokenizer files."""
+    write_tiny_bert(path)
+    for name in ("model.safetensors", "config.json"):
+        (path / name).unlink()
+    torch.manual_seed(seed)
+    config = MPNetConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                         intermediate_size=37, max_position_embeddings=66)
+    model = MPNetModel(config).eval()
+    with torch.no_grad():
+        model.encoder.relative_attention_bias.weight.normal_(0, 1)  # the default init would hide a wrong bias
+    model.save_pretrained(path)
     return model
 
 

@@ -16,7 +16,7 @@ from auxprune.cli import main
 from auxprune.data.tasks import load_task
 from auxprune.export import export_onnx
 from auxprune.model.encoder import AuxpruneForSequenceClassification, AuxpruneModel
-from conftest import RTE_LABELS, save_pruned
+from conftest import ARCHITECTURES, RTE_LABELS, save_pruned
 
 torch.set_num_threads(1)
 
@@ -71,9 +71,25 @@ def test_pipeline_gives_regression_values(tmp_path, tokenizer):
     assert np.allclose([o["score"] for o in out], values, atol=1e-5)  # raw value: no sigmoid for regression
 
 
-@pytest.mark.parametrize("pooling,drop_attention", [("mean", False), ("pooler", True)])
-def test_onnx_matches_torch_on_rte_dev_sentences(tmp_path, tokenizer, data_dir, pooling, drop_attention):
-    small = save_pruned(tmp_path, tokenizer, pooling=pooling, drop_attention=drop_attention, seed=2)
+def test_auto_classes_load_a_cut_mpnet(tmp_path, tokenizer):
+    """MPNet's switches (no segments, the position bias and each layer's kept heads) travel in config.json."""
+    small = save_pruned(tmp_path, tokenizer, **ARCHITECTURES["mpnet"])
+    config = AutoConfig.from_pretrained(tmp_path / "model")
+    assert config.layer_head_ids == [[3], [0, 1, 2, 3]] and config.relative_attention_num_buckets == 32
+    assert config.type_vocab_size == 0
+    classifier = AutoModelForSequenceClassification.from_pretrained(tmp_path / "model").eval()
+    ids = torch.tensor([[2, 8, 9, 10, 3, 0], [2, 11, 12, 3, 13, 3]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        assert torch.equal(classifier(input_ids=ids, attention_mask=mask).logits,
+                           small.eval()(input_ids=ids, attention_mask=mask).logits)
+
+
+@pytest.mark.parametrize("pooling,drop_attention,architecture",
+                         [("mean", False, "bert"), ("pooler", True, "bert"), ("mean", False, "mpnet")])
+def test_onnx_matches_torch_on_rte_dev_sentences(tmp_path, tokenizer, data_dir, pooling, drop_attention, architecture):
+    small = save_pruned(tmp_path, tokenizer, pooling=pooling, drop_attention=drop_attention, seed=2,
+                        **ARCHITECTURES[architecture])
     assert small.config.layer_ffn[0] == 0  # a layer without its FFN block
     assert drop_attention == (small.config.layer_heads[1] == 0)
     result = export_onnx(tmp_path, tmp_path / "out" / "model.onnx")

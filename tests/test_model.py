@@ -12,7 +12,7 @@ from auxprune.model.loading import load_for_task
 from auxprune.output import save_model
 from auxprune.structure import dense_masks
 from auxprune.surgery import cut
-from conftest import sample_masks, tiny_batch, tiny_dims, tiny_model, write_tiny_bert
+from conftest import ARCHITECTURES, sample_masks, tiny_batch, tiny_dims, tiny_model, write_tiny_bert
 
 
 def test_encoder_matches_hugging_face_bert(tmp_path):
@@ -36,9 +36,10 @@ def test_sentence_transformers_folder_asks_for_mean_pooling(tmp_path):
     assert model.config.pooling == "cls"
 
 
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
 @pytest.mark.parametrize("pooling", ["mean", "pooler"])
-def test_save_then_load_is_identity(tmp_path, pooling):
-    model = tiny_model(pooling=pooling)
+def test_save_then_load_is_identity(tmp_path, pooling, architecture):
+    model = tiny_model(pooling=pooling, **ARCHITECTURES[architecture])
     small = cut(model, sample_masks(model))
     write_tiny_bert(tmp_path / "tok")
     from auxprune.model.loading import load_tokenizer

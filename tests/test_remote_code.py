@@ -23,7 +23,7 @@ from packaging.requirements import Requirement
 import auxprune
 from auxprune.model_card import command_line, render
 from auxprune.remote_code import AUTO_MAP, modeling_sources
-from conftest import save_pruned
+from conftest import ARCHITECTURES, save_pruned
 
 torch.set_num_threads(1)
 
@@ -89,8 +89,10 @@ def isolated_site(folder: Path, roots: list[str]) -> Path:
     return folder
 
 
-def test_saved_folder_loads_with_torch_and_transformers_only(tmp_path, tokenizer):
-    small = save_pruned(tmp_path, tokenizer, pooling="pooler", drop_attention=True, head_scale=30.0, task="glue/rte")
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_saved_folder_loads_with_torch_and_transformers_only(tmp_path, tokenizer, architecture):
+    small = save_pruned(tmp_path, tokenizer, pooling="pooler", drop_attention=True, head_scale=30.0, task="glue/rte",
+                        **ARCHITECTURES[architecture])
     folder = tmp_path / "model"
     config = json.loads((folder / "config.json").read_text())
     assert config["auto_map"] == AUTO_MAP and (folder / "modeling_auxprune.py").is_file()

@@ -10,7 +10,7 @@ from auxprune.structure import FAMILIES
 from auxprune.sparsity import count_parameters, encoder_params
 from auxprune.structure import FinalMasks, dense_masks
 from auxprune.surgery import cut
-from conftest import tiny_batch, tiny_dims, tiny_model
+from conftest import ARCHITECTURES, tiny_batch, tiny_dims, tiny_model
 
 
 def random_masks(model, seed: int, drop: dict[str, float]) -> FinalMasks:
@@ -40,13 +40,14 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
 @pytest.mark.parametrize("pooling", ["mean", "cls", "pooler"])
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_cut_model_computes_what_gated_model_computed(case, pooling, seed):
-    model = tiny_model(pooling=pooling, seed=seed)
+def test_cut_model_computes_what_gated_model_computed(case, pooling, seed, architecture):
+    model = tiny_model(pooling=pooling, seed=seed, **ARCHITECTURES[architecture])
     masks = random_masks(model, seed, CASES[case])
-    batch = tiny_batch(seed=seed)
+    batch = tiny_batch(seed=seed, seq=20)
     with torch.no_grad():
         expected = model(**batch, gates=masks.as_gates()).logits
         small = cut(model, masks)
@@ -57,9 +58,30 @@ def test_cut_model_computes_what_gated_model_computed(case, pooling, seed):
     assert small.config.hidden_size == masks.hidden_kept
 
 
+def test_each_cut_layer_reads_the_position_bias_of_its_own_heads():
+    """MPNet: layers keep different heads; each cut layer adds its kept heads' bias rows, the bias stays whole."""
+    model = tiny_model(**ARCHITECTURES["mpnet"])
+    masks = random_masks(model, 0, {})
+    masks.keep["heads"][0] = torch.tensor([False, True, False, True])
+    masks.keep["heads"][1] = torch.tensor([True, True, True, False])
+    small = cut(model, masks)
+    assert small.config.layer_head_ids == [[1, 3], [0, 1, 2]]
+    assert [layer.attention.head_ids for layer in small.auxprune.layers] == [[1, 3], [0, 1, 2]]
+    bias = "auxprune.embeddings.relative_attention_bias.weight"
+    assert torch.equal(small.state_dict()[bias], model.state_dict()[bias])
+    batch = tiny_batch(seq=30)
+    with torch.no_grad():
+        expected = model.auxprune(**batch, gates=masks.as_gates())[1][-1]
+        assert (small.auxprune(**batch)[1][-1] - expected).abs().max() < 1e-5
+        # The bias matters: reading the first heads' rows instead gives other hidden states.
+        small.auxprune.layers[0].attention.head_ids = [0, 1]
+        assert (small.auxprune(**batch)[1][-1] - expected).abs().max() > 1e-3  # 100x the tolerance
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
 @pytest.mark.parametrize("seed", range(6))
-def test_counted_parameters_equal_real_parameters(seed):
-    model = tiny_model(seed=seed)
+def test_counted_parameters_equal_real_parameters(seed, architecture):
+    model = tiny_model(seed=seed, **ARCHITECTURES[architecture])
     masks = random_masks(model, seed, CASES["everything"])
     small = cut(model, masks)
     counts = count_parameters(small)

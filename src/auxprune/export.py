@@ -1,10 +1,12 @@
 """Export a saved model to ONNX and check the exported graph against PyTorch with onnxruntime.
 
 The graph takes `input_ids`, `attention_mask` and `token_type_ids` (int64, batch x sequence, both
-axes dynamic) and returns `logits` (batch x num_labels); a bi-encoder's graph (`model.head=bi`) returns
-`sentence_embedding` instead (batch x width, the model's pooling, unit length), one text per row. It is written with the TorchScript-based
-exporter (`torch.onnx.export(..., dynamo=False)`, opset 17), which needs neither onnxscript nor
-a Python-level trace of transformers internals: the model is an ordinary module of Linear layers,
+axes dynamic) and returns `logits` (batch x num_labels); a bi-encoder's graph (`model.head=bi`)
+returns `sentence_embedding` instead (batch x width, the model's pooling, unit length), one text
+per row. A model without segment embeddings (MPNet) still takes `token_type_ids`, unused, so that
+every export has the same inputs. It is written with the TorchScript-based exporter
+(`torch.onnx.export(..., dynamo=False)`, opset 17), which needs neither onnxscript nor a
+Python-level trace of transformers internals: the model is an ordinary module of Linear layers,
 LayerNorms and `scaled_dot_product_attention`. The file also carries the model's config and
 tokenizer as metadata (see `auxprune.onnx_runtime`), so `auxprune eval` and `auxprune predict`
 run it alone; `--int8` quantizes it (see `auxprune.quantize`).
@@ -118,6 +120,7 @@ def to_onnx(model: nn.Module, path: str | Path, opset: int = OPSET, metadata: di
             torch.onnx.export(graph, args, str(tmp), dynamo=False, opset_version=opset,
                               input_names=list(INPUT_NAMES), output_names=[output_name],
                               dynamic_axes=dynamic_axes, do_constant_folding=True)
+        keep_all_inputs(tmp)
         if metadata:
             from auxprune.onnx_runtime import write_metadata
 
@@ -132,6 +135,24 @@ def to_onnx(model: nn.Module, path: str | Path, opset: int = OPSET, metadata: di
             remove_empty_folders(created)
         model.train(was_training)
     return path
+
+
+def keep_all_inputs(path: Path) -> None:
+    """Declare the inputs the exporter dropped because the model ignores them (MPNet's token_type_ids)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    present = [i.name for i in model.graph.input]
+    missing = [name for name in INPUT_NAMES if name not in present]
+    if not missing:
+        return
+    declared = {i.name: i for i in model.graph.input}
+    for name in missing:
+        declared[name] = onnx.helper.make_tensor_value_info(name, onnx.TensorProto.INT64, ["batch", "sequence"])
+    ordered = [declared[name] for name in INPUT_NAMES] + [i for n, i in declared.items() if n not in INPUT_NAMES]
+    del model.graph.input[:]
+    model.graph.input.extend(ordered)
+    onnx.save(model, str(path))
 
 
 def ort_session(path: str | Path, threads: int | None = None, spinning: bool = True):

@@ -3,6 +3,8 @@
 Gate values are folded into the weights they scale, so the cut model computes exactly what the
 gated model computed: head and FFN-unit values into the output projections' columns, block values
 into the whole output projection, the hidden value into every LayerNorm's affine parameters.
+A relative position bias (MPNet) is kept whole: it has one row per original head, not per hidden
+dimension, and the cut config lists which original heads each layer kept (`layer_head_ids`).
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ def cut(model: AuxpruneForSequenceClassification, masks: FinalMasks) -> Auxprune
     hidden = masks.keep["hidden"].nonzero().squeeze(-1)
     hidden_value = masks.values["hidden"][hidden]
     layer_heads, layer_ffn = masks.layer_heads, masks.layer_ffn
-    new_config = AuxpruneConfig.from_dict({**config.to_dict(), "hidden_size": int(hidden.numel()),
-                                           "layer_heads": layer_heads, "layer_ffn": layer_ffn,
-                                           "pooler_size": config.pooler_size})
+    structure = {"hidden_size": int(hidden.numel()), "layer_heads": layer_heads, "layer_ffn": layer_ffn,
+                 "pooler_size": config.pooler_size}
+    if config.relative_attention_num_buckets:
+        structure["layer_head_ids"] = [(masks.keep["heads"][layer].nonzero().squeeze(-1).tolist() if heads else [])
+                                       for layer, heads in enumerate(layer_heads)]
+    new_config = AuxpruneConfig.from_dict({**config.to_dict(), **structure})
     source = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     state: dict[str, Tensor] = {}
 
@@ -39,7 +44,10 @@ def cut(model: AuxpruneForSequenceClassification, masks: FinalMasks) -> Auxprune
         state[f"{prefix}.bias"] = source[f"{prefix}.bias"][hidden] * hidden_value
 
     for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
-        state[f"auxprune.embeddings.{name}.weight"] = source[f"auxprune.embeddings.{name}.weight"][:, hidden]
+        if f"auxprune.embeddings.{name}.weight" in source:  # MPNet has no token types
+            state[f"auxprune.embeddings.{name}.weight"] = source[f"auxprune.embeddings.{name}.weight"][:, hidden]
+    if config.relative_attention_num_buckets:
+        state["auxprune.embeddings.relative_attention_bias.weight"] = source["auxprune.embeddings.relative_attention_bias.weight"]
     norm("auxprune.embeddings.LayerNorm")
 
     for layer, (num_heads, num_units) in enumerate(zip(layer_heads, layer_ffn)):

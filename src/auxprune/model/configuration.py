@@ -4,6 +4,12 @@ A pruned model's shape is saved, never guessed from weight shapes: every layer l
 attention heads and FFN units it kept (0 means the whole block is gone), and `hidden_size` is the
 kept width of the residual stream. `original_*` fields remember the dense model so sparsity and
 speed-ups can be computed from the saved model alone.
+
+Architecture switches (set by the adapters in `model/adapters/`): `type_vocab_size` 0 means no
+segment embeddings (MPNet); `relative_attention_num_buckets` > 0 adds MPNet's relative position
+bias (one learned value per bucket and original head, added to every layer's attention scores),
+and then `layer_head_ids` lists, per layer, which original heads it kept, so that each layer reads
+the bias of its own heads. BERT and RoBERTa leave both at their defaults (0, None).
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ class AuxpruneConfig(PretrainedConfig):
         head: str = "cross",
         pair_classifier: str = "cosine",
         label_range: list[float] | None = None,
+        relative_attention_num_buckets: int = 0,
+        layer_head_ids: list[list[int]] | None = None,
         **kwargs,
     ):
         super().__init__(pad_token_id=pad_token_id, **kwargs)
@@ -71,6 +79,12 @@ class AuxpruneConfig(PretrainedConfig):
         self.hidden_dropout_prob = hidden_dropout_prob
         self.attention_probs_dropout_prob = attention_probs_dropout_prob
         self.pooling = pooling
+        self.relative_attention_num_buckets = relative_attention_num_buckets
+        if layer_head_ids is not None:
+            layer_head_ids = [list(ids) for ids in layer_head_ids]
+            if [len(ids) for ids in layer_head_ids] != layer_heads:
+                raise ValueError("layer_head_ids must list as many heads per layer as layer_heads")
+        self.layer_head_ids = layer_head_ids
         self.pooler_size = pooler_size if pooler_size is not None else hidden_size
         self.task = task
         # The sequence length the model was trained with: evaluation and export reuse it.
@@ -89,6 +103,12 @@ class AuxpruneConfig(PretrainedConfig):
     def max_positions(self) -> int:
         """The longest sequence the position embeddings can take."""
         return self.max_position_embeddings - self.position_offset
+
+    def head_ids(self, layer: int) -> list[int]:
+        """The original indices of the heads `layer` kept (its columns of the relative position bias)."""
+        if self.layer_head_ids is not None:
+            return self.layer_head_ids[layer]
+        return list(range(self.layer_heads[layer]))
 
     @property
     def num_hidden_layers(self) -> int:

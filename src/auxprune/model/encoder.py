@@ -8,10 +8,16 @@ During pruning the same modules run at full size with *gates*: a mapping from ga
 tensor (see `auxprune.structure.FAMILIES`) whose values scale heads, FFN units, whole blocks and
 hidden dimensions. Optional boolean `*_keep` entries say which units exist; they make the gated
 model compute exactly what the cut model computes (see `auxprune.surgery`).
+
+Architecture switches come from the config: no segment embeddings when `type_vocab_size` is 0,
+and MPNet's relative position bias when `relative_attention_num_buckets` > 0 (computed once per
+forward from the positions, one row per original head; each layer adds the rows of the heads it
+kept, `config.head_ids(layer)`, to its attention scores).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -25,6 +31,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceCl
 from auxprune.model.configuration import AuxpruneConfig
 
 Gates = Mapping[str, Tensor]
+RELATIVE_MAX_DISTANCE = 128  # MPNet's: relative distances beyond it share the last bucket
 
 
 def gated_layer_norm(x: Tensor, norm: nn.LayerNorm, gate: Tensor | None, keep: Tensor | None) -> Tensor:
@@ -51,13 +58,36 @@ def _block_is_off(gates: Gates | None, family: str, layer: int) -> bool:
     return bool(gates[family][layer] == 0)
 
 
+def relative_position_buckets(seq_len: int, num_buckets: int, device: torch.device) -> Tensor:
+    """MPNet's bucket (T5-style, both directions) of every key position relative to every query position.
+
+    Half the buckets are for keys before the query, half for keys after; within a half, the first
+    quarter of the buckets hold exact distances and the rest logarithmically wider ranges up to
+    `RELATIVE_MAX_DISTANCE`.
+    """
+    positions = torch.arange(seq_len, device=device)
+    distance = positions[:, None] - positions[None, :]  # query minus key
+    half = num_buckets // 2
+    exact = half // 2
+    buckets = (distance < 0).long() * half
+    distance = distance.abs()
+    # The clamp only keeps log() finite where `exact` is taken anyway (MPNet takes log(0) there).
+    far = exact + (torch.log(distance.clamp(min=exact).float() / exact) / math.log(RELATIVE_MAX_DISTANCE / exact)
+                   * (half - exact)).long()
+    return buckets + torch.where(distance < exact, distance, far.clamp(max=half - 1))
+
+
 class Embeddings(nn.Module):
+    """Token, position and (when the architecture has them) segment embeddings; MPNet's position bias."""
+
     def __init__(self, config: AuxpruneConfig):
         super().__init__()
         d = config.hidden_size
         self.word_embeddings = nn.Embedding(config.vocab_size, d, padding_idx=config.pad_token_id)
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, d)
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, d)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, d) if config.type_vocab_size > 0 else None
+        self.relative_attention_bias = (nn.Embedding(config.relative_attention_num_buckets, config.original_num_heads)
+                                        if config.relative_attention_num_buckets > 0 else None)
         self.LayerNorm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.position_offset = config.position_offset
@@ -65,11 +95,20 @@ class Embeddings(nn.Module):
     def forward(self, input_ids: Tensor, token_type_ids: Tensor | None, gates: Gates | None) -> Tensor:
         seq_len = input_ids.shape[1]
         positions = torch.arange(self.position_offset, self.position_offset + seq_len, device=input_ids.device)
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
-        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)[None] + self.token_type_embeddings(token_type_ids)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)[None]
+        if self.token_type_embeddings is not None:  # an architecture without segments ignores token_type_ids
+            if token_type_ids is None:
+                token_type_ids = torch.zeros_like(input_ids)
+            x = x + self.token_type_embeddings(token_type_ids)
         x = gated_layer_norm(x, self.LayerNorm, *_hidden_gate(gates))
         return self.dropout(x)
+
+    def position_bias(self, seq_len: int, device: torch.device) -> Tensor | None:
+        """The relative position bias, original heads x query x key; None without one."""
+        if self.relative_attention_bias is None:
+            return None
+        buckets = relative_position_buckets(seq_len, self.relative_attention_bias.num_embeddings, device)
+        return self.relative_attention_bias(buckets).permute(2, 0, 1)
 
 
 def _hidden_gate(gates: Gates | None) -> tuple[Tensor | None, Tensor | None]:
@@ -81,10 +120,12 @@ def _hidden_gate(gates: Gates | None) -> tuple[Tensor | None, Tensor | None]:
 class Attention(nn.Module):
     """Multi-head self-attention with its output projection and post-LayerNorm."""
 
-    def __init__(self, config: AuxpruneConfig, num_heads: int):
+    def __init__(self, config: AuxpruneConfig, num_heads: int, head_ids: list[int]):
         super().__init__()
         d, width = config.hidden_size, num_heads * config.head_dim
         self.num_heads, self.head_dim = num_heads, config.head_dim
+        # Which rows of the position bias are this layer's heads (None: all of them, in order).
+        self.head_ids = None if list(head_ids) == list(range(config.original_num_heads)) else list(head_ids)
         self.query = nn.Linear(d, width)
         self.key = nn.Linear(d, width)
         self.value = nn.Linear(d, width)
@@ -94,12 +135,16 @@ class Attention(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, x: Tensor, mask_bias: Tensor, head_gate: Tensor | None, block_gate: Tensor | None,
-                hidden: tuple[Tensor | None, Tensor | None]) -> Tensor:
+                hidden: tuple[Tensor | None, Tensor | None], position_bias: Tensor | None = None) -> Tensor:
         batch, seq, _ = x.shape
 
         def split(t: Tensor) -> Tensor:
             return t.view(batch, seq, self.num_heads, self.head_dim).transpose(1, 2)
 
+        if position_bias is not None:
+            if self.head_ids is not None:
+                position_bias = position_bias.index_select(0, torch.tensor(self.head_ids, device=position_bias.device))
+            mask_bias = position_bias[None] + mask_bias
         context = F.scaled_dot_product_attention(
             split(self.query(x)), split(self.key(x)), split(self.value(x)),
             attn_mask=mask_bias, dropout_p=self.attn_dropout if self.training else 0.0,
@@ -136,16 +181,17 @@ class FeedForward(nn.Module):
 class Layer(nn.Module):
     """One transformer layer; a block with zero width is absent (None) and the residual passes."""
 
-    def __init__(self, config: AuxpruneConfig, num_heads: int, num_units: int):
+    def __init__(self, config: AuxpruneConfig, num_heads: int, num_units: int, head_ids: list[int]):
         super().__init__()
-        self.attention = Attention(config, num_heads) if num_heads > 0 else None
+        self.attention = Attention(config, num_heads, head_ids) if num_heads > 0 else None
         self.ffn = FeedForward(config, num_units) if num_units > 0 else None
 
-    def forward(self, x: Tensor, mask_bias: Tensor, gates: Gates | None, index: int) -> Tensor:
+    def forward(self, x: Tensor, mask_bias: Tensor, gates: Gates | None, index: int,
+                position_bias: Tensor | None = None) -> Tensor:
         hidden = _hidden_gate(gates)
         g = gates or {}
         if self.attention is not None and not _block_is_off(gates, "attn_block", index):
-            x = self.attention(x, mask_bias, _row(g, "heads", index), _row(g, "attn_block", index), hidden)
+            x = self.attention(x, mask_bias, _row(g, "heads", index), _row(g, "attn_block", index), hidden, position_bias)
         if self.ffn is not None and not _block_is_off(gates, "ffn_block", index):
             x = self.ffn(x, _row(g, "ffn_units", index), _row(g, "ffn_block", index), hidden)
         return x
@@ -181,7 +227,8 @@ class AuxpruneModel(AuxprunePreTrainedModel):
         super().__init__(config)
         self.embeddings = Embeddings(config)
         self.layers = nn.ModuleList(
-            Layer(config, heads, units) for heads, units in zip(config.layer_heads, config.layer_ffn)
+            Layer(config, heads, units, config.head_ids(index))
+            for index, (heads, units) in enumerate(zip(config.layer_heads, config.layer_ffn))
         )
         self.pooler = nn.Linear(config.hidden_size, config.pooler_size) if config.pooling == "pooler" else None
         self.post_init()
@@ -204,9 +251,12 @@ class AuxpruneModel(AuxprunePreTrainedModel):
         x = self.embeddings(input_ids, token_type_ids, gates)
         dtype_min = torch.finfo(x.dtype).min
         mask_bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * dtype_min
+        position_bias = self.embeddings.position_bias(input_ids.shape[1], input_ids.device)
+        if position_bias is not None:
+            position_bias = position_bias.to(x.dtype)
         states = [x]
         for index, layer in enumerate(self.layers):
-            x = layer(x, mask_bias, gates, index)
+            x = layer(x, mask_bias, gates, index, position_bias)
             states.append(x)
         return self.pool(x, attention_mask), states
 

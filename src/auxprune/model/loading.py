@@ -137,7 +137,8 @@ def load_for_task(name_or_path: str | Path, *, num_labels: int, pooling: str = "
             raise UserError(f"{path}: pooling 'pooler' asked for, but the checkpoint has no pooler weights")
         if resolved != "pooler":
             state = {k: v for k, v in state.items() if not k.startswith("auxprune.pooler.")}
-        config = adapter.config(hf, pooling=resolved, num_labels=num_labels, task=task, labels=labels)
+        config = adapter.config(hf, pooling=resolved, num_labels=num_labels, task=task, labels=labels,
+                                where=path / "config.json")
         config.head, config.pair_classifier = head, pair_classifier
         config.label_range = list(label_range) if label_range is not None else None
         if max_seq_len:
