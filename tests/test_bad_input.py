@@ -101,6 +101,34 @@ def garbage(path: Path) -> None:
     (path / "model.safetensors").write_bytes(os.urandom(64) + b"\x00" * 4000)
 
 
+def edit_config(**fields) -> Callable[[Path], None]:
+    """Set `fields` in a model folder's config.json."""
+    import json
+
+    def change(path: Path) -> None:
+        config = json.loads((path / "config.json").read_text())
+        (path / "config.json").write_text(json.dumps({**config, **fields}))
+
+    return change
+
+
+def max_pooling(path: Path) -> None:
+    """Sentence-transformers files naming max pooling, which the encoder does not reproduce."""
+    import json
+
+    (path / "modules.json").write_text(json.dumps([{"idx": 1, "name": "1", "path": "1_Pooling",
+                                                    "type": "sentence_transformers.models.Pooling"}]))
+    (path / "1_Pooling").mkdir()
+    (path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_max_tokens": True}))
+
+
+def without_pooler(path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(path / "model.safetensors")
+    save_file({k: v for k, v in state.items() if not k.startswith("pooler.")}, path / "model.safetensors")
+
+
 def stsb_dir(env: Env, score: str) -> str:
     """A data folder in the GLUE layout whose STS-B training file has one score `score` (line 3)."""
     header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
@@ -208,6 +236,19 @@ CASES: list = [
      ["prune.epochz", "Extra inputs are not permitted"]),
     ("malformed YAML config", lambda e: e.prune(None, "--config", e.file("bad.yaml", "prune: [1, 2\nseed: 3\n")),
      ["bad.yaml", "YAML"]),
+    ("sparsity and a parameter count", lambda e: e.prune(None, "--sparsity", "0.5", "--target-params", "5000"),
+     ["--sparsity (prune.target_sparsity) and --target-params (prune.target_params) given together",
+      "expected one of --sparsity, --target-params, --size-of"]),
+    ("a parameter count and --set size_of", lambda e: e.prune(None, "--target-params", "5000", "--set", "prune.size_of=minilm"),
+     ["--target-params", "--size-of", "given together"]),
+    ("a parameter count larger than the model", lambda e: e.prune(None, "--target-params", "20000"),
+     ["prune.target_params 20,000", "not fewer than the 13,578", "<tiny_bert>"]),
+    ("a parameter count of 0", lambda e: e.prune(None, "--target-params", "0"),
+     ["prune.target_params", "greater than or equal to 1"]),
+    ("the size of a larger model", lambda e: e.prune(None, "--size-of", "minilm"),
+     ["prune.size_of minilm", "10,646,784", "not fewer than the 13,578"]),
+    ("the size of a missing folder", lambda e: e.prune(None, "--size-of", str(e.tmp / "nowhere")),
+     ["prune.size_of:", "nowhere: model folder not found"]),
     # ---- model folders
     ("model without config.json", lambda e: e.prune(None, model=e.model(lambda p: (p / "config.json").unlink())),
      ["bert: no config.json"]),
@@ -217,6 +258,20 @@ CASES: list = [
      ["bert/model.safetensors:", "truncated"]),
     ("garbage safetensors", lambda e: e.prune(None, model=e.model(garbage)),
      ["bert/model.safetensors:", "corrupted"]),
+    ("relative position embeddings", lambda e: e.prune(None, model=e.model(edit_config(position_embedding_type="relative_key"))),
+     ["bert/config.json:", "position_embedding_type 'relative_key'", "expected 'absolute'"]),
+    ("heads that do not divide the width", lambda e: e.prune(None, model=e.model(edit_config(num_attention_heads=5))),
+     ["bert/config.json:", "hidden_size 32 is not a multiple of num_attention_heads 5"]),
+    ("an unknown activation", lambda e: e.prune(None, model=e.model(edit_config(hidden_act="swooshy"))),
+     ["bert/config.json:", "hidden_act 'swooshy'"]),
+    ("MPNet with other bucket counts", lambda e: e.prune(None, model=e.model(edit_config(
+        model_type="mpnet", relative_attention_num_buckets=64))),
+     ["bert/config.json:", "relative_attention_num_buckets is 64; expected 32"]),
+    ("sentence-transformers max pooling", lambda e: e.prune(None, model=e.model(max_pooling)),
+     ["bert/1_Pooling/config.json:", "pooling_mode_max_tokens cannot be reproduced", "pooling_mode_mean_tokens"]),
+    ("pooler pooling without pooler weights",
+     lambda e: e.prune(None, "--set", "model.pooling=pooler", model=e.model(without_pooler)),
+     ["bert: pooling 'pooler' asked for", "no pooler weights"]),
     ("max_seq_len beyond the model's positions", lambda e: e.prune(None, "--set", "model.max_seq_len=256"),
      ["model.max_seq_len 256", "<tiny_bert>", "only 64 tokens"]),
     ("tokenizer larger than the vocabulary", lambda e: e.prune(None, model=e.model(bigger_tokenizer)),

@@ -7,8 +7,10 @@ import json
 import pytest
 import yaml
 
+import auxprune
 from auxprune.cli import main
 from auxprune.sparsity import count_parameters
+from conftest import write_tiny_mpnet
 
 FAST = ["--set", "teacher.epochs=1", "--set", "prune.epochs=2", "--set", "finetune.epochs=1",
         "--set", "train.batch_size=8", "--set", "data.max_dev_examples=40", "--set", "model.max_seq_len=32",
@@ -113,3 +115,41 @@ def test_bad_options_are_one_line_errors(argv, message, tiny_bert, data_dir, tmp
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+TINY_ENCODER = 13578  # encoder-layer parameters of the tiny BERT and the tiny MPNet (2 x (4288 + 2501))
+
+
+def test_prune_to_a_parameter_count(tiny_bert, data_dir, tmp_path, capsys):
+    out = tmp_path / "rte"
+    assert main(["prune", "--model", str(tiny_bert), "--task", "glue/rte", "--data-dir", str(data_dir),
+                 "--target-params", "6789", "--max-train-examples", "48", "--output", str(out), *FAST]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["target"] == {"requested_params": 6789, "size_of": None, "encoder_total": TINY_ENCODER,
+                                "target_sparsity": 0.5, "why": report["target"]["why"]}
+    assert "6,789 of 13,578 encoder-layer parameters, target sparsity 0.5000" in report["target"]["why"]
+    assert report["target_sparsity"] == 0.5 and abs(report["params"]["encoder_kept"] - 6789) <= 0.05 * TINY_ENCODER
+    assert report["model"]["pooling"]["mode"] == "pooler" and "pooler weights" in report["model"]["pooling"]["why"]
+    printed = capsys.readouterr().out
+    assert "size: prune.target_params=6789" in printed and "pooling: pooler (" in printed
+    saved = yaml.safe_load((out / "config.yaml").read_text())["prune"]
+    assert saved["target_params"] == 6789 and saved["target_sparsity"] == 0.5  # reruns to the same target
+
+
+def test_prune_an_mpnet_to_the_size_of_another_run(pruned_run, data_dir, tmp_path):
+    """A tiny MPNet end to end (gates, cut, fine-tune, save), to the encoder size of the pruned tiny BERT."""
+    mpnet = tmp_path / "mpnet"
+    write_tiny_mpnet(mpnet)
+    kept = json.loads((pruned_run / "report.json").read_text())["params"]["encoder_kept"]
+    out = tmp_path / "rte"
+    assert main(["prune", "--model", str(mpnet), "--task", "glue/rte", "--data-dir", str(data_dir),
+                 "--size-of", str(pruned_run), "--max-train-examples", "48", "--output", str(out), *FAST]) == 0
+    report = json.loads((out / "report.json").read_text())
+    target = report["target"]
+    assert (target["requested_params"], target["size_of"], target["encoder_total"]) == (kept, str(pruned_run), TINY_ENCODER)
+    assert report["target_sparsity"] == pytest.approx(1 - kept / TINY_ENCODER)
+    assert abs(report["params"]["encoder_kept"] - kept) <= 0.05 * TINY_ENCODER
+    model, _ = auxprune.load(out)
+    assert model.config.relative_attention_num_buckets == 32 and model.config.type_vocab_size == 0
+    assert [len(ids) for ids in model.config.layer_head_ids] == model.config.layer_heads
+    assert count_parameters(model)["encoder_kept"] == report["params"]["encoder_kept"]

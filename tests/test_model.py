@@ -75,3 +75,64 @@ def test_gate_families_cover_the_model():
     dims = tiny_dims(model)
     assert {f: tuple(dense_masks(dims).keep[f].shape) for f in FAMILIES} == {
         "attn_block": (2,), "heads": (2, 4), "ffn_block": (2,), "ffn_units": (2, 37), "hidden": (32,)}
+
+
+def write_bert_folder(path, *, weights: str, pooler: bool, st_pooling: str | None, layers: int = 3, hidden: int = 48,
+                      heads: int = 6, ffn: int = 50):
+    """A BERT folder of another depth and width than the tiny one: `.bin` or safetensors weights, with or
+    without a pooler, with or without sentence-transformers files (`st_pooling` the mode they name)."""
+    import json
+
+    from safetensors.torch import load_file
+    from transformers import BertConfig, BertModel
+
+    write_tiny_bert(path)  # for the tokenizer files
+    (path / "model.safetensors").unlink()
+    torch.manual_seed(3)
+    config = BertConfig(vocab_size=99, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                        intermediate_size=ffn, max_position_embeddings=64)
+    reference = BertModel(config, add_pooling_layer=pooler).eval()
+    reference.save_pretrained(path)
+    if weights == "bin":
+        torch.save(load_file(path / "model.safetensors"), path / "pytorch_model.bin")
+        (path / "model.safetensors").unlink()
+    if st_pooling:
+        (path / "modules.json").write_text(json.dumps([
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+        (path / "1_Pooling").mkdir()
+        (path / "1_Pooling" / "config.json").write_text(json.dumps(
+            {"word_embedding_dimension": hidden, "pooling_mode_cls_token": st_pooling == "cls",
+             "pooling_mode_mean_tokens": st_pooling == "mean", "pooling_mode_max_tokens": st_pooling == "max"}))
+    return reference
+
+
+@pytest.mark.parametrize("weights, pooler, st_pooling, mode, why", [
+    ("safetensors", True, None, "pooler", "checkpoint has pooler weights"),
+    ("bin", False, None, "cls", "no pooler weights"),
+    ("bin", True, "mean", "mean", "1_Pooling/config.json sets pooling_mode_mean_tokens"),
+    ("safetensors", False, "cls", "cls", "1_Pooling/config.json sets pooling_mode_cls_token"),
+])
+def test_any_bert_folder_loads_with_the_pooling_it_was_trained_with(tmp_path, weights, pooler, st_pooling, mode, why):
+    """Other depths and widths, `.bin` (read with weights_only) or safetensors, with or without pooler and
+    sentence-transformers files: same hidden states as transformers, the pooling chosen and why."""
+    from auxprune.model.loading import load_pretrained
+
+    reference = write_bert_folder(tmp_path, weights=weights, pooler=pooler, st_pooling=st_pooling)
+    assert (tmp_path / "pytorch_model.bin").is_file() == (weights == "bin")
+    model, _, chosen = load_pretrained(tmp_path, num_labels=2)
+    assert (chosen.mode, model.config.pooling) == (mode, mode) and why in chosen.why
+    assert model.config.layer_heads == [6] * 3 and model.config.hidden_size == 48 and model.config.head_dim == 8
+    batch = tiny_batch()
+    with torch.no_grad():
+        pooled, states = model.eval().auxprune(**batch)
+        expected = reference(**batch)
+    last = expected.last_hidden_state
+    kept = batch["attention_mask"].bool()
+    assert (states[-1][kept] - last[kept]).abs().max() < 1e-5
+    weights_ = batch["attention_mask"][..., None].float()
+    reference_pooled = {"pooler": expected.pooler_output, "cls": last[:, 0],
+                        "mean": (last * weights_).sum(1) / weights_.sum(1)}[mode]
+    assert (pooled - reference_pooled).abs().max() < 1e-5
+    configured, _, given = load_pretrained(tmp_path, num_labels=2, pooling="mean")
+    assert configured.config.pooling == "mean" and given.why == "model.pooling=mean as configured"

@@ -17,10 +17,16 @@ from auxprune.errors import UserError
 
 def _add_prune(sub) -> None:
     p = sub.add_parser("prune", help="prune a pre-trained encoder for a task into a smaller model")
-    p.add_argument("--model", help="HF model folder (BERT/RoBERTa) or 'minilm' (default)")
+    p.add_argument("--model", help="HF model folder (BERT, RoBERTa, MPNet), 'minilm' (default) or 'mpnet-base'")
     p.add_argument("--task", help="glue/rte, glue/mrpc, glue/stsb, glue/cola, glue/sst2, or a data file")
     p.add_argument("--data-dir", help="folder holding glue/ (default: $AUXPRUNE_DATA_DIR)")
-    p.add_argument("--sparsity", type=float, help="target sparsity of the encoder layers, in [0, 1)")
+    size = p.add_argument_group("how small (one of; default --sparsity 0.6)")
+    size.add_argument("--sparsity", type=float, help="target sparsity of the encoder layers, in [0, 1)")
+    size.add_argument("--target-params", type=int, metavar="N",
+                      help="prune the encoder layers to N parameters (counted as the report counts them)")
+    size.add_argument("--size-of", metavar="MODEL",
+                      help="prune the encoder layers to the size of MODEL's: 'minilm', a Hugging Face folder, or an "
+                           "auxprune run")
     p.add_argument("--max-train-examples", type=int, help="limit the training set (stratified for classes)")
     p.add_argument("--seed", type=int)
     p.add_argument("--preset", default="quick", help="quick (CPU, minutes) or full (CoFi-like, GPU)")
@@ -134,6 +140,10 @@ def prune_config(args: argparse.Namespace):
         flags.setdefault("data", {})["max_train_examples"] = args.max_train_examples
     if args.sparsity is not None:
         flags.setdefault("prune", {})["target_sparsity"] = args.sparsity
+    if args.target_params is not None:
+        flags.setdefault("prune", {})["target_params"] = args.target_params
+    if args.size_of is not None:
+        flags.setdefault("prune", {})["size_of"] = args.size_of
     if args.seed is not None:
         flags["seed"] = args.seed
     if args.aux:
@@ -146,8 +156,8 @@ def prune_config(args: argparse.Namespace):
 
 
 # Options that define a run: a resumed run takes them all from its saved config.yaml.
-RUN_OPTIONS = ("model", "task", "data_dir", "sparsity", "max_train_examples", "seed", "config", "set", "output", "overwrite",
-               "aux", "how", "what", "share", "when")
+RUN_OPTIONS = ("model", "task", "data_dir", "sparsity", "target_params", "size_of", "max_train_examples", "seed",
+               "config", "set", "output", "overwrite", "aux", "how", "what", "share", "when")
 
 
 def resume_config(args: argparse.Namespace):

@@ -53,6 +53,11 @@ class TeacherSection(Section):
 
 class PruneSection(Section):
     target_sparsity: float = Field(0.6, ge=0.0, lt=1.0)
+    # A size instead of a sparsity: when one is set, the run computes target_sparsity from it and
+    # the model's encoder parameter count (pipeline.size_target), the count the report uses.
+    target_params: int | None = Field(None, ge=1, description="prune to this many encoder-layer parameters")
+    size_of: str | None = Field(None, description="prune to the encoder-layer parameter count of this model: "
+                                "'minilm', a Hugging Face folder, or an auxprune run or model folder")
     # Heads and FFN units only by default: on short CPU schedules, gating whole blocks and hidden
     # dimensions too cost far more accuracy (bench notes in README); `full` uses all five, as CoFi.
     families: list[str] = Field(default_factory=lambda: ["heads", "ffn_units"])
@@ -67,6 +72,12 @@ class PruneSection(Section):
     init_keep_prob: float = Field(0.99, gt=0, lt=1)
     tolerance: float = Field(0.005, gt=0, le=0.05, description="allowed |measured - target| sparsity")
     align: int = Field(1, ge=1, le=256, description="kept FFN units (and hidden dims) rounded to multiples of this")
+
+    @model_validator(mode="after")
+    def _one_size(self) -> "PruneSection":
+        if self.target_params is not None and self.size_of is not None:
+            raise ValueError("give target_params or size_of, not both")
+        return self
 
     @field_validator("families")
     @classmethod
@@ -263,9 +274,22 @@ def read_yaml(path: str | Path) -> dict:
     return loaded
 
 
+TARGETS = {"target_sparsity": "--sparsity", "target_params": "--target-params", "size_of": "--size-of"}
+
+
+def check_one_target(overrides: list[dict]) -> None:
+    """At most one of prune.target_sparsity, prune.target_params and prune.size_of among explicit overrides
+    (flags, --set, settings). A saved config.yaml may hold a size and the sparsity computed from it."""
+    given = [name for name in TARGETS if any(name in (o.get("prune") or {}) for o in overrides if isinstance(o, dict))]
+    if len(given) > 1:
+        raise UserError(f"{' and '.join(f'{TARGETS[n]} (prune.{n})' for n in given)} given together; "
+                        f"expected one of {', '.join(TARGETS.values())}")
+
+
 def build_config(preset: str | None = "quick", file: str | Path | None = None,
                  overrides: list[dict] | None = None) -> RunConfig:
     """Defaults <- preset <- config file <- overrides (CLI flags and --set), later wins."""
+    check_one_target(overrides or [])
     merged: dict = {}
     if preset is not None:
         if preset not in PRESETS:

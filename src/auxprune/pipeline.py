@@ -22,13 +22,14 @@ from auxprune.data.metrics import constant_baseline
 from auxprune.data.tasks import TaskData, load_task, subsample
 from auxprune.errors import CannotResume, UserError
 from auxprune.losses import inputs as model_inputs
-from auxprune.model.loading import load_for_task, load_tokenizer, read_json, read_state_dict, resolve_model_path
+from auxprune.model.loading import (load_for_task, load_pretrained, load_tokenizer, model_config, read_json,
+                                    read_state_dict, resolve_model_path)
 from auxprune.model_card import write_model_card
 from auxprune.output import atomic_write_text, check_output_dir, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
 from auxprune.precision import make_accelerator, precision_warnings
 from auxprune.pruners import PRUNERS, PrunerFactory
 from auxprune.sanity import check_results, check_training_set
-from auxprune.sparsity import count_parameters, dense_encoder_params
+from auxprune.sparsity import count_parameters, dense_encoder_params, encoder_params
 from auxprune.speed import time_alternating, torch_runner
 from auxprune.surgery import cut
 from auxprune.train import (PruneResult, RunLog, dims_of, epoch_batches, evaluate, fine_tune, fine_tune_aux, prune,
@@ -117,10 +118,12 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         data, constant = load_data(config)
         spec = data.spec
         head = resolve_head(config, data)
-        teacher, tokenizer = load_for_task(config.teacher.path or config.model.name, num_labels=spec.num_labels,
-                                           pooling=config.model.pooling, task=spec.name, labels=spec.labels,
-                                           max_seq_len=config.model.max_seq_len, head=head["head"],
-                                           pair_classifier=head["pair_classifier"] or "cosine", label_range=head["label_range"])
+        teacher, tokenizer, pooling = load_pretrained(config.teacher.path or config.model.name, num_labels=spec.num_labels,
+                                                      pooling=config.model.pooling, task=spec.name, labels=spec.labels,
+                                                      max_seq_len=config.model.max_seq_len, head=head["head"],
+                                                      pair_classifier=head["pair_classifier"] or "cosine",
+                                                      label_range=head["label_range"])
+        size = size_target(config, teacher)  # sets prune.target_sparsity when a size was asked for
         teacher.to(accelerator.device)
         tokenizer.model_max_length = config.model.max_seq_len  # saved with the models: truncation matches training
         pad = tokenizer.pad_token_id or 0
@@ -226,6 +229,9 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         report["schedule"] = schedule_report(config, len(data.train), train_loader)
         report["head"] = head
         report["warnings"] = warnings
+        report["model"] = {"name": config.teacher.path or config.model.name, "pooling": pooling.as_dict()}
+        if size is not None:
+            report["target"] = size
         if aux is not None:
             report["transfer"] = transfer_report(config, aux, aux_metrics)
         if resume:
@@ -344,6 +350,36 @@ def init_cosine_threshold(model, tokenizer, data: TaskData, untrained: dict | No
         model.classifier.threshold.fill_(threshold)
         model.classifier.scale.mul_(1 if above else -1)
     return round(threshold, 6)
+
+
+def size_target(config: RunConfig, model) -> dict | None:
+    """With prune.target_params or prune.size_of: the encoder-layer parameter count asked for and the
+    target sparsity it means for `model` (written to config.prune.target_sparsity), counted as the
+    report counts (`sparsity.encoder_params`); None when the run asks for a sparsity."""
+    p = config.prune
+    if p.target_params is None and p.size_of is None:
+        return None
+    dense = dense_encoder_params(dims_of(model))
+    name = config.teacher.path or config.model.name
+    if p.size_of is not None:
+        try:
+            folder, other = model_config(p.size_of)
+        except UserError as err:
+            raise UserError(f"prune.size_of: {err}") from err
+        requested = encoder_params(other.layer_heads, other.layer_ffn, other.hidden_size, other.head_dim)
+        field, why = f"prune.size_of {p.size_of}", f"the encoder layers of {folder} have {requested:,} parameters"
+    else:
+        requested = p.target_params
+        field, why = f"prune.target_params {requested:,}", f"prune.target_params={requested}"
+    if requested >= dense:
+        raise UserError(f"{field}: {requested:,} encoder-layer parameters is not fewer than the {dense:,} of {name}; "
+                        "expected a smaller target (or prune a larger model)")
+    if requested < 1:
+        raise UserError(f"{field}: that model has no encoder-layer parameters; expected a target of at least 1")
+    p.target_sparsity = 1.0 - requested / dense
+    return {"requested_params": requested, "size_of": p.size_of, "encoder_total": dense,
+            "target_sparsity": p.target_sparsity,
+            "why": f"{why}: {requested:,} of {dense:,} encoder-layer parameters, target sparsity {p.target_sparsity:.4f}"}
 
 
 def target_phase_steps(config: RunConfig, loader) -> dict[str, int]:

@@ -38,6 +38,11 @@ def print_prune_summary(report: dict, output: Path) -> None:
     console.print(f"sparsity {report['sparsity']:.4f} (target {report['target_sparsity']}), "
                   f"speed-up {speed['speedup']}x, {report.get('precision', 'fp32')}, time {report['timing']['total']:.0f} s "
                   f"({', '.join(f'{k} {v:.0f}s' for k, v in report['timing'].items() if k != 'total')})")
+    if report.get("target"):
+        console.print(f"size: {report['target']['why']}")
+    pooling = (report.get("model") or {}).get("pooling")
+    if pooling:
+        console.print(f"pooling: {pooling['mode']} ({pooling['why']})")
     if report.get("head"):
         console.print(head_line(report["head"]))
     if report.get("schedule"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -66,16 +67,66 @@ def read_json(path: Path) -> dict:
     return loaded
 
 
-def detect_pooling(path: Path, has_pooler: bool) -> str:
-    """Pooling the checkpoint was trained with: sentence-transformers folders say so, BERT uses its pooler."""
-    pooling_config = path / "1_Pooling" / "config.json"
-    if (path / "modules.json").is_file() and pooling_config.is_file():
-        modes = read_json(pooling_config)
-        if modes.get("pooling_mode_mean_tokens"):
-            return "mean"
-        if modes.get("pooling_mode_cls_token"):
-            return "cls"
-    return "pooler" if has_pooler else "cls"
+ST_POOLING_MODES = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}  # what we can honour
+ST_OTHER_MODES = ("pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
+                  "pooling_mode_lasttoken")
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """The pooling a model runs with, and why (it goes into the report)."""
+
+    mode: str
+    why: str
+
+    def as_dict(self) -> dict:
+        return {"mode": self.mode, "why": self.why}
+
+
+def sentence_transformers_pooling(path: Path) -> Path | None:
+    """The pooling config of a sentence-transformers folder (its Pooling module's config.json), or None."""
+    modules_file = path / "modules.json"
+    if not modules_file.is_file():
+        return None
+    try:
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{modules_file}: not a readable JSON file ({one_line(err)}); expected the "
+                        "sentence-transformers module list") from err
+    folders = [m.get("path") for m in modules if isinstance(m, dict) and str(m.get("type", "")).endswith("Pooling")
+               and isinstance(m.get("path"), str)] if isinstance(modules, list) else []
+    for folder in folders + ["1_Pooling"]:
+        if (path / folder / "config.json").is_file():
+            return path / folder / "config.json"
+    return None
+
+
+def choose_pooling(path: Path, has_pooler: bool, requested: str = "auto") -> Pooling:
+    """The pooling to run a Hugging Face checkpoint with: as configured, else as it was trained.
+
+    A sentence-transformers folder names its pooling (mean tokens or the [CLS] token are honoured;
+    max, weighted or last-token pooling are refused); a plain checkpoint with pooler weights uses
+    its pooler (BERT's [CLS] pooler); one without uses the [CLS] token's hidden state.
+    """
+    if requested != "auto":
+        if requested == "pooler" and not has_pooler:
+            raise UserError(f"{path}: pooling 'pooler' asked for, but the checkpoint has no pooler weights; "
+                            "expected model.pooling mean, cls or auto")
+        return Pooling(requested, f"model.pooling={requested} as configured")
+    pooling_file = sentence_transformers_pooling(path)
+    if pooling_file is not None:
+        modes = read_json(pooling_file)
+        chosen = [name for name in (*ST_POOLING_MODES, *ST_OTHER_MODES) if modes.get(name)]
+        if len(chosen) == 1 and chosen[0] in ST_POOLING_MODES:
+            return Pooling(ST_POOLING_MODES[chosen[0]],
+                           f"{pooling_file.relative_to(path)} sets {chosen[0]}: the pooling the model was trained with")
+        raise UserError(f"{pooling_file}: pooling {' + '.join(chosen) or 'none'} cannot be reproduced; expected "
+                        "pooling_mode_mean_tokens or pooling_mode_cls_token alone (or choose one with "
+                        "--set model.pooling=mean|cls|pooler)")
+    if has_pooler:
+        return Pooling("pooler", "no sentence-transformers pooling config; the checkpoint has pooler weights "
+                                 "(its [CLS] pooler)")
+    return Pooling("cls", "no sentence-transformers pooling config and no pooler weights: the [CLS] token's hidden state")
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -113,7 +164,18 @@ def load_for_task(name_or_path: str | Path, *, num_labels: int, pooling: str = "
                   labels: tuple[str, ...] | None = None, max_seq_len: int | None = None, head: str = "cross",
                   pair_classifier: str = "cosine", label_range: list[float] | None = None,
                   ) -> tuple[AuxpruneForSequenceClassification, PreTrainedTokenizerBase]:
-    """A dense BERT/RoBERTa checkpoint (or one of our saved models) ready for `task`, plus its tokenizer.
+    """A dense BERT/RoBERTa/MPNet checkpoint (or one of our saved models) ready for `task`, plus its tokenizer."""
+    model, tokenizer, _ = load_pretrained(name_or_path, num_labels=num_labels, pooling=pooling, task=task, labels=labels,
+                                          max_seq_len=max_seq_len, head=head, pair_classifier=pair_classifier,
+                                          label_range=label_range)
+    return model, tokenizer
+
+
+def load_pretrained(name_or_path: str | Path, *, num_labels: int, pooling: str = "auto", task: str | None = None,
+                    labels: tuple[str, ...] | None = None, max_seq_len: int | None = None, head: str = "cross",
+                    pair_classifier: str = "cosine", label_range: list[float] | None = None,
+                    ) -> tuple[AuxpruneForSequenceClassification, PreTrainedTokenizerBase, Pooling]:
+    """`load_for_task`, and the pooling chosen with the reason (see `choose_pooling`).
 
     A checkpoint of our own keeps its head when the label count and head kind match (a fine-tuned
     teacher); any other checkpoint gets a fresh head of kind `head` (cross- or bi-encoder).
@@ -129,12 +191,12 @@ def load_for_task(name_or_path: str | Path, *, num_labels: int, pooling: str = "
         if model.config.head != head:
             raise UserError(f"{path}: a {model.config.head}-encoder, the run asks for model.head={head}; "
                             f"expected a teacher trained with the same head (or set model.head={model.config.head})")
+        chosen = Pooling(model.config.pooling, f"the pooling saved in {path / 'config.json'}")
     else:
         state = adapter.convert_state_dict(read_state_dict(path))
         has_pooler = "auxprune.pooler.weight" in state
-        resolved = detect_pooling(path, has_pooler) if pooling == "auto" else pooling
-        if resolved == "pooler" and not has_pooler:
-            raise UserError(f"{path}: pooling 'pooler' asked for, but the checkpoint has no pooler weights")
+        chosen = choose_pooling(path, has_pooler, pooling)
+        resolved = chosen.mode
         if resolved != "pooler":
             state = {k: v for k, v in state.items() if not k.startswith("auxprune.pooler.")}
         config = adapter.config(hf, pooling=resolved, num_labels=num_labels, task=task, labels=labels,
@@ -147,12 +209,30 @@ def load_for_task(name_or_path: str | Path, *, num_labels: int, pooling: str = "
                                 f"{config.max_seq_len} tokens; expected model.max_seq_len <= {config.max_seq_len}")
             config.max_seq_len = max_seq_len
         model = AuxpruneForSequenceClassification(config)
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # a tensor of another shape than config.json says
+            raise UserError(f"{path}: weights do not match config.json ({one_line(err)})") from err
         missing = [k for k in missing if not k.startswith("classifier.")]
         if missing or unexpected:
             raise UserError(f"{path}: weights do not match config.json (missing {missing[:3]}, unexpected {unexpected[:3]})")
     check_tokenizer(tokenizer, model.config, path)
-    return model, tokenizer
+    return model, tokenizer, chosen
+
+
+def model_config(name_or_path: str | Path) -> tuple[Path, AuxpruneConfig]:
+    """The folder and structure of a model, from its config.json alone (no weights read): a packaged
+    name, a Hugging Face folder, an auxprune run or its model/ folder."""
+    run_model = Path(name_or_path) / "model"
+    path = run_model if (run_model / "config.json").is_file() else resolve_model_path(name_or_path)
+    hf = read_json(path / "config.json")
+    if hf.get("model_type") == AuxpruneConfig.model_type:
+        try:
+            return path, AuxpruneConfig.from_dict(hf)
+        except (TypeError, ValueError) as err:
+            raise UserError(f"{path / 'config.json'}: not a valid auxprune config ({one_line(err)})") from err
+    adapter = adapter_for(hf, path / "config.json")
+    return path, adapter.config(hf, pooling="cls", num_labels=1, task=None, labels=None, where=path / "config.json")
 
 
 def check_tokenizer(tokenizer: PreTrainedTokenizerBase, config: AuxpruneConfig, path: Path) -> None:
