@@ -77,3 +77,31 @@ def test_missing_packages_say_how_to_install(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="no-such-package-part-001 is not installed; install it with: X"):
         unpacked(model())
     assert packaged_path("some/folder") is None
+
+
+def _mpnet_unpacked() -> bool:
+    from auxprune.model.packaged import MPNET_BASE, cache_dir
+
+    marker = cache_dir() / MPNET_BASE.folder / ".verified"
+    return marker.is_file() and marker.read_text().strip() == MPNET_BASE.weights_sha256
+
+
+@pytest.mark.skipif(not _mpnet_unpacked(), reason="all-mpnet-base-v2 is not unpacked in $AUXPRUNE_CACHE "
+                    "(bash scripts/setup.sh --models mpnet); the tiny MPNet tests cover the adapter")
+def test_real_mpnet_base_matches_transformers():
+    """The real all-mpnet-base-v2 (a slow check, run where it is installed): same hidden states as MPNetModel."""
+    import torch
+    from transformers import MPNetModel
+
+    from auxprune.model.loading import load_pretrained, resolve_model_path
+
+    model, tokenizer, pooling = load_pretrained("mpnet-base", num_labels=2)
+    assert pooling.mode == "mean" and model.config.num_hidden_layers == 12
+    reference = MPNetModel.from_pretrained(str(resolve_model_path("mpnet-base"))).eval()
+    batch = tokenizer(["A man is playing a guitar.", "Pruning makes large encoders fast enough to deploy.", "short"],
+                      padding=True, return_tensors="pt")
+    with torch.no_grad():
+        _, states = model.eval().auxprune(batch["input_ids"], batch["attention_mask"])
+        expected = reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    kept = batch["attention_mask"].bool()
+    assert (states[-1][kept] - expected[kept]).abs().max() < 1e-5

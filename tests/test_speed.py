@@ -45,6 +45,11 @@ def test_dense_config_restores_the_original_shape():
     dense = dense_config(pruned)
     assert (dense.hidden_size, dense.layer_heads, dense.layer_ffn) == (32, [4, 4], [37, 37]) and dense.is_dense
     assert forward_flops(dense, 128) / forward_flops(pruned, 128) > 1.5
+    # MPNet: the dense shape reads every head's bias row again (the pruned layers' own lists go).
+    mpnet = AuxpruneConfig.from_dict({**pruned.to_dict(), "relative_attention_num_buckets": 32, "type_vocab_size": 0,
+                                      "layer_head_ids": [[3], [0, 1, 2, 3]]})
+    dense = dense_config(mpnet)
+    assert dense.layer_head_ids is None and dense.head_ids(0) == [0, 1, 2, 3] and dense.relative_attention_num_buckets == 32
 
 
 @pytest.fixture(scope="module")

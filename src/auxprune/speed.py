@@ -71,7 +71,7 @@ def dense_config(config):
     return AuxpruneConfig.from_dict({**config.to_dict(), "hidden_size": config.original_hidden_size,
                                      "layer_heads": [config.original_num_heads] * layers,
                                      "layer_ffn": [config.original_ffn_size] * layers,
-                                     "pooler_size": config.pooler_size})
+                                     "layer_head_ids": None, "pooler_size": config.pooler_size})
 
 
 def default_baseline(run_dir: str | Path) -> Path | None:
