@@ -22,7 +22,8 @@ class Section(BaseModel):
 
 
 class ModelSection(Section):
-    name: str = Field("minilm", description="HF model folder (BERT or RoBERTa) or 'minilm' (packaged all-MiniLM-L6-v2)")
+    name: str = Field("minilm", description="HF model folder (BERT, RoBERTa or MPNet), 'minilm' (packaged "
+                      "all-MiniLM-L6-v2) or 'mpnet-base' (packaged all-mpnet-base-v2)")
     pooling: Literal["auto", "mean", "cls", "pooler"] = "auto"
     max_seq_len: int = Field(128, ge=8, le=4096)
     head: Literal["auto", "cross", "bi"] = Field("auto", description="sentence pairs: cross (one joint sequence) or bi "
