@@ -13,16 +13,16 @@ from auxprune import hf as _hf  # noqa: E402,F401 - registers AutoConfig / AutoM
 
 
 def prune(output, *, task: str | None = None, sparsity: float | None = None, target_params: int | None = None,
-          size_of: str | None = None, model: str | None = None, preset: str = "quick", config=None, settings: dict | None = None, overwrite: bool = False,
-          resume: bool = False, pruner=None) -> dict:
+          size_of: str | None = None, model: str | None = None, preset: str = "quick", config=None,
+          settings: dict | None = None, overwrite: bool = False, resume: bool = False, pruner=None) -> dict:
     """Run a prune job into the folder `output`, as `auxprune prune` does; returns its report.
 
     `config` is a YAML file of config sections, `settings` a nested dict of config fields (e.g.
     `{"prune": {"epochs": 3}, "data": {"data_dir": "data"}}`), applied last. `pruner` makes the
     pruning method, `pruner(dims, prune_section, steps)` (see `auxprune.pruners`); by default
     hard-concrete gates with the Lagrangian controller. One of `sparsity`, `target_params` (encoder-layer
-    parameters) and `size_of` (a model whose encoder size to match) says how small. With `resume`, `output` is an interrupted
-    run and its saved config is used.
+    parameters) and `size_of` (a model whose encoder size to match) says how small. With `resume`,
+    `output` is an interrupted run and its saved config is used.
     """
     from pathlib import Path
 

@@ -3,9 +3,9 @@
 An adapter knows what is specific to one architecture family: its config.json fields, how its
 weight keys map onto our encoder's modules, where its positions start, and which of the shared
 encoder's architecture switches it sets (`architecture`: segment embeddings, MPNet's relative
-position bias). Everything else (the encoder, pruning, surgery) is shared. Adding an architecture is adding a file here that
-calls `register(...)`, plus its equivalence test against the Hugging Face model
-(`tests/test_adapters.py` refuses a registered adapter without one).
+position bias). Everything else (the encoder, pruning, surgery) is shared. Adding an architecture
+is adding a file here that calls `register(...)`, plus its equivalence test against the Hugging
+Face model (`tests/test_adapters.py` refuses a registered adapter without one).
 """
 
 from __future__ import annotations
