@@ -7,7 +7,7 @@ import torch
 from auxprune.pruners.hard_concrete import (HardConcreteGates, LagrangianController, deterministic_gate, keep_probability,
                                            log_alpha_for, sample_gate)
 from auxprune.structure import Dims
-from auxprune.sparsity import dense_encoder_params, encoder_params, expected_encoder_params
+from auxprune.sparsity import dense_encoder_params, encoder_params, expected_encoder_params, fewest_encoder_params
 
 
 def test_keep_probability_matches_sampling():
@@ -64,6 +64,15 @@ def test_dense_count_formula():
     dims = Dims(num_layers=6, num_heads=12, head_dim=32, ffn_size=1536, hidden_size=384)
     per_layer = (4 * 384 * 384 + 4 * 384 + 2 * 384) + (2 * 384 * 1536 + 1536 + 384 + 2 * 384)
     assert dense_encoder_params(dims) == 6 * per_layer == encoder_params([12] * 6, [1536] * 6, 384, 32)
+    # MiniLM-L6's encoder layers: the size `--size-of minilm` asks for.
+    assert dense_encoder_params(dims) == 10_646_784
+
+
+def test_fewest_parameters_the_gated_families_reach():
+    dims = Dims(num_layers=2, num_heads=4, head_dim=8, ffn_size=37, hidden_size=32)
+    assert fewest_encoder_params(dims, ["heads", "ffn_units"]) == 0  # every block can go
+    assert fewest_encoder_params(dims, ["attn_block"]) == encoder_params([0, 0], [37, 37], 32, 8)
+    assert fewest_encoder_params(dims, ["hidden"]) == encoder_params([4, 4], [37, 37], 1, 8) == 682
 
 
 def test_lagrangian_pushes_towards_target():

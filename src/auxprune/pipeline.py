@@ -29,7 +29,7 @@ from auxprune.output import atomic_write_text, check_output_dir, plot_structure,
 from auxprune.precision import make_accelerator, precision_warnings
 from auxprune.pruners import PRUNERS, PrunerFactory
 from auxprune.sanity import check_results, check_training_set
-from auxprune.sparsity import count_parameters, dense_encoder_params, encoder_params
+from auxprune.sparsity import count_parameters, dense_encoder_params, encoder_params, fewest_encoder_params
 from auxprune.speed import time_alternating, torch_runner
 from auxprune.surgery import cut
 from auxprune.train import (PruneResult, RunLog, dims_of, epoch_batches, evaluate, fine_tune, fine_tune_aux, prune,
@@ -376,6 +376,10 @@ def size_target(config: RunConfig, model) -> dict | None:
                         "expected a smaller target (or prune a larger model)")
     if requested < 1:
         raise UserError(f"{field}: that model has no encoder-layer parameters; expected a target of at least 1")
+    fewest = fewest_encoder_params(dims_of(model), p.families)
+    if requested < fewest - p.tolerance * dense:
+        raise UserError(f"{field}: gating only {', '.join(p.families)} leaves at least {fewest:,} of the {dense:,} "
+                        f"encoder-layer parameters of {name}; expected a larger target or more prune.families")
     p.target_sparsity = 1.0 - requested / dense
     return {"requested_params": requested, "size_of": p.size_of, "encoder_total": dense,
             "target_sparsity": p.target_sparsity,

@@ -41,6 +41,14 @@ def dense_encoder_params(dims: Dims) -> int:
                           dims.hidden_size, dims.head_dim)
 
 
+def fewest_encoder_params(dims: Dims, families) -> int:
+    """The smallest count the gated `families` can reach: what no gate covers stays whole."""
+    heads = 0 if {"heads", "attn_block"} & set(families) else dims.num_heads
+    units = 0 if {"ffn_units", "ffn_block"} & set(families) else dims.ffn_size
+    hidden = 1 if "hidden" in families else dims.hidden_size
+    return encoder_params([heads] * dims.num_layers, [units] * dims.num_layers, hidden, dims.head_dim)
+
+
 def expected_encoder_params(probs: Mapping[str, Tensor], dims: Dims) -> Tensor:
     """E[kept parameters] from keep probabilities; exact for independent gates (products of expectations)."""
     hidden = probs["hidden"].sum()
