@@ -40,16 +40,18 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 torch.set_num_threads(1)
-folder, texts, pairs = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
-tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
-batch = tokenizer(texts, pairs, padding=True, return_tensors="pt")
-with torch.no_grad():
-    logits = model(**batch).logits
-pipe = pipeline("text-classification", model=folder, trust_remote_code=True)
-print(json.dumps({"logits": logits.tolist(), "pipeline": pipe([{"text": t, "text_pair": p} for t, p in zip(texts, pairs)]),
-                  "module": type(model).__module__,
-                  "imported": sorted({m.split(".")[0] for m in sys.modules} & {"auxprune", "accelerate"})}))
+folders, texts, pairs = json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
+results = []
+for folder in folders:
+    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+    batch = tokenizer(texts, pairs, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**batch).logits
+    pipe = pipeline("text-classification", model=folder, trust_remote_code=True)
+    results.append({"logits": logits.tolist(), "pipeline": pipe([{"text": t, "text_pair": p} for t, p in zip(texts, pairs)]),
+                    "module": type(model).__module__})
+print(json.dumps({"results": results, "imported": sorted({m.split(".")[0] for m in sys.modules} & {"auxprune", "accelerate"})}))
 """
 
 
@@ -89,30 +91,35 @@ def isolated_site(folder: Path, roots: list[str]) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_saved_folder_loads_with_torch_and_transformers_only(tmp_path, tokenizer, architecture):
-    small = save_pruned(tmp_path, tokenizer, pooling="pooler", drop_attention=True, head_scale=30.0, task="glue/rte",
-                        **ARCHITECTURES[architecture])
-    folder = tmp_path / "model"
-    config = json.loads((folder / "config.json").read_text())
-    assert config["auto_map"] == AUTO_MAP and (folder / "modeling_auxprune.py").is_file()
+def test_saved_folder_loads_with_torch_and_transformers_only(tmp_path, tokenizer):
+    """For every architecture (one child process for all: its start-up is the cost)."""
+    runs = {name: tmp_path / name for name in ARCHITECTURES}
+    models = {name: save_pruned(run, tokenizer, pooling="pooler", drop_attention=True, head_scale=30.0, task="glue/rte",
+                                **ARCHITECTURES[name]) for name, run in runs.items()}
+    for run in runs.values():
+        config = json.loads((run / "model" / "config.json").read_text())
+        assert config["auto_map"] == AUTO_MAP and (run / "model" / "modeling_auxprune.py").is_file()
     site = isolated_site(tmp_path / "site", ["torch", "transformers"])
     assert not (site / "auxprune").exists() and not (site / "accelerate").exists()
     texts, pairs = ["a cat sat on the mat.", "it rains", "no way, said he!"], ["a cat sits.", "it is dry", "yes"]
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(site), "PYTHONNOUSERSITE": "1",
            "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-S", "-c", CHILD, str(folder), json.dumps(texts), json.dumps(pairs)],
+    folders = [str(run / "model") for run in runs.values()]
+    done = subprocess.run([sys.executable, "-S", "-c", CHILD, json.dumps(folders), json.dumps(texts), json.dumps(pairs)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     child = json.loads(done.stdout.strip().splitlines()[-1])
-    assert child["imported"] == [] and child["module"].startswith("transformers_modules.")
+    assert child["imported"] == []
     batch = tokenizer(texts, pairs, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        expected = small(**batch).logits
-    assert torch.allclose(torch.tensor(child["logits"]), expected, atol=1e-5)
-    predicted = auxprune.predict(tmp_path, texts, pairs)
-    assert [p["label"] for p in child["pipeline"]] == [p["label"] for p in predicted]
-    assert [p["score"] for p in child["pipeline"]] == pytest.approx([p["score"] for p in predicted], abs=1e-5)
+    for (name, run), result in zip(runs.items(), child["results"], strict=True):
+        assert result["module"].startswith("transformers_modules."), name
+        with torch.no_grad():
+            expected = models[name](**batch).logits
+        assert torch.allclose(torch.tensor(result["logits"]), expected, atol=1e-5), name
+        predicted = auxprune.predict(run, texts, pairs)
+        assert [p["label"] for p in result["pipeline"]] == [p["label"] for p in predicted], name
+        assert [p["score"] for p in result["pipeline"]] == pytest.approx([p["score"] for p in predicted], abs=1e-5), name
+    assert models["mpnet"].config.layer_head_ids == [[3], []]  # layer 0 reads head 3's bias row, layer 1 has no attention
 
 
 def test_modeling_code_needs_no_auxprune_module():
