@@ -125,7 +125,7 @@ def test_any_bert_folder_loads_with_the_pooling_it_was_trained_with(tmp_path, we
     assert model.config.layer_heads == [6] * 3 and model.config.hidden_size == 48 and model.config.head_dim == 8
     batch = tiny_batch()
     with torch.no_grad():
-        pooled, states = model.eval().auxprune(**batch)
+        pooled, states = model.eval().auxprune.encode(**batch)
         expected = reference(**batch)
     last = expected.last_hidden_state
     kept = batch["attention_mask"].bool()

@@ -101,7 +101,7 @@ def test_real_mpnet_base_matches_transformers():
     batch = tokenizer(["A man is playing a guitar.", "Pruning makes large encoders fast enough to deploy.", "short"],
                       padding=True, return_tensors="pt")
     with torch.no_grad():
-        _, states = model.eval().auxprune(batch["input_ids"], batch["attention_mask"])
+        _, states = model.eval().auxprune.encode(batch["input_ids"], batch["attention_mask"])
         expected = reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     kept = batch["attention_mask"].bool()
     assert (states[-1][kept] - expected[kept]).abs().max() < 1e-5

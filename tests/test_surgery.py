@@ -71,11 +71,11 @@ def test_each_cut_layer_reads_the_position_bias_of_its_own_heads():
     assert torch.equal(small.state_dict()[bias], model.state_dict()[bias])
     batch = tiny_batch(seq=30)
     with torch.no_grad():
-        expected = model.auxprune(**batch, gates=masks.as_gates())[1][-1]
-        assert (small.auxprune(**batch)[1][-1] - expected).abs().max() < 1e-5
+        expected = model.auxprune.encode(**batch, gates=masks.as_gates())[1][-1]
+        assert (small.auxprune.encode(**batch)[1][-1] - expected).abs().max() < 1e-5
         # The bias matters: reading the first heads' rows instead gives other hidden states.
         small.auxprune.layers[0].attention.head_ids = [0, 1]
-        assert (small.auxprune(**batch)[1][-1] - expected).abs().max() > 1e-3  # 100x the tolerance
+        assert (small.auxprune.encode(**batch)[1][-1] - expected).abs().max() > 1e-3  # 100x the tolerance
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
