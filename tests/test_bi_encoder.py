@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import sample_masks, tiny_model
+from conftest import ARCHITECTURES, sample_masks, tiny_model
 
 from auxprune.cli import main
 from auxprune.data.batching import collate, encode
@@ -66,9 +66,11 @@ def test_bi_logits_compare_each_side_encoded_alone(num_labels, classifier):
         assert out.logits.shape == (3, 3)
 
 
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
 @pytest.mark.parametrize("num_labels, classifier", [(1, "cosine"), (2, "cosine"), (2, "concat")])
-def test_cut_bi_encoder_computes_what_the_gated_one_did(num_labels, classifier):
-    model = tiny_model(num_labels=num_labels, head="bi", pair_classifier=classifier, label_range=[1.0, 5.0])
+def test_cut_bi_encoder_computes_what_the_gated_one_did(num_labels, classifier, architecture):
+    model = tiny_model(num_labels=num_labels, head="bi", pair_classifier=classifier, label_range=[1.0, 5.0],
+                       **ARCHITECTURES[architecture])
     masks = sample_masks(model)  # fewer heads, FFN units and hidden dims, a removed FFN block
     _, _, stacked = pair_batch()
     keys = ("input_ids", "attention_mask", "token_type_ids")
