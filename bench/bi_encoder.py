@@ -159,9 +159,11 @@ def table(records: list[dict], cross: list[dict]) -> str:
             def pick(rows, method, field):
                 return [r[field] for r in rows if (r["task"], r["sparsity"], r["method"]) == (task, sparsity, method)
                         and r.get(field) is not None]
-            untrained = sorted(set(pick(records, "baseline", "untrained") + pick(records, "transfer", "untrained")))
+            by_seed = {r["seed"]: r["untrained"] for r in records if (r["task"], r["sparsity"]) == (task, sparsity)
+                       and r.get("untrained") is not None}  # the same bar for every method of a seed
+            untrained = [by_seed[seed] for seed in sorted(by_seed)]
             metric = next((r["metric_name"] for r in records + cross if r["task"] == task), "")
-            lines.append(f"| {task} ({metric}) | {sparsity} | {mean_sd(untrained[:1])} | {mean_sd(pick(cross, 'baseline', 'teacher'))} "
+            lines.append(f"| {task} ({metric}) | {sparsity} | {mean_sd(untrained)} | {mean_sd(pick(cross, 'baseline', 'teacher'))} "
                          f"| {mean_sd(pick(cross, 'baseline', 'pruned'))} | {mean_sd(pick(cross, 'transfer', 'pruned'))} "
                          f"| {mean_sd(pick(records, 'baseline', 'teacher'))} | {mean_sd(pick(records, 'baseline', 'pruned'))} "
                          f"| {mean_sd(pick(records, 'transfer', 'teacher'))} | {mean_sd(pick(records, 'transfer', 'pruned'))} |")
