@@ -40,6 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench script
 from transfer_limited_data import AUX, aux_sets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+# These runs measured the cross-encoder head; pinned since model.head=auto picks the bi-encoder for
+# sentence-embedding models on pair tasks (bench/bi_encoder.py), so that rerunning a cell reproduces it.
+CROSS = ["--set", "model.head=cross"]
 RESULTS = ROOT / "bench" / "results" / "learning_curve.json"
 PLOT = ROOT / "bench" / "results" / "learning_curve.png"
 TRANSFER_RESULTS = ROOT / "bench" / "results" / "transfer_limited_data.json"
@@ -57,7 +60,7 @@ def run_cell(task: str, examples: int, seed: int, method: str, threads: int | No
     report_path = out / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     command = ["auxprune", "prune", "--task", task, "--sparsity", str(SPARSITY), "--max-train-examples", str(examples),
-               "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite"]
+               "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite", *CROSS]
     if method == "transfer":
         command += aux_sets(task)
     if report.get("status") == "ok":

@@ -44,6 +44,9 @@ import torch
 from auxprune.output import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
+# These runs measured the cross-encoder head; pinned since model.head=auto picks the bi-encoder for
+# sentence-embedding models on pair tasks (bench/bi_encoder.py), so that rerunning a cell reproduces it.
+CROSS = ["--set", "model.head=cross"]
 RESULTS = ROOT / "bench" / "results" / "transfer_limited_data.json"
 WORK = ROOT / "bench" / "work" / "transfer"
 
@@ -122,7 +125,8 @@ def run_cell(target: str, sparsity: float, method: str, seed: int, examples: int
         command = [sys.executable, "-m", "auxprune.cli", "prune", "--resume", str(out)]
     else:
         command = [sys.executable, "-m", "auxprune.cli", "prune", "--task", target, "--sparsity", str(sparsity),
-                   "--max-train-examples", str(examples), "--seed", str(seed), "--output", str(out), "--overwrite"]
+                   "--max-train-examples", str(examples), "--seed", str(seed), "--output", str(out), "--overwrite",
+                   *CROSS]
         if any(o.startswith("transfer.") for o in overrides):
             command += aux_sets(target)
         for setting in overrides:

@@ -38,6 +38,8 @@ def test_prune_writes_every_output(pruned_run):
     assert report["data"] == {"train_examples": 48, "dev_examples": 40}
     assert set(report["timing"]) >= {"teacher", "prune", "finetune", "total"}
     assert report["config"]["seed"] == 3
+    # A plain BERT folder (no sentence-transformers files): model.head=auto keeps the cross-encoder.
+    assert report["head"]["head"] == "cross" and report["head"]["why"] == "not a sentence-embedding model"
     phases = {json.loads(line)["phase"] for line in (pruned_run / "log.jsonl").read_text().splitlines()}
     assert phases == {"teacher", "prune", "finetune"}
 

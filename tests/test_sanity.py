@@ -119,6 +119,8 @@ def test_run_reports_its_schedule_the_untrained_bar_and_warnings(tmp_path, data_
     assert "fewer than train.min_epoch_examples=80" in schedule["why"]
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert max(r["step"] for r in log if r["phase"] == "teacher") == 10
+    # A sentence-embedding model on a pair task: model.head=auto picks the bi-encoder, and says why.
+    assert report["head"]["head"] == "bi" and "sentence-embedding model on a sentence-pair task" in report["head"]["why"]
     untrained = report["untrained"]
     assert set(untrained["metrics"]) == {"pearson", "spearman"} and report["metrics"]["untrained"] == untrained["metrics"]
     assert "only 40 training examples" in report["warnings"][0]

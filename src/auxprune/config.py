@@ -28,7 +28,8 @@ class ModelSection(Section):
     max_seq_len: int = Field(128, ge=8, le=4096)
     head: Literal["auto", "cross", "bi"] = Field("auto", description="sentence pairs: cross (one joint sequence) or bi "
                                                  "(each side encoded alone, compared by cosine, as sentence-transformers); "
-                                                 "auto: see pipeline.resolve_head")
+                                                 "auto: bi for a sentence-embedding model on a pair task, else cross "
+                                                 "(measured: pipeline.AUTO_PAIR_HEAD)")
     pair_classifier: Literal["auto", "cosine", "concat"] = Field(
         "auto", description="bi-encoder classes from the cosine (two classes) or from [u, v, |u-v|]; auto: cosine for two classes")
 
