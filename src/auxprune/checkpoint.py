@@ -6,7 +6,8 @@ states) and `meta.json` (phase, step, timings), written last. Folders are writte
 temporary name and renamed, so a checkpoint is whole or absent; only the newest `keep` are kept.
 
 Training loops save after step N when N is a multiple of `every`, at the end of each phase, and
-when the user asked to stop (Ctrl-C). A resumed loop restores the same objects and RNG states
+when the user asked to stop (Ctrl-C). In a run of several processes the main process writes the
+checkpoint, with every process's RNG states (`ranks`), and each process restores its own. A resumed loop restores the same objects and RNG states
 and continues with step N + 1 on the same batch it would have seen: on the CPU the resumed run
 is bit-identical to an uninterrupted one.
 """
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from auxprune import distributed
 from auxprune.errors import CannotResume, UserError
 
 CHECKPOINTS = "checkpoints"
@@ -164,11 +166,18 @@ class StopRequest:
 
 
 class Stopped(KeyboardInterrupt):
-    """Raised after the checkpoint that a stop request asked for has been written."""
+    """Raised after the checkpoint that a stop request asked for has been written (by the main
+    process: on the others `checkpoint` is None)."""
 
-    def __init__(self, checkpoint: Path):
+    def __init__(self, checkpoint: Path | None):
         super().__init__(f"stopped; checkpoint {checkpoint}")
         self.checkpoint = checkpoint
+
+
+def rank_state(objects: Mapping[str, Stateful]) -> dict:
+    """This process's own part of a checkpoint: its RNG states and what its objects keep per process."""
+    return {"rng": rng_state(), **{name: obj.rank_state_dict() for name, obj in objects.items()
+                                   if hasattr(obj, "rank_state_dict")}}
 
 
 @dataclass
@@ -196,18 +205,33 @@ class LoopState:
                             "version of auxprune; start the run again without resuming")
         for name, obj in objects.items():
             obj.load_state_dict(self.restore[name])
-        set_rng_state(self.restore["rng"])
+        if distributed.active():  # each process continues its own random streams (dropout, masking)
+            ranks = self.restore.get("ranks") or []
+            if len(ranks) != distributed.processes():
+                raise CannotResume(f"checkpoint of phase '{self.phase}' was written by {len(ranks) or 1} process(es), "
+                                   f"this run has {distributed.processes()}; resume with as many as it started with")
+            mine = ranks[distributed.rank()]
+            for name, obj in objects.items():
+                if hasattr(obj, "load_rank_state_dict"):
+                    obj.load_rank_state_dict(mine[name])
+            set_rng_state(mine["rng"])
+        else:
+            set_rng_state(self.restore["rng"])
         return int(self.restore["step"])
 
     def after_step(self, step: int, total: int, objects: Mapping[str, Stateful]) -> None:
         _maybe_kill(f"step:{self.phase}:{step}")
-        stopping = self.stop is not None and self.stop.requested
+        # With several processes all stop at the same step: the one a Ctrl-C reached first.
+        stopping = distributed.any_process(self.stop is not None and self.stop.requested)
         if self.checkpointer is None:
             if stopping:
                 raise KeyboardInterrupt
             return
         if stopping or step == total or self.checkpointer.due(step):
-            path = self.checkpointer.save(self.phase, step, {**objects, **self.carry, "step": Value(step)}, self.meta())
+            saved = {**objects, **self.carry, "step": Value(step)}
+            if distributed.active():  # what differs between processes; the main process writes it all
+                saved["ranks"] = Value(distributed.gather(rank_state(objects)))
+            path = self.checkpointer.save(self.phase, step, saved, self.meta()) if distributed.is_main() else None
             if stopping:
                 raise Stopped(path)
 

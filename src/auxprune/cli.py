@@ -46,6 +46,9 @@ def _add_prune(sub) -> None:
     p.add_argument("--output", help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its newest checkpoint (with its saved config)")
+    p.add_argument("--processes", type=int, metavar="N",
+                   help="data-parallel processes on this machine (gloo on the CPU): each takes batch_size / N of every "
+                        "batch; as `accelerate launch --num_processes N -m auxprune prune ...`")
 
 
 def _add_eval(sub) -> None:
@@ -177,11 +180,18 @@ def resume_config(args: argparse.Namespace):
     return validate(read_yaml(run / "config.yaml")), run
 
 
-def cmd_prune(args: argparse.Namespace) -> int:
+def cmd_prune(args: argparse.Namespace, argv: list[str]) -> int:
+    from auxprune import distributed
     from auxprune.checkpoint import Stopped
     from auxprune.pipeline import run_prune
     from auxprune.summary import print_prune_summary
 
+    if args.processes is not None and args.processes < 1:
+        raise UserError(f"--processes {args.processes}: expected a number of processes, 1 or more")
+    if args.processes is not None and args.processes > 1:
+        if distributed.processes() > 1:
+            raise UserError("--processes: this command already runs in several processes (drop --processes under accelerate launch)")
+        return distributed.launch(without_option(argv, "--processes"), args.processes)
     if args.resume:
         config, output = resume_config(args)
     elif args.output is None:
@@ -191,11 +201,27 @@ def cmd_prune(args: argparse.Namespace) -> int:
     try:
         report = run_prune(config, output, overwrite=args.overwrite, resume=bool(args.resume))
     except Stopped as stop:
-        print(f"auxprune: stopped; checkpoint saved ({stop.checkpoint.name}). "
-              f"Continue with: auxprune prune --resume {output}", file=sys.stderr)
+        if distributed.is_main():
+            again = f" --processes {distributed.processes()}" if distributed.processes() > 1 else ""
+            print(f"auxprune: stopped; checkpoint saved ({stop.checkpoint.name}). "
+                  f"Continue with: auxprune prune --resume {output}{again}", file=sys.stderr)
         return 130
-    print_prune_summary(report, output)
+    if distributed.is_main():
+        print_prune_summary(report, output)
     return 0
+
+
+def without_option(argv: list[str], name: str) -> list[str]:
+    """`argv` without `name VALUE` / `name=VALUE`: the command each launched process runs."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            kept.append(arg)
+    return kept
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -309,24 +335,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
-    commands = {"prune": cmd_prune, "eval": cmd_eval, "inspect": cmd_inspect, "export": cmd_export,
+    commands = {"prune": lambda a: cmd_prune(a, argv), "eval": cmd_eval, "inspect": cmd_inspect, "export": cmd_export,
                 "predict": cmd_predict, "bench": cmd_bench, "embed": cmd_embed}
     try:
         return commands[args.command](args)
     except UserError as err:
         if args.debug:
             traceback.print_exc()
-        print(f"auxprune: error: {err}", file=sys.stderr)
+        if _is_main():  # in a run of several processes, the main one says it once
+            print(f"auxprune: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("auxprune: interrupted", file=sys.stderr)
+        if _is_main():
+            print("auxprune: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - the last line of defence: one line, exit 1
         if args.debug:
             traceback.print_exc()
         print(f"auxprune: internal error: {type(err).__name__}: {err} (run with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _is_main() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from auxprune import distributed
+
 
 def prediction_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
     """KL at temperature T (scaled by T^2) for classes; MSE for a regression output."""
@@ -54,15 +56,21 @@ class LayerDistiller(nn.Module):
 
     def forward(self, student_states: tuple[Tensor, ...], teacher_states: tuple[Tensor, ...],
                 attention_mask: Tensor) -> tuple[Tensor, list[int]]:
-        """Sum of matched-layer losses and the matched student layers (1-based)."""
+        """Sum of matched-layer losses and the matched student layers (1-based).
+
+        With several processes, each holding a slice of the batch, the loss is over all of their
+        tokens (its share, scaled so that the averaged gradients are those of the whole batch) and
+        every process picks the same matches."""
         valid = attention_mask[..., None].to(student_states[0].dtype)
         count = valid.sum() * teacher_states[0].shape[-1]
+        if distributed.active():
+            count = distributed.total(count) / distributed.processes()
         mapped = [self.map(s) for s in student_states[1:]]
         total, matches, start = student_states[0].new_zeros(()), [], 0
         for layer in self.teacher_layers:
             target = teacher_states[layer]
             losses = torch.stack([(((m - target) ** 2) * valid).sum() / count for m in mapped[start:]])
-            best = int(losses.detach().argmin())
+            best = int(distributed.total(losses.detach()).argmin())
             total = total + losses[best]
             start += best
             matches.append(start + 1)

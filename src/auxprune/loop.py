@@ -2,8 +2,8 @@
 
 Every phase runs here under a Hugging Face `Accelerator`: the objective (model, pruner, layer map,
 auxiliary heads) is prepared as one module, so every trainable parameter moves to the
-accelerator's device; the weights' optimizer and the pruner's own optimizers step together after
-one backward pass. `LoopState` checkpoints the loop and resumes it exactly.
+accelerator's device and, with several processes, one DDP wrapper averages the gradients of all of
+them; the weights' optimizer and the pruner's own optimizers step together after one backward pass. `LoopState` checkpoints the loop and resumes it exactly.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from auxprune import distributed
 from auxprune.checkpoint import LoopState, Value
 from auxprune.losses import Objective
 
@@ -59,7 +60,8 @@ def batches(loader: DataLoader, steps: int) -> Iterator[dict[str, Tensor]]:
 def progress(steps: int, desc: str, done: int = 0) -> tqdm:
     """A step bar starting at `done` (a resumed run); as a context manager it closes also on Ctrl-C, so the
     bar does not swallow the last message."""
-    return tqdm(total=steps, initial=done, desc=desc, unit="step", dynamic_ncols=True, leave=True)
+    return tqdm(total=steps, initial=done, desc=desc, unit="step", dynamic_ncols=True, leave=True,
+                disable=not distributed.is_main())
 
 
 def weights_optimizer(params: list, lr: float, steps: int, config):
@@ -103,10 +105,13 @@ def run(objective: Objective, *, weights: list, lr: float, steps: int, loader: D
             bar.update()
             bar.set_postfix(loss=f"{loss:.4f}", **({"sparsity": f"{sparsity.item():.3f}"} if pruners else {}))
             if step % config.train.log_every == 0 or step == steps:
-                record = {"phase": phase, "step": step, "loss": loss,
-                          **{f"loss_{k}": v.item() for k, v in parts.items() if k not in ("loss", "regularization")}}
+                # Each process holds its slice's losses: the log has their mean (the whole batch's).
+                record = {"phase": phase, "step": step, **distributed.mean_values(
+                    {"loss": parts["loss"], **{f"loss_{k}": v for k, v in parts.items() if k not in ("loss", "regularization")}})}
                 if pruners:
                     record.update(expected_sparsity=sparsity.item(), **pruners[0].log_values(step))
+                    distributed.check_replicated("expected sparsity and multipliers", [sparsity.item(), *(
+                        v for k, v in pruners[0].log_values(step).items() if k != "target")])
                 log.write(**record, lr=schedule.get_last_lr()[0],
                           **({"layer_matches": model.matches} if pruners else {}))
             state.after_step(step, steps, {**objects, "layer_matches": Value(model.matches)} if pruners else objects)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 
+from auxprune import distributed
 from auxprune.baselines import THRESHOLD_FIT_EXAMPLES, fit_threshold, is_sentence_embedding_model, pair_cosines, untrained_cosine_score
 from auxprune.checkpoint import Checkpointer, LoopState, StopRequest, Value
 from auxprune.config import RunConfig, to_yaml
@@ -104,15 +105,21 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
     latest = checkpoints.latest() if resume else None
     if not resume:
         check_output_dir(output, overwrite)  # refuse early; the folder is made once the inputs are known good
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
+    processes, main = distributed.processes(), distributed.is_main()
+    distributed.check_batch_sizes(batch_sizes(config), processes)
     seed_everything(config.seed)
     saved = {latest.phase: latest.load()} if latest else {}
     timer = Timer(latest.meta.get("timing") if latest else None)
     if latest is not None and latest.meta.get("precision", "fp32") != config.train.precision:
         raise UserError(f"{output}: its checkpoint was trained in {latest.meta.get('precision', 'fp32')}, the run's "
                         f"config says train.precision={config.train.precision}; resume with the precision it started with")
+    if latest is not None and latest.meta.get("processes", 1) != processes:
+        n = latest.meta.get("processes", 1)
+        raise UserError(f"{output}: its checkpoint was written by {n} process(es), this run has {processes}; each keeps "
+                        f"its own random streams: resume with --processes {n}")
     accelerator = make_accelerator(config.train.precision)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
     # Reading the data and the model first: a bad input is refused before anything is written.
     with timer.phase("load"):
         data, constant = load_data(config)
@@ -140,17 +147,18 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         untrained = untrained_score(config, data, teacher if config.teacher.path is None else None, accelerator)
         if config.teacher.path is None and teacher.is_bi_encoder and teacher.classifier.kind == "cosine":
             head["threshold"] = init_cosine_threshold(teacher, tokenizer, data, untrained, config.model.max_seq_len)
-    if not resume:
+    if not resume and main:  # the main process alone writes the run folder
         prepare_output_dir(output, overwrite)
         atomic_write_text(output / "config.yaml", to_yaml(config))
-    log = RunLog(output / "log.jsonl")
+    log = RunLog(output / "log.jsonl" if main else None)
     if resume:  # without a checkpoint the run starts over in the same folder
         log.write(event="resumed", phase=latest and latest.phase, step=latest.step if latest else 0,
                   checkpoint=latest and latest.path.name)
     stop = StopRequest()
 
     def loop(phase: str, **carry) -> LoopState:
-        return LoopState(phase, checkpoints, saved.get(phase), stop, meta=lambda: {"timing": timer.snapshot(), "precision": config.train.precision}, carry=carry)
+        return LoopState(phase, checkpoints, saved.get(phase), stop, meta=lambda: {"timing": timer.snapshot(), "precision": config.train.precision,
+                                                                                   "processes": processes}, carry=carry)
 
     try:
         transfer = config.transfer
@@ -168,10 +176,11 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                     stage1, stage1_metrics = run_stage1(teacher, aux, stage1_epochs, config, accelerator, log, loop("stage1"),
                                                         pruner)
                     aux_metrics.update(stage1_metrics)
-                    checkpoints.root.mkdir(parents=True, exist_ok=True)
-                    write_json(stage1_metrics_file, stage1_metrics)  # reported after a resume too
-                    if stage1 is not None:
-                        stage1.save(stage1_file)  # later phases resume without redoing stage 1
+                    if main:
+                        checkpoints.root.mkdir(parents=True, exist_ok=True)
+                        write_json(stage1_metrics_file, stage1_metrics)  # reported after a resume too
+                        if stage1 is not None:
+                            stage1.save(stage1_file)  # later phases resume without redoing stage 1
             else:
                 if transfer.how == "sequential" and needs_stage1_outcome(transfer):
                     stage1 = StageOne.load(stage1_file)
@@ -185,7 +194,8 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                         fine_tune(teacher, train_loader, epochs=config.teacher.epochs, lr=config.teacher.lr, config=config,
                                   accelerator=accelerator, log=log, phase="teacher", state=loop("teacher"), aux=joint,
                                   tie=stage1)
-                        save_model(accelerator.unwrap_model(teacher), tokenizer, output / "teacher")
+                        if main:
+                            save_model(accelerator.unwrap_model(teacher), tokenizer, output / "teacher")
             teacher = accelerator.unwrap_model(teacher).eval()
             with timer.phase("eval"):
                 teacher_metrics = evaluate(teacher, dev_loader, dev_labels, spec, accelerator, "eval teacher")
@@ -215,11 +225,12 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
             pruned_metrics = evaluate(small, dev_loader, dev_labels, spec, accelerator, "eval pruned")
             if joint is not None:
                 aux_metrics["pruned"] = joint.evaluate(small, accelerator.device)
-            speed = measure_speed(teacher, small, train_loader, accelerator)
+            speed = measure_speed(teacher, small, train_loader, accelerator) if main else None
         with timer.phase("save"):
-            save_model(small, tokenizer, output / "model")
-            plot_structure(small.config, output / "structure.png",
-                           f"{spec.name}: sparsity {masks.sparsity():.3f} (target {config.prune.target_sparsity})")
+            if main:
+                save_model(small, tokenizer, output / "model")
+                plot_structure(small.config, output / "structure.png",
+                               f"{spec.name}: sparsity {masks.sparsity():.3f} (target {config.prune.target_sparsity})")
         timing = timer.snapshot()
         warnings += check_results(spec.primary_metric, teacher_metrics, pruned_metrics, constant, untrained, head["head"])
         report = build_report(config, spec, teacher, small, masks, result, teacher_metrics, pruned_metrics,
@@ -236,17 +247,19 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
             report["transfer"] = transfer_report(config, aux, aux_metrics)
         if resume:
             report["resumed_from"] = {"phase": latest.phase, "step": latest.step} if latest else {"phase": None, "step": 0}
-        write_json(output / "report.json", report)
-        write_model_card(output / "model", report)  # model/README.md, from the report
-        checkpoints.clear()  # the outputs are complete; checkpoints would only fill the disk
+        if main:
+            write_json(output / "report.json", report)
+            write_model_card(output / "model", report)  # model/README.md, from the report
+            checkpoints.clear()  # the outputs are complete; checkpoints would only fill the disk
         return report
     except BaseException as err:
         status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
         last = checkpoints.latest()
         try:
-            write_json(output / "report.json", {"status": status, "task": config.data.task, "error": f"{type(err).__name__}: {err}",
-                                                "checkpoint": str(last.path) if last else None,
-                                                "timing": timer.snapshot(), "config": config.model_dump(mode="json")})
+            if main:
+                write_json(output / "report.json", {"status": status, "task": config.data.task, "error": f"{type(err).__name__}: {err}",
+                                                    "checkpoint": str(last.path) if last else None,
+                                                    "timing": timer.snapshot(), "config": config.model_dump(mode="json")})
         except OSError:
             pass  # e.g. the disk is full: the error itself matters more than its record
         if isinstance(err, UserError) and not isinstance(err, CannotResume) and last is not None:
@@ -410,8 +423,18 @@ def schedule_report(config: RunConfig, n_train: int, loader) -> dict:
                f"{per_epoch / len(loader):.1f} times round them ({per_epoch} steps, batch {config.train.batch_size})")
     else:
         why = f"plain epochs of {per_epoch} steps (batch {config.train.batch_size})"
-    return {"batch_size": config.train.batch_size, "batches_per_pass": len(loader), "steps_per_epoch": per_epoch,
+    return {"batch_size": config.train.batch_size, "processes": distributed.processes(),
+            "per_process_batch_size": config.train.batch_size // distributed.processes(),
+            "batches_per_pass": len(loader), "steps_per_epoch": per_epoch,
             "min_epoch_examples": minimum, "phases": phases, "why": why}
+
+
+def batch_sizes(config: RunConfig) -> dict[str, int]:
+    """The training batch sizes, each split over the processes of a run."""
+    sizes = {"train.batch_size": config.train.batch_size}
+    if config.transfer.aux:
+        sizes["transfer.aux_batch_size"] = config.transfer.aux_batch_size or config.train.batch_size
+    return sizes
 
 
 def needs_stage1_outcome(transfer) -> bool:
@@ -507,5 +530,6 @@ def build_report(config, spec, teacher, small, masks, result, teacher_metrics, p
         "lagrangian": result.stats,
         "timing": timing,
         "precision": config.train.precision,
+        "processes": distributed.processes(),
         "config": config.model_dump(mode="json"),
     }

@@ -10,7 +10,9 @@ from __future__ import annotations
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
+from accelerate.utils import DistributedDataParallelKwargs
 
+from auxprune import distributed
 from auxprune.errors import UserError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -28,7 +30,13 @@ def make_accelerator(precision: str) -> Accelerator:
         # Accelerate keeps one precision per process; a second run in the same process (a notebook,
         # the tests) may ask for another. The process group (PartialState) is kept.
         AcceleratorState._reset_state()
-    return Accelerator(mixed_precision=mixed)
+    if distributed.processes() == 1:
+        return Accelerator(mixed_precision=mixed)
+    # Several processes (launched with WORLD_SIZE, RANK, MASTER_ADDR/PORT): gloo on the CPU. DDP
+    # looks for parameters a step leaves unused (the target head in stage 1, an auxiliary head not
+    # drawn).
+    return Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available(),
+                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
 
 
 def cpu_has_native_bf16() -> bool:

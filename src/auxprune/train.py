@@ -20,7 +20,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from auxprune import loop
+from auxprune import distributed, loop
 from auxprune.checkpoint import LoopState
 from auxprune.config import RunConfig
 from auxprune.data.batching import ordered_predictions
@@ -143,7 +143,7 @@ def predict(model: AuxpruneForSequenceClassification, loader: DataLoader, accele
             desc: str = "eval") -> list[float | int]:
     """Predictions in the dataset's order (the loader may batch by length)."""
     model.eval()
-    bar = tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
+    bar = tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True, disable=not distributed.is_main())
     return ordered_predictions(bar, lambda batch: model(**inputs(batch, accelerator.device)).logits)
 
 

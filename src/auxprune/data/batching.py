@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from auxprune import distributed
 from auxprune.data.tasks import Example
 from auxprune.model.configuration import MODEL_INPUTS  # noqa: F401 - what a batch feeds the model
 
@@ -68,10 +69,17 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     Padding is most of the cost of a CPU step on short-text tasks; this keeps the randomness of
     plain shuffling at the scale of a window while removing most of the padding.
+
+    With several processes (`shard` = (rank, processes)) every process draws the same global batches
+    of `batch_size` and yields its contiguous slice of each, batch_size / processes examples; a last
+    batch that does not divide repeats its first examples (as torch's DistributedSampler does). The
+    position it saves is the global one, the same on every process.
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, window: int = 50):
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, window: int = 50,
+                 shard: tuple[int, int] = (0, 1)):
         self.lengths, self.batch_size, self.window = list(lengths), batch_size, window
+        self.rank, self.processes = shard
         self.generator = torch.Generator().manual_seed(seed)
         # Position for checkpoints: the generator state an epoch was drawn from and how many of
         # its batches were handed out; None between epochs.
@@ -91,8 +99,14 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.served = skip
         for index in torch.randperm(len(batches), generator=self.generator).tolist()[skip:]:
             self.served += 1
-            yield batches[index]
+            yield batches[index] if self.processes == 1 else self._slice(batches[index])
         self.epoch_start = None
+
+    def _slice(self, batch: list[int]) -> list[int]:
+        """This process's part of a global batch."""
+        padded = (batch * self.processes)[:len(batch) + -len(batch) % self.processes]
+        size = len(padded) // self.processes
+        return padded[self.rank * size:(self.rank + 1) * size]
 
     def end_epoch(self) -> None:
         """The consumer stops mid-epoch (a phase ended): the next iteration draws a new epoch."""
@@ -116,11 +130,17 @@ class BucketBatchSampler(Sampler[list[int]]):
         return math.ceil(len(self.lengths) / self.batch_size)
 
 
-def make_loader(encoded: list[dict], batch_size: int, pad_id: int, shuffle: bool, seed: int = 0) -> DataLoader:
-    """Training loaders shuffle by length buckets; evaluation loaders sort by length and carry indices."""
+def make_loader(encoded: list[dict], batch_size: int, pad_id: int, shuffle: bool, seed: int = 0,
+                shard: tuple[int, int] | None = None) -> DataLoader:
+    """Training loaders shuffle by length buckets; evaluation loaders sort by length and carry indices.
+
+    A training loader's batches are `batch_size` examples over all processes, each process taking
+    its slice (`shard` = (rank, processes); default: this run's, see `auxprune.distributed`).
+    """
     collate_fn = lambda items: _with_index(items, pad_id)  # noqa: E731
     if shuffle:
-        sampler = BucketBatchSampler([item_length(item) for item in encoded], batch_size, seed)
+        shard = shard or (distributed.rank(), distributed.processes())
+        sampler = BucketBatchSampler([item_length(item) for item in encoded], batch_size, seed, shard=shard)
         # A generator of its own: otherwise every new epoch's iterator draws a worker seed from the
         # global RNG, and a run resumed mid-epoch would see a shifted dropout and gate noise stream.
         return DataLoader(encoded, batch_sampler=sampler, collate_fn=collate_fn, generator=torch.Generator())
@@ -139,10 +159,13 @@ def _with_index(items: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
 def ordered_predictions(batches: Iterable[dict[str, torch.Tensor]],
                         logits_of: Callable[[dict[str, torch.Tensor]], torch.Tensor]) -> list[float | int]:
     """Predictions (score, or argmax class) in the dataset's order, from batches that carry each
-    example's `index` (loaders from `make_loader` may batch by length)."""
+    example's `index` (loaders from `make_loader` may batch by length). With several processes each
+    predicts every N-th batch and all get every prediction."""
     results: dict[int, float | int] = {}
-    for batch in batches:
+    for batch in distributed.shard(batches):
         logits = logits_of(batch)
         values = logits.squeeze(-1).tolist() if logits.shape[-1] == 1 else logits.argmax(-1).tolist()
         results.update(zip(batch["index"].tolist(), values))
+    if distributed.active():
+        results = {index: value for part in distributed.gather(results) for index, value in part.items()}
     return [results[i] for i in range(len(results))]

@@ -210,6 +210,13 @@ class AuxBranch(nn.Module):
             state["gates"] = self.gates.state_dict()
         return state
 
+    def rank_state_dict(self) -> dict:
+        """What differs between processes of a data-parallel run: the masking draws (each masks its own slice)."""
+        return {"masking": self.masking.get_state()}
+
+    def load_rank_state_dict(self, state: dict) -> None:
+        self.masking.set_state(state["masking"])
+
     def load_state_dict(self, state: dict, strict: bool = True):  # type: ignore[override]
         super().load_state_dict(state["modules"], strict=strict)
         self.pick.set_state(state["pick"])
