@@ -72,10 +72,11 @@ def tiny_batch(batch: int = 3, seq: int = 9, vocab: int = 99, seed: int = 1) -> 
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
-def write_tiny_bert(path, sentence_transformers: bool = False, seed: int = 0):
+def write_tiny_bert(path, sentence_transformers: bool = False, seed: int = 0, dropout: float = 0.1):
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=37, max_position_embeddings=64)
+                        intermediate_size=37, max_position_embeddings=64, hidden_dropout_prob=dropout,
+                        attention_probs_dropout_prob=dropout)
     model = BertModel(config).eval()
     model.save_pretrained(path)
     letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]

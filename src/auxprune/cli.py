@@ -188,16 +188,21 @@ def cmd_prune(args: argparse.Namespace, argv: list[str]) -> int:
 
     if args.processes is not None and args.processes < 1:
         raise UserError(f"--processes {args.processes}: expected a number of processes, 1 or more")
-    if args.processes is not None and args.processes > 1:
-        if distributed.processes() > 1:
-            raise UserError("--processes: this command already runs in several processes (drop --processes under accelerate launch)")
-        return distributed.launch(without_option(argv, "--processes"), args.processes)
     if args.resume:
         config, output = resume_config(args)
     elif args.output is None:
         raise UserError("prune: --output is required (or --resume RUN_DIR)")
     else:
         config, output = prune_config(args), Path(args.output)
+    if args.processes is not None and args.processes > 1:
+        if distributed.processes() > 1:
+            raise UserError("--processes: this command already runs in several processes (drop --processes under accelerate launch)")
+        from auxprune.checkpoint import Checkpointer
+        from auxprune.pipeline import check_processes
+
+        # What the processes would refuse, refused once here before starting them.
+        check_processes(config, output, Checkpointer(output).latest() if args.resume else None, args.processes)
+        return distributed.launch(without_option(argv, "--processes"), args.processes)
     try:
         report = run_prune(config, output, overwrite=args.overwrite, resume=bool(args.resume))
     except Stopped as stop:

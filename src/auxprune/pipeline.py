@@ -106,17 +106,13 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
     if not resume:
         check_output_dir(output, overwrite)  # refuse early; the folder is made once the inputs are known good
     processes, main = distributed.processes(), distributed.is_main()
-    distributed.check_batch_sizes(batch_sizes(config), processes)
+    check_processes(config, output, latest, processes)
     seed_everything(config.seed)
     saved = {latest.phase: latest.load()} if latest else {}
     timer = Timer(latest.meta.get("timing") if latest else None)
     if latest is not None and latest.meta.get("precision", "fp32") != config.train.precision:
         raise UserError(f"{output}: its checkpoint was trained in {latest.meta.get('precision', 'fp32')}, the run's "
                         f"config says train.precision={config.train.precision}; resume with the precision it started with")
-    if latest is not None and latest.meta.get("processes", 1) != processes:
-        n = latest.meta.get("processes", 1)
-        raise UserError(f"{output}: its checkpoint was written by {n} process(es), this run has {processes}; each keeps "
-                        f"its own random streams: resume with --processes {n}")
     accelerator = make_accelerator(config.train.precision)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
@@ -429,12 +425,18 @@ def schedule_report(config: RunConfig, n_train: int, loader) -> dict:
             "min_epoch_examples": minimum, "phases": phases, "why": why}
 
 
-def batch_sizes(config: RunConfig) -> dict[str, int]:
-    """The training batch sizes, each split over the processes of a run."""
+def check_processes(config: RunConfig, output: Path, latest, processes: int) -> None:
+    """Refuse, before anything is written, a run that `processes` processes cannot honour: a batch size
+    that does not divide over them, or a checkpoint (`latest`) that another number of processes wrote
+    (each process keeps its own random streams)."""
     sizes = {"train.batch_size": config.train.batch_size}
     if config.transfer.aux:
         sizes["transfer.aux_batch_size"] = config.transfer.aux_batch_size or config.train.batch_size
-    return sizes
+    distributed.check_batch_sizes(sizes, processes)
+    if latest is not None and latest.meta.get("processes", 1) != processes:
+        n = latest.meta.get("processes", 1)
+        raise UserError(f"{output}: its checkpoint was written by {n} process(es), this run has {processes}; "
+                        f"resume with --processes {n} (each process continues its own random streams)")
 
 
 def needs_stage1_outcome(transfer) -> bool:
