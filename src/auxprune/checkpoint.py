@@ -6,10 +6,10 @@ states) and `meta.json` (phase, step, timings), written last. Folders are writte
 temporary name and renamed, so a checkpoint is whole or absent; only the newest `keep` are kept.
 
 Training loops save after step N when N is a multiple of `every`, at the end of each phase, and
-when the user asked to stop (Ctrl-C). In a run of several processes the main process writes the
-checkpoint, with every process's RNG states (`ranks`), and each process restores its own. A resumed loop restores the same objects and RNG states
+when the user asked to stop (Ctrl-C). A resumed loop restores the same objects and RNG states
 and continues with step N + 1 on the same batch it would have seen: on the CPU the resumed run
-is bit-identical to an uninterrupted one.
+is bit-identical to an uninterrupted one. In a run of several processes the main process writes
+the checkpoint, with every process's RNG states (`ranks`), and each process restores its own.
 """
 
 from __future__ import annotations

@@ -196,7 +196,8 @@ def cmd_prune(args: argparse.Namespace, argv: list[str]) -> int:
         config, output = prune_config(args), Path(args.output)
     if args.processes is not None and args.processes > 1:
         if distributed.processes() > 1:
-            raise UserError("--processes: this command already runs in several processes (drop --processes under accelerate launch)")
+            raise UserError("--processes: this command already runs in several processes; "
+                            "drop --processes under accelerate launch")
         from auxprune.checkpoint import Checkpointer
         from auxprune.pipeline import check_processes
 

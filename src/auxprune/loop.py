@@ -3,7 +3,8 @@
 Every phase runs here under a Hugging Face `Accelerator`: the objective (model, pruner, layer map,
 auxiliary heads) is prepared as one module, so every trainable parameter moves to the
 accelerator's device and, with several processes, one DDP wrapper averages the gradients of all of
-them; the weights' optimizer and the pruner's own optimizers step together after one backward pass. `LoopState` checkpoints the loop and resumes it exactly.
+them; the weights' optimizer and the pruner's own optimizers step together after one backward
+pass. `LoopState` checkpoints the loop and resumes it exactly.
 """
 
 from __future__ import annotations
@@ -106,8 +107,9 @@ def run(objective: Objective, *, weights: list, lr: float, steps: int, loader: D
             bar.set_postfix(loss=f"{loss:.4f}", **({"sparsity": f"{sparsity.item():.3f}"} if pruners else {}))
             if step % config.train.log_every == 0 or step == steps:
                 # Each process holds its slice's losses: the log has their mean (the whole batch's).
-                record = {"phase": phase, "step": step, **distributed.mean_values(
-                    {"loss": parts["loss"], **{f"loss_{k}": v for k, v in parts.items() if k not in ("loss", "regularization")}})}
+                losses = {"loss": parts["loss"],
+                          **{f"loss_{k}": v for k, v in parts.items() if k not in ("loss", "regularization")}}
+                record = {"phase": phase, "step": step, **distributed.mean_values(losses)}
                 if pruners:
                     record.update(expected_sparsity=sparsity.item(), **pruners[0].log_values(step))
                     distributed.check_replicated("expected sparsity and multipliers", [sparsity.item(), *(

@@ -153,8 +153,8 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
     stop = StopRequest()
 
     def loop(phase: str, **carry) -> LoopState:
-        return LoopState(phase, checkpoints, saved.get(phase), stop, meta=lambda: {"timing": timer.snapshot(), "precision": config.train.precision,
-                                                                                   "processes": processes}, carry=carry)
+        meta = lambda: {"timing": timer.snapshot(), "precision": config.train.precision, "processes": processes}  # noqa: E731
+        return LoopState(phase, checkpoints, saved.get(phase), stop, meta=meta, carry=carry)
 
     try:
         transfer = config.transfer

@@ -35,9 +35,10 @@ def print_prune_summary(report: dict, output: Path) -> None:
     table.add_row(f"latency ms ({speed['batch_size']}x{speed['seq_len']})", _fmt(speed["dense_latency_ms"]),
                   _fmt(speed["pruned_latency_ms"]), *blank)
     console.print(table)
+    processes = report.get("processes", 1)
     console.print(f"sparsity {report['sparsity']:.4f} (target {report['target_sparsity']}), "
                   f"speed-up {speed['speedup']}x, {report.get('precision', 'fp32')}, "
-                  f"{report.get('processes', 1)} process{'es' if report.get('processes', 1) > 1 else ''}, time {report['timing']['total']:.0f} s "
+                  f"{processes} process{'es' if processes > 1 else ''}, time {report['timing']['total']:.0f} s "
                   f"({', '.join(f'{k} {v:.0f}s' for k, v in report['timing'].items() if k != 'total')})")
     if report.get("target"):
         console.print(f"size: {report['target']['why']}")
