@@ -8,6 +8,7 @@ what differs is how the 2 cores are used (threads inside each matrix product, or
 per process plus a gradient all-reduce per step).
 
     AUXPRUNE_DATA_DIR=/work/shared/data python bench/scaling.py
+    AUXPRUNE_DATA_DIR=/work/shared/data python bench/scaling.py --append --layouts 2x1 1x2   # a repeat
 """
 
 from __future__ import annotations
@@ -42,21 +43,22 @@ def command(layout: str, out: Path) -> tuple[list[str], dict[str, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=list(LAYOUTS))
+    parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=list(LAYOUTS), help="in this order")
+    parser.add_argument("--append", action="store_true", help="keep the rows already in the results file (a repeat)")
     args = parser.parse_args()
-    rows = []
+    rows = json.loads(RESULTS.read_text(encoding="utf-8"))["rows"] if args.append and RESULTS.is_file() else []
     for layout in args.layouts:
         out = WORK / layout
         cmd, env = command(layout, out)
-        load = os.getloadavg()[0]
+        load, started = os.getloadavg()[0], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         start = time.perf_counter()
         done = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True)
         wall = time.perf_counter() - start
         if done.returncode != 0:
             sys.exit(f"{layout}: failed ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
         report = json.loads((out / "report.json").read_text(encoding="utf-8"))
-        rows.append({"layout": layout, "processes": report["processes"], "threads_per_process": LAYOUTS[layout][1],
-                     "command": " ".join(f"{k}={v}" for k, v in env.items()) + " " + shlex.join(["python", *cmd[1:]]),
+        rows.append({"layout": layout, "started": started, "processes": report["processes"], "threads_per_process": LAYOUTS[layout][1],
+                     "command": " ".join(f"{k}={v}" for k, v in env.items()) + " " + shlex.join(["python", *cmd[1:]]).replace(f"{ROOT}/", ""),
                      "wall_s": round(wall, 1), "timing_s": report["timing"], "steps": {
                          k: v["steps"] for k, v in report["schedule"]["phases"].items() if v},
                      "metrics": report["metrics"]["pruned"], "teacher_metrics": report["metrics"]["teacher"],
@@ -68,7 +70,9 @@ def main() -> None:
                "batch 32 (global), teacher 1 + prune 2 + fine-tune 1 epochs",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "note": "the machine is shared: another benchmark and another session ran on the same 2 cores during these "
-                "runs (load_average_at_start), so the times are rough; the metrics do not depend on the load",
+                "runs (load_average_at_start), and these ran under nice -n 10, so the times are rough; the metrics do "
+                "not depend on the load. With dropout on, the processes draw their own dropout masks (and from then "
+                "on their own gate noise), so 2x1 is a different random draw of the same job, not the same numbers",
         "rows": rows}, indent=2) + "\n", encoding="utf-8")
 
 
