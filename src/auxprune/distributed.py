@@ -49,6 +49,11 @@ def active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def _device() -> torch.device:
+    """Where small collective tensors live: NCCL reduces only GPU tensors, gloo CPU ones."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
 def total(tensor: Tensor) -> Tensor:
     """The sum over processes of a tensor without gradient (the tensor itself in one process)."""
     if not active():
@@ -62,7 +67,7 @@ def mean_values(values: Mapping[str, Tensor]) -> dict[str, float]:
     """Scalars averaged over processes, as floats (for the log: each process holds its slice's loss)."""
     if not active():
         return {name: value.item() for name, value in values.items()}
-    stacked = torch.stack([value.detach().float().cpu() for value in values.values()])
+    stacked = torch.stack([value.detach().float().to(_device()) for value in values.values()])
     dist.all_reduce(stacked)
     return dict(zip(values, (stacked / dist.get_world_size()).tolist()))
 
@@ -80,7 +85,7 @@ def any_process(flag: bool) -> bool:
     """Whether `flag` holds on some process: every process takes the same decision (e.g. to stop after this step)."""
     if not active():
         return flag
-    value = torch.tensor([1 if flag else 0])
+    value = torch.tensor([1 if flag else 0], device=_device())
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
 
