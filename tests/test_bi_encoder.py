@@ -138,6 +138,24 @@ def test_predict_gives_the_pair_similarity(bi_run, capsys):
     assert "auxprune embed" in capsys.readouterr().err
 
 
+def test_eval_recomputes_the_reported_metrics(bi_run, data_dir, capsys):
+    import auxprune
+    from scipy.stats import pearsonr
+
+    from auxprune.data.tasks import load_task
+
+    assert main(["eval", str(bi_run), "--data-dir", str(data_dir), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    # eval reads the whole dev set (the run used its first 40): the same number as scoring each pair
+    # with predict, which encodes the two sides its own way.
+    dev = load_task("glue/stsb", data_dir).dev
+    values = [r["value"] for r in auxprune.predict(str(bi_run), [e.text_a for e in dev], pairs=[e.text_b for e in dev])]
+    assert result["dev_examples"] == len(dev) > 40
+    assert result["metrics"]["pearson"] == pytest.approx(pearsonr(values, [e.label for e in dev])[0], abs=1e-5)
+    assert main(["inspect", str(bi_run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["head"] == "bi"
+
+
 def test_onnx_export_of_the_embedding_model(bi_run, tmp_path, capsys):
     from auxprune.embed import embed
     from auxprune.export import ort_session

@@ -105,7 +105,7 @@ def print_metrics(result: dict) -> None:
 
 def print_structure(info: dict) -> None:
     s = info["structure"]
-    table = Table(title=f"{info['model']}: task {info['task']}, pooling {info['pooling']}, "
+    table = Table(title=f"{info['model']}: task {info['task']}, {info.get('head', 'cross')}-encoder, pooling {info['pooling']}, "
                         f"hidden {s['hidden_kept']}/{s['hidden_total']}, sparsity {info['sparsity']:.4f}")
     for column in ("layer", "heads", "FFN units", "attention", "FFN"):
         table.add_column(column, justify="right")
