@@ -72,23 +72,13 @@ def predict(model, texts: str | Sequence[str], pairs: str | Sequence[str] | None
     encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length(config), padding=False,
                         return_token_type_ids=True, return_attention_mask=False)
     ids, segments = encoded["input_ids"], encoded["token_type_ids"]
-    order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (config.pad_token_id or 0)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    results: list[dict | None] = [None] * len(texts)
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                rows = order[start:start + batch_size]
-                batch = _collate([ids[i] for i in rows], [segments[i] for i in rows], pad, device)
-                logits = model(**batch).logits.float().cpu()
-                for row, result in zip(rows, _results(logits, config)):
-                    results[row] = result
-    finally:
-        model.train(was_training)
-    return results
+    pad, device = _pad_id(tokenizer, config), next(model.parameters()).device
+
+    def score(rows: list[int]) -> list[dict]:
+        batch = _collate([ids[i] for i in rows], [segments[i] for i in rows], pad, device)
+        return _results(model(**batch).logits.float().cpu(), config)
+
+    return _in_batches(model, sorted(range(len(texts)), key=lambda i: len(ids[i])), batch_size, score)
 
 
 def _predict_pairs(model, tokenizer, texts: list[str], pairs: list[str] | None, batch_size: int) -> list[dict]:
@@ -100,23 +90,36 @@ def _predict_pairs(model, tokenizer, texts: list[str], pairs: list[str] | None, 
                         "(or write sentence embeddings with `auxprune embed`)")
     config = model.config
     sides = [tokenizer(t, truncation=True, max_length=max_length(config), padding=False)["input_ids"] for t in (texts, pairs)]
+    pad, device = _pad_id(tokenizer, config), next(model.parameters()).device
+
+    def score(rows: list[int]) -> list[dict]:
+        batch = collate([{"input_ids": sides[0][i], "input_ids_b": sides[1][i], "label": 0} for i in rows], pad)
+        out = model(**{k: batch[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids")})
+        u, v = out.embeddings.float().cpu().chunk(2)
+        cosines = torch.nn.functional.cosine_similarity(u, v, dim=-1).tolist()
+        results = _results(model.to_label_units(out.logits.float().cpu()), config)
+        return [{**result, "cosine": cosine} for result, cosine in zip(results, cosines)]
+
     order = sorted(range(len(texts)), key=lambda i: max(len(sides[0][i]), len(sides[1][i])))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (config.pad_token_id or 0)
-    device = next(model.parameters()).device
+    return _in_batches(model, order, batch_size, score)
+
+
+def _pad_id(tokenizer, config) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (config.pad_token_id or 0)
+
+
+def _in_batches(model, order: list[int], batch_size: int, score) -> list[dict]:
+    """`score(rows)` over batches of `order` (rows sorted by length, so each batch pads little), in eval
+    mode without gradients; the results come back in input order."""
     was_training = model.training
     model.eval()
-    results: list[dict | None] = [None] * len(texts)
+    results: list[dict | None] = [None] * len(order)
     try:
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 rows = order[start:start + batch_size]
-                batch = collate([{"input_ids": sides[0][i], "input_ids_b": sides[1][i], "label": 0} for i in rows], pad)
-                out = model(**{k: batch[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids")})
-                u, v = out.embeddings.float().cpu().chunk(2)
-                cosines = torch.nn.functional.cosine_similarity(u, v, dim=-1).tolist()
-                logits = model.to_label_units(out.logits.float().cpu())
-                for row, result, cosine in zip(rows, _results(logits, config), cosines):
-                    results[row] = {**result, "cosine": cosine}
+                for row, result in zip(rows, score(rows)):
+                    results[row] = result
     finally:
         model.train(was_training)
     return results
