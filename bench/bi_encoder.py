@@ -24,10 +24,8 @@ is skipped, a finished run folder is read, an interrupted one resumes from its n
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -35,10 +33,9 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 
-from auxprune.output import write_json
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
+from results_file import add_record, machine  # noqa: E402
 from transfer_limited_data import AUX, aux_sets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,25 +104,14 @@ def key(r: dict) -> tuple:
 
 
 def write(row: dict, command: str) -> None:
-    """Add one record to the results file, read afresh under a lock: runners may work side by side."""
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        on_disk = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-        rows = {key(r): r for r in on_disk.get("records", [])}
-        rows[key(row)] = row
-        commands = on_disk.get("commands", [])
-        if command not in commands:
-            commands.append(command)
-        write_json(RESULTS, {
-            "commands": commands,
-            "protocol": "MiniLM-L6 (all-MiniLM-L6-v2), quick preset, model.head=bi, 1,000 target training examples "
-                        "(stratified, seed), full dev set; transfer: the --aux recipe with the transfer benchmark's "
-                        "auxiliary data; the 0.9 cell prunes the 0.6 cell's teacher (teacher.path)",
-            "machine": {"platform": platform.platform(), "torch": torch.__version__, "cpu_count": os.cpu_count()},
-            "note": "wall_s was measured on 2 cores shared with other work: compare metrics, not times",
-            "records": sorted(rows.values(), key=key),
-        })
+    """Add one record to the results file (runners may work side by side)."""
+    add_record(RESULTS, row, command, key, {
+        "protocol": "MiniLM-L6 (all-MiniLM-L6-v2), quick preset, model.head=bi, 1,000 target training examples "
+                    "(stratified, seed), full dev set; transfer: the --aux recipe with the transfer benchmark's "
+                    "auxiliary data; the 0.9 cell prunes the 0.6 cell's teacher (teacher.path)",
+        "machine": machine(),
+        "note": "wall_s was measured on 2 cores shared with other work: compare metrics, not times",
+    })
 
 
 def recorded() -> set[tuple]:

@@ -22,10 +22,8 @@ bench/results/learning_curve.png and the README table (`--table`).
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -33,10 +31,10 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 
 from auxprune.output import write_json
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
+from results_file import add_record, machine  # noqa: E402
 from transfer_limited_data import AUX, aux_sets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,28 +100,16 @@ def key(r: dict) -> tuple:
 
 
 def write(row: dict, command: str) -> None:
-    """Add one record to the results file, read afresh under a lock: runners may work side by side."""
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        on_disk = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-        rows = {key(r): r for r in on_disk.get("records", [])}
-        rows[key(row)] = row
-        commands = on_disk.get("commands", [])
-        if command not in commands:
-            commands.append(command)
-        write_json(RESULTS, {
-            "commands": commands,
-            "protocol": f"MiniLM-L6 (all-MiniLM-L6-v2), quick preset (each epoch over at least "
-                        f"train.min_epoch_examples=1000 examples), sparsity {SPARSITY}, target training set limited "
-                        "to `examples` (stratified, seed; the whole set where smaller), full dev set; transfer: the "
-                        "--aux recipe with the transfer benchmark's auxiliary data (up to 20k examples per target)",
-            "machine": {"platform": platform.platform(), "torch": torch.__version__, "cpu_count": os.cpu_count()},
-            "note": "wall_s was measured on 2 cores shared with other work (development, other runners): compare "
+    """Add one record to the results file (runners may work side by side)."""
+    add_record(RESULTS, row, command, key, {
+        "protocol": f"MiniLM-L6 (all-MiniLM-L6-v2), quick preset (each epoch over at least "
+                    f"train.min_epoch_examples=1000 examples), sparsity {SPARSITY}, target training set limited "
+                    "to `examples` (stratified, seed; the whole set where smaller), full dev set; transfer: the "
+                    "--aux recipe with the transfer benchmark's auxiliary data (up to 20k examples per target)",
+        "machine": machine(),
+        "note": "wall_s was measured on 2 cores shared with other work (development, other runners): compare "
                     "metrics, not times",
-            "records": sorted(rows.values(), key=key),
-            "bars_at_1000": on_disk.get("bars_at_1000", {}),
-        })
+    }, keep=("bars_at_1000",))
 
 
 def recorded() -> set[tuple]:
