@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -88,7 +89,9 @@ def check_after_kill(out: Path, point: str) -> None:
     ["step:teacher:3", "checkpoint:prune:4", "step:prune:12", "step:finetune:5"],
     # right after the teacher's last checkpoint; at the first pruning step; right after a checkpoint
     ["checkpoint:teacher:6", "step:prune:1", "step:prune:9", "checkpoint:finetune:4"],
-], ids=["chain-a", "chain-b"])
+    # between phases: right after the teacher's record, right after pruning's, while writing fine-tuning's
+    ["recorded:teacher:0", "recorded:prune:0", "record:finetune:0"],
+], ids=["chain-a", "chain-b", "chain-c"])
 def test_killed_and_resumed_run_is_identical(kill_points, reference, tiny_bert, data_dir, tmp_path):
     out = tmp_path / "run"
     first = run(prune_command(tiny_bert, data_dir, out), kill_at=kill_points[0])
@@ -275,3 +278,48 @@ def test_resuming_an_old_layout_does_not_advise_resuming(tiny_bert, data_dir, tm
     errors = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if "error" in line]
     assert len(errors) == 1 and errors[0].startswith("auxprune: error: ")
     assert "start the run again without resuming" in errors[0] and "--resume" not in errors[0]
+
+
+def test_phase_driver_restores_finished_phases_and_reruns_the_rest(tmp_path):
+    """The resume contract on toy phases: a finished phase with a record is restored, not run; a
+    phase without `save` runs again; the continuation (RNG) is the one the last record saved."""
+    from auxprune.checkpoint import LoopState, StopRequest
+    from auxprune.pipeline import Timer
+    from auxprune.phases import Phase, run_phases
+
+    calls: list[str] = []
+    value = Value(0)
+
+    def phases() -> list[Phase]:
+        def train(state: LoopState) -> None:
+            calls.append("train")
+            value.value = int(torch.randint(0, 10**6, ()).item())
+
+        return [Phase("train", train, lambda: {"value": value}, lambda saved: calls.append(f"restore {saved['value']}")),
+                Phase("measure", lambda state: calls.append(f"measure {torch.rand(()).item():.6f}")),
+                Phase("last", lambda state: calls.append("last"), dict, lambda saved: calls.append("restore last"))]
+
+    checkpoints = Checkpointer(tmp_path, every=1, keep=2)
+    torch.manual_seed(0)
+    run_phases(phases(), checkpoints=checkpoints, latest=None, loop_state=LoopState, continuation={}, timer=Timer(),
+               stop=StopRequest())
+    first = list(calls)
+    assert first[0] == "train" and first[1].startswith("measure") and first[2] == "last"
+    assert checkpoints.record("train") is not None and checkpoints.record("measure") is None
+
+    # Resumed with the newest checkpoint in phase `last`: `train` comes back from its record with
+    # the RNG it ended with, so `measure` draws what it drew the first time.
+    calls.clear()
+    (checkpoints.records / "last").rename(tmp_path / "gone")
+    checkpoints.save("last", 1, {"step": Value(1)})
+    torch.manual_seed(1)
+    run_phases(phases(), checkpoints=checkpoints, latest=checkpoints.latest(), loop_state=LoopState, continuation={},
+               timer=Timer(), stop=StopRequest())
+    assert calls == [f"restore {value.value}", first[1], "last"]
+
+    # A checkpoint in a later phase without the records of the phases before it is another layout.
+    shutil.rmtree(checkpoints.records)
+    from auxprune.errors import CannotResume
+    with pytest.raises(CannotResume, match="phase train left no record"):
+        run_phases(phases(), checkpoints=checkpoints, latest=checkpoints.latest(), loop_state=LoopState,
+                   continuation={}, timer=Timer(), stop=StopRequest())

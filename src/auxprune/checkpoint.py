@@ -10,6 +10,11 @@ when the user asked to stop (Ctrl-C). A resumed loop restores the same objects a
 and continues with step N + 1 on the same batch it would have seen: on the CPU the resumed run
 is bit-identical to an uninterrupted one. In a run of several processes the main process writes
 the checkpoint, with every process's RNG states (`ranks`), and each process restores its own.
+
+A finished phase leaves a record, `RUN/checkpoints/phases/<phase>/` (same files, same atomic
+write, never rotated): the outcome the phase declared and the run's continuation (the RNG states
+and the shared data streams' positions at its end). `phases.run_phases` restores it instead of
+running the phase again.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from auxprune import distributed
 from auxprune.errors import CannotResume, UserError
 
 CHECKPOINTS = "checkpoints"
+RECORDS = "phases"  # in the checkpoints folder: one record per finished phase
 _NAME = re.compile(r"(\d{6})-([a-z][a-z0-9_]*)-(\d{7})")
 # Fault injection for the kill-and-resume tests: send this process a signal at a named point,
 # e.g. "step:prune:5" (SIGKILL after training step 5 of pruning), "checkpoint:teacher:4"
@@ -116,27 +122,76 @@ class Checkpointer:
         existing = self.all()
         seq = int(_NAME.fullmatch(existing[-1].path.name).group(1)) + 1 if existing else 0
         final = self.root / f"{seq:06d}-{phase}-{step:07d}"
-        tmp = self.root / f".tmp-{final.name}"
-        self.root.mkdir(parents=True, exist_ok=True)
-        for stale in self.root.glob(".tmp-*"):  # left by a run killed while saving
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp.mkdir()
-        try:
-            state = {name: obj.state_dict() for name, obj in objects.items()}
-            state["rng"] = rng_state()
-            torch.save(state, tmp / "state.pt")
-            _maybe_kill(f"checkpoint:{phase}:{step}")
-            (tmp / "meta.json").write_text(json.dumps({"phase": phase, "step": step, **(meta or {})}), encoding="utf-8")
-            os.replace(tmp, final)
-        except OSError as err:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise UserError(f"{tmp}: cannot write checkpoint ({err.strerror or err})") from err
+        state = {name: obj.state_dict() for name, obj in objects.items()}
+        state["rng"] = rng_state()
+        _write_folder(final, state, {"phase": phase, "step": step, **(meta or {})}, f"checkpoint:{phase}:{step}")
         for old in self.all()[:-self.keep]:
             shutil.rmtree(old.path, ignore_errors=True)
         return final
 
+    @property
+    def records(self) -> Path:
+        return self.root / RECORDS
+
+    def record(self, phase: str) -> Checkpoint | None:
+        """The record a finished `phase` left, or None."""
+        path = self.records / phase
+        if not (path / "meta.json").is_file():
+            return None
+        return Checkpoint(path, phase, -1, json.loads((path / "meta.json").read_text(encoding="utf-8")))
+
+    def save_record(self, phase: str, outcome: Mapping[str, Stateful], continuation: Mapping[str, Stateful],
+                    meta: dict | None = None) -> None:
+        """Write `phase`'s record: its outcome and the run's continuation (on every process: the
+        RNG states are gathered; the main process writes)."""
+        state = {"outcome": {name: obj.state_dict() for name, obj in outcome.items()},
+                 "continuation": {name: obj.state_dict() for name, obj in continuation.items()}, "rng": rng_state()}
+        if distributed.active():
+            state["ranks"] = distributed.gather(rank_state(continuation))
+        if distributed.is_main():
+            _write_folder(self.records / phase, state, {"phase": phase, **(meta or {})}, f"record:{phase}:0")
+        _maybe_kill(f"recorded:{phase}:0")
+
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def restore_continuation(state: dict, objects: Mapping[str, Stateful]) -> None:
+    """Put back what a checkpoint (or a record's continuation) saved of `objects` and of the random
+    streams, this process's own part included."""
+    for name, obj in objects.items():
+        obj.load_state_dict(state[name] if "continuation" not in state else state["continuation"][name])
+    if distributed.active():  # each process continues its own random streams (dropout, masking)
+        ranks = state.get("ranks") or []
+        if len(ranks) != distributed.processes():
+            raise CannotResume(f"checkpoint was written by {len(ranks) or 1} process(es), this run has "
+                               f"{distributed.processes()}; resume with as many as it started with")
+        mine = ranks[distributed.rank()]
+        for name, obj in objects.items():
+            if hasattr(obj, "load_rank_state_dict"):
+                obj.load_rank_state_dict(mine[name])
+        set_rng_state(mine["rng"])
+    else:
+        set_rng_state(state["rng"])
+
+
+def _write_folder(final: Path, state: dict, meta: dict, kill_point: str) -> None:
+    """`state.pt` then `meta.json` under a temporary name, renamed into place: whole or absent."""
+    tmp = final.parent / f".tmp-{final.name}"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(".tmp-*"):  # left by a run killed while saving
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        torch.save(state, tmp / "state.pt")
+        _maybe_kill(kill_point)
+        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        if final.exists():  # a record written again by a phase that resumed at its last step
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"{tmp}: cannot write checkpoint ({err.strerror or err})") from err
 
 
 class StopRequest:
@@ -193,7 +248,6 @@ class LoopState:
     restore: dict | None = None
     stop: StopRequest | None = None
     meta: Callable[[], dict] = field(default=dict)
-    carry: Mapping[str, Stateful] = field(default_factory=dict)  # saved with the loop, restored by the caller
 
     def start(self, objects: Mapping[str, Stateful]) -> int:
         """Load the saved states into `objects`; the number of steps already done (0 when fresh)."""
@@ -203,20 +257,7 @@ class LoopState:
         if missing:  # e.g. written by an auxprune before the pruner interface (issue 17)
             raise CannotResume(f"checkpoint of phase '{self.phase}' has no {', '.join(missing)}: it was written by another "
                             "version of auxprune; start the run again without resuming")
-        for name, obj in objects.items():
-            obj.load_state_dict(self.restore[name])
-        if distributed.active():  # each process continues its own random streams (dropout, masking)
-            ranks = self.restore.get("ranks") or []
-            if len(ranks) != distributed.processes():
-                raise CannotResume(f"checkpoint of phase '{self.phase}' was written by {len(ranks) or 1} process(es), "
-                                   f"this run has {distributed.processes()}; resume with as many as it started with")
-            mine = ranks[distributed.rank()]
-            for name, obj in objects.items():
-                if hasattr(obj, "load_rank_state_dict"):
-                    obj.load_rank_state_dict(mine[name])
-            set_rng_state(mine["rng"])
-        else:
-            set_rng_state(self.restore["rng"])
+        restore_continuation(self.restore, objects)
         return int(self.restore["step"])
 
     def after_step(self, step: int, total: int, objects: Mapping[str, Stateful]) -> None:
@@ -228,7 +269,7 @@ class LoopState:
                 raise KeyboardInterrupt
             return
         if stopping or step == total or self.checkpointer.due(step):
-            saved = {**objects, **self.carry, "step": Value(step)}
+            saved = {**objects, "step": Value(step)}
             if distributed.active():  # what differs between processes; the main process writes it all
                 saved["ranks"] = Value(distributed.gather(rank_state(objects)))
             path = self.checkpointer.save(self.phase, step, saved, self.meta()) if distributed.is_main() else None

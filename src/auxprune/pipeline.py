@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-import json
+import dataclasses
 import random
 import statistics
 import time
@@ -26,6 +26,7 @@ from auxprune.losses import inputs as model_inputs
 from auxprune.model.loading import (load_for_task, load_pretrained, load_tokenizer, model_config, read_json,
                                     read_state_dict, resolve_model_path)
 from auxprune.model_card import write_model_card
+from auxprune.phases import Phase, run_phases
 from auxprune.output import atomic_write_text, check_output_dir, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
 from auxprune.precision import make_accelerator, precision_warnings
 from auxprune.pruners import PRUNERS, PrunerFactory
@@ -88,8 +89,6 @@ class Timer:
         return {k: round(v, 2) for k, v in seconds.items()}
 
 
-STAGE1_FILE = "stage1.safetensors"  # in the checkpoints folder: kept while the run can resume
-STAGE1_METRICS_FILE = "stage1_metrics.json"  # beside it: the auxiliary dev metrics stage 1 ended with
 
 
 def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: bool = False,
@@ -152,85 +151,27 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                   checkpoint=latest and latest.path.name)
     stop = StopRequest()
 
-    def loop(phase: str, **carry) -> LoopState:
+    def loop_state(phase: str) -> LoopState:
         meta = lambda: {"timing": timer.snapshot(), "precision": config.train.precision, "processes": processes}  # noqa: E731
-        return LoopState(phase, checkpoints, saved.get(phase), stop, meta=meta, carry=carry)
+        return LoopState(phase, checkpoints, saved.get(phase), stop, meta=meta)
 
+    job = PruneJob(config, output, accelerator, log, pruner, teacher, tokenizer, train_loader, dev_loader, dev_labels,
+                   spec, aux)
+    continuation = {"sampler": train_loader.batch_sampler, **({"aux": aux} if aux is not None else {})}
     try:
-        transfer = config.transfer
-        joint = aux if transfer.how == "joint" else None
-        aux_metrics: dict = {}
-        with stop.installed():
-            teacher_done = bool(saved) and latest.phase in ("prune", "finetune")
-            stage1 = None
-            stage1_file, stage1_metrics_file = checkpoints.root / STAGE1_FILE, checkpoints.root / STAGE1_METRICS_FILE
-            stage1_epochs = transfer.stage1_epochs if transfer.how == "sequential" else transfer.teacher_aux_epochs
-            if aux is not None and stage1_epochs > 0 and not teacher_done and latest_phase(latest) in (None, "stage1"):
-                # Sequential stage 1 / intermediate-task teacher: the encoder learns the auxiliary
-                # tasks first, and the target's teacher (hence the student) starts from it.
-                with timer.phase("stage1"):
-                    stage1, stage1_metrics = run_stage1(teacher, aux, stage1_epochs, config, accelerator, log, loop("stage1"),
-                                                        pruner)
-                    aux_metrics.update(stage1_metrics)
-                    if main:
-                        checkpoints.root.mkdir(parents=True, exist_ok=True)
-                        write_json(stage1_metrics_file, stage1_metrics)  # reported after a resume too
-                        if stage1 is not None:
-                            stage1.save(stage1_file)  # later phases resume without redoing stage 1
-            else:
-                if transfer.how == "sequential" and needs_stage1_outcome(transfer):
-                    stage1 = StageOne.load(stage1_file)
-                if stage1_metrics_file.is_file():  # stage 1 finished before this resume
-                    aux_metrics.update(json.loads(stage1_metrics_file.read_text(encoding="utf-8")))
-            if config.teacher.path is None:
-                with timer.phase("teacher"):
-                    if teacher_done:  # the teacher was finished and saved before
-                        teacher.load_state_dict(read_state_dict(output / "teacher"))
-                    else:
-                        fine_tune(teacher, train_loader, epochs=config.teacher.epochs, lr=config.teacher.lr, config=config,
-                                  accelerator=accelerator, log=log, phase="teacher", state=loop("teacher"), aux=joint,
-                                  tie=stage1)
-                        if main:
-                            save_model(accelerator.unwrap_model(teacher), tokenizer, output / "teacher")
-            teacher = accelerator.unwrap_model(teacher).eval()
-            with timer.phase("eval"):
-                teacher_metrics = evaluate(teacher, dev_loader, dev_labels, spec, accelerator, "eval teacher")
-            student = copy.deepcopy(teacher).train()  # the student starts as the fine-tuned teacher
-            with timer.phase("prune"):
-                if "finetune" in saved:  # pruning was finished: its gates and summary travel with fine-tuning
-                    result = saved_prune_result(saved["finetune"], student, config, pruner,
-                                                steps_for(config.prune.epochs, train_loader, config))
-                else:
-                    result = prune(student, teacher if config.distill.enabled else None, train_loader, config=config,
-                                   accelerator=accelerator, log=log, state=loop("prune"), aux=joint, stage1=stage1,
-                                   pruner=pruner)
-                aligned = {"align": config.prune.align} if config.prune.align > 1 else {}
-                masks = result.pruner.final_structure(config.prune.target_sparsity, config.prune.tolerance, **aligned)
-                small = cut(accelerator.unwrap_model(student), masks)
-                if joint is not None:  # its heads read the kept hidden dimensions, as the cut model's head does
-                    joint.cut(masks, small.config.pooling)
-            with timer.phase("finetune"):
-                if config.finetune.epochs > 0:
-                    summary = {"expected_sparsity": result.expected_sparsity, "stats": result.stats,
-                               "layer_matches": result.layer_matches}
-                    fine_tune(small, train_loader, epochs=config.finetune.epochs, lr=config.finetune.lr, config=config,
-                              accelerator=accelerator, log=log, phase="finetune", teacher=teacher,
-                              state=loop("finetune", pruner=result.pruner, prune_result=Value(summary)), aux=joint)
-                small = accelerator.unwrap_model(small).eval()
-        with timer.phase("eval"):
-            pruned_metrics = evaluate(small, dev_loader, dev_labels, spec, accelerator, "eval pruned")
-            if joint is not None:
-                aux_metrics["pruned"] = joint.evaluate(small, accelerator.device)
-            speed = measure_speed(teacher, small, train_loader, accelerator) if main else None
+        run_phases(job.phases(), checkpoints=checkpoints, latest=latest, loop_state=loop_state,
+                   continuation=continuation, timer=timer, stop=stop)
+        teacher, small, masks, result = job.teacher, job.small, job.masks, job.result
         with timer.phase("save"):
             if main:
                 save_model(small, tokenizer, output / "model")
                 plot_structure(small.config, output / "structure.png",
                                f"{spec.name}: sparsity {masks.sparsity():.3f} (target {config.prune.target_sparsity})")
         timing = timer.snapshot()
-        warnings += check_results(spec.primary_metric, teacher_metrics, pruned_metrics, constant, untrained, head["head"])
-        report = build_report(config, spec, teacher, small, masks, result, teacher_metrics, pruned_metrics,
-                              constant, speed, timing, len(data.train), len(data.dev))
+        warnings += check_results(spec.primary_metric, job.teacher_metrics, job.pruned_metrics, constant, untrained,
+                                  head["head"])
+        report = build_report(config, spec, teacher, small, masks, result, job.teacher_metrics, job.pruned_metrics,
+                              constant, job.speed, timing, len(data.train), len(data.dev))
         report["metrics"]["untrained"] = untrained["metrics"] if untrained else None
         report["untrained"] = untrained
         report["schedule"] = schedule_report(config, len(data.train), train_loader)
@@ -240,7 +181,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         if size is not None:
             report["target"] = size
         if aux is not None:
-            report["transfer"] = transfer_report(config, aux, aux_metrics)
+            report["transfer"] = transfer_report(config, aux, job.aux_metrics)
         if resume:
             report["resumed_from"] = {"phase": latest.phase, "step": latest.step} if latest else {"phase": None, "step": 0}
         if main:
@@ -263,6 +204,122 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         raise
     finally:
         log.close()
+
+
+class PruneJob:
+    """The prune job's phases (`phases()`) and what they hand to each other.
+
+    | phase | does | its record (see `phases.py`) |
+    |---|---|---|
+    | stage1 | trains the encoder on the auxiliary tasks (transfer) | the model's weights, what stage 2 ties to, aux dev metrics |
+    | teacher | fine-tunes the dense teacher | none besides the `teacher/` folder it writes |
+    | eval_teacher | the teacher's dev metrics | recomputed |
+    | prune | gates and weights under the sparsity constraint | the student, the pruner, its summary |
+    | cut | the final structure and the smaller model | recomputed |
+    | finetune | fine-tunes the cut model | its weights |
+    | eval | the pruned model's dev metrics and latency | recomputed |
+    """
+
+    def __init__(self, config: RunConfig, output: Path, accelerator: Accelerator, log: RunLog, pruner: PrunerFactory,
+                 teacher, tokenizer, train_loader, dev_loader, dev_labels: list, spec, aux: AuxBranch | None):
+        self.config, self.output, self.accelerator, self.log, self.pruner = config, output, accelerator, log, pruner
+        self.teacher, self.tokenizer, self.spec, self.aux = teacher, tokenizer, spec, aux
+        self.train_loader, self.dev_loader, self.dev_labels = train_loader, dev_loader, dev_labels
+        self.joint = aux if config.transfer.how == "joint" else None
+        self.stage1: StageOne | None = None
+        self.aux_metrics: dict = {}
+        self.teacher_metrics = self.pruned_metrics = self.speed = None
+        self.student = self.result = self.masks = self.small = None
+
+    def phases(self) -> list[Phase]:
+        t = self.config.transfer
+        stage1_epochs = t.stage1_epochs if t.how == "sequential" else t.teacher_aux_epochs
+        phases = []
+        if self.aux is not None and stage1_epochs > 0:
+            # Sequential stage 1 / intermediate-task teacher: the encoder learns the auxiliary
+            # tasks first, and the target's teacher (hence the student) starts from it.
+            phases.append(Phase("stage1", lambda state: self.run_stage1(stage1_epochs, state), self.stage1_outcome,
+                                self.restore_stage1))
+        if self.config.teacher.path is None:
+            phases.append(Phase("teacher", self.train_teacher, dict, self.restore_teacher))
+        phases += [Phase("eval_teacher", self.evaluate_teacher, timer="eval"),
+                   Phase("prune", self.prune, self.prune_outcome, self.restore_prune),
+                   Phase("cut", self.cut, timer="prune")]
+        if self.config.finetune.epochs > 0:
+            phases.append(Phase("finetune", self.fine_tune, lambda: {"model": self.small},
+                                lambda saved: self.small.load_state_dict(saved["model"])))
+        return [*phases, Phase("eval", self.evaluate)]
+
+    def run_stage1(self, epochs: float, state: LoopState) -> None:
+        self.stage1, metrics = run_stage1(self.teacher, self.aux, epochs, self.config, self.accelerator, self.log, state,
+                                          self.pruner)
+        self.aux_metrics.update(metrics)
+
+    def stage1_outcome(self) -> dict:
+        return {"model": self.teacher, "stage1": Value(dataclasses.asdict(self.stage1) if self.stage1 else None),
+                "metrics": Value(dict(self.aux_metrics))}
+
+    def restore_stage1(self, saved: dict) -> None:
+        self.teacher.load_state_dict(saved["model"])
+        self.stage1 = StageOne(**saved["stage1"]) if saved["stage1"] is not None else None
+        self.aux_metrics.update(saved["metrics"])
+
+    def train_teacher(self, state: LoopState) -> None:
+        c = self.config
+        fine_tune(self.teacher, self.train_loader, epochs=c.teacher.epochs, lr=c.teacher.lr, config=c,
+                  accelerator=self.accelerator, log=self.log, phase="teacher", state=state, aux=self.joint, tie=self.stage1)
+        if distributed.is_main():
+            save_model(self.accelerator.unwrap_model(self.teacher), self.tokenizer, self.output / "teacher")
+
+    def restore_teacher(self, saved: dict) -> None:
+        self.teacher.load_state_dict(read_state_dict(self.output / "teacher"))
+
+    def evaluate_teacher(self, state: LoopState) -> None:
+        self.teacher = self.accelerator.unwrap_model(self.teacher).eval()
+        self.teacher_metrics = evaluate(self.teacher, self.dev_loader, self.dev_labels, self.spec, self.accelerator,
+                                        "eval teacher")
+
+    def prune(self, state: LoopState) -> None:
+        self.student = copy.deepcopy(self.teacher).train()  # the student starts as the fine-tuned teacher
+        self.result = prune(self.student, self.teacher if self.config.distill.enabled else None, self.train_loader,
+                            config=self.config, accelerator=self.accelerator, log=self.log, state=state, aux=self.joint,
+                            stage1=self.stage1, pruner=self.pruner)
+
+    def prune_outcome(self) -> dict:
+        r = self.result
+        summary = {"expected_sparsity": r.expected_sparsity, "stats": r.stats, "layer_matches": r.layer_matches}
+        return {"student": self.student, "pruner": r.pruner, "summary": Value(summary)}
+
+    def restore_prune(self, saved: dict) -> None:
+        self.student = copy.deepcopy(self.teacher).train()
+        self.student.load_state_dict(saved["student"])
+        steps = steps_for(self.config.prune.epochs, self.train_loader, self.config)
+        pruner = self.pruner(dims_of(self.student), self.config.prune, steps)
+        pruner.load_state_dict(saved["pruner"])
+        info = saved["summary"]
+        self.result = PruneResult(pruner, info["expected_sparsity"], dict(info["stats"]), list(info["layer_matches"]))
+
+    def cut(self, state: LoopState) -> None:
+        p = self.config.prune
+        self.masks = self.result.pruner.final_structure(p.target_sparsity, p.tolerance,
+                                                        **({"align": p.align} if p.align > 1 else {}))
+        self.small = cut(self.accelerator.unwrap_model(self.student), self.masks)
+        if self.joint is not None:  # its heads read the kept hidden dimensions, as the cut model's head does
+            self.joint.cut(self.masks, self.small.config.pooling)
+
+    def fine_tune(self, state: LoopState) -> None:
+        c = self.config
+        fine_tune(self.small, self.train_loader, epochs=c.finetune.epochs, lr=c.finetune.lr, config=c,
+                  accelerator=self.accelerator, log=self.log, phase="finetune", teacher=self.teacher, state=state,
+                  aux=self.joint)
+
+    def evaluate(self, state: LoopState) -> None:
+        self.small = self.accelerator.unwrap_model(self.small).eval()
+        self.pruned_metrics = evaluate(self.small, self.dev_loader, self.dev_labels, self.spec, self.accelerator,
+                                       "eval pruned")
+        if self.joint is not None:
+            self.aux_metrics["pruned"] = self.joint.evaluate(self.small, self.accelerator.device)
+        self.speed = measure_speed(self.teacher, self.small, self.train_loader, self.accelerator) if distributed.is_main() else None
 
 
 def run_stage1(model, aux: AuxBranch, epochs: float, config: RunConfig, accelerator: Accelerator, log: RunLog,
@@ -440,15 +497,6 @@ def check_processes(config: RunConfig, output: Path, latest, processes: int) -> 
                         f"resume with --processes {n} (each process continues its own random streams)")
 
 
-def needs_stage1_outcome(transfer) -> bool:
-    """Whether stage 2 of a sequential transfer uses more of stage 1 than the weights it left."""
-    return transfer.stage1 == "prune" and transfer.what != "weights" or transfer.share == "tied"
-
-
-def latest_phase(latest) -> str | None:
-    return latest.phase if latest is not None else None
-
-
 def build_aux(config: RunConfig, data: TaskData, tokenizer, model, train_loader) -> AuxBranch | None:
     """The auxiliary tasks and their schedule over this run's phases, or None without transfer."""
     t = config.transfer
@@ -486,14 +534,6 @@ def transfer_report(config: RunConfig, aux: AuxBranch, metrics: dict) -> dict:
         "aux_steps": aux.steps,
         "aux_metrics": metrics,
     }
-
-
-def saved_prune_result(state: dict, student, config: RunConfig, pruner: PrunerFactory, steps: int) -> PruneResult:
-    """The pruning outcome stored in a fine-tuning checkpoint: the pruner and its summary."""
-    restored = pruner(dims_of(student), config.prune, steps)
-    restored.load_state_dict(state["pruner"])
-    info = state["prune_result"]
-    return PruneResult(restored, info["expected_sparsity"], dict(info["stats"]), list(info["layer_matches"]))
 
 
 def measure_speed(dense, small, loader, accelerator: Accelerator) -> dict:

@@ -15,16 +15,11 @@ fine-tuning has other shapes and runs untied.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from auxprune.errors import UserError
 from auxprune.losses import squared_distance
 from auxprune.model.encoder import AuxpruneForSequenceClassification
 from auxprune.pruners import Pruner
@@ -65,29 +60,3 @@ class StageOne:
         if not pairs:
             return torch.zeros((), device=next(model.parameters()).device)
         return self.strength * squared_distance(pairs)
-
-    def save(self, path: Path) -> None:
-        """One safetensors file, written under a temporary name and renamed into place."""
-        tensors = {f"weights.{k}": v.contiguous() for k, v in (self.weights or {}).items()}
-        tensors |= {f"gates.{k}": v.contiguous() for k, v in (self.gates or {}).items()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            save_file(tensors, str(tmp), metadata={"tie_weights": str(self.tie_weights), "tie_gates": str(self.tie_gates),
-                                                   "strength": repr(self.strength)})
-            os.replace(tmp, path)
-        except OSError as err:
-            tmp.unlink(missing_ok=True)
-            raise UserError(f"{path}: cannot write the stage-1 outcome ({err.strerror or err})") from err
-
-    @classmethod
-    def load(cls, path: Path) -> StageOne:
-        if not path.is_file():
-            raise UserError(f"{path}: the stage-1 outcome of this run is missing; start the run again without --resume")
-        with safe_open(str(path), "pt") as handle:
-            meta = handle.metadata()
-        tensors = load_file(str(path))
-        weights = {k.removeprefix("weights."): v for k, v in tensors.items() if k.startswith("weights.")}
-        gates = {k.removeprefix("gates."): v for k, v in tensors.items() if k.startswith("gates.")}
-        return cls(weights or None, gates or None, meta["tie_weights"] == "True", meta["tie_gates"] == "True",
-                   float(meta["strength"]))
