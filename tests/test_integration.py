@@ -41,9 +41,9 @@ def test_minilm_loads_with_mean_pooling(minilm_2_layers):
 def test_prune_minilm_on_stsb(minilm_2_layers, data_dir, tmp_path):
     out = tmp_path / "stsb"
     code = main(["prune", "--model", str(minilm_2_layers), "--task", "glue/stsb", "--data-dir", str(data_dir),
-                 "--sparsity", "0.6", "--max-train-examples", "160", "--output", str(out),
-                 "--set", "teacher.epochs=4", "--set", "teacher.lr=2e-4", "--set", "prune.epochs=3", "--set", "finetune.epochs=1",
-                 "--set", "train.batch_size=16", "--set", "data.max_dev_examples=200",
+                 "--sparsity", "0.6", "--max-train-examples", "96", "--output", str(out),
+                 "--set", "teacher.epochs=2", "--set", "prune.epochs=2", "--set", "finetune.epochs=1",
+                 "--set", "train.batch_size=16", "--set", "data.max_dev_examples=100", "--set", "model.max_seq_len=64",
                  "--set", "train.min_epoch_examples=0"])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
