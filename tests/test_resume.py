@@ -85,13 +85,13 @@ def check_after_kill(out: Path, point: str) -> None:
 
 @pytest.mark.parametrize("kill_points", [
     # mid-phase between checkpoints; while writing a checkpoint; right before the end-of-phase
-    # checkpoint; in the final fine-tuning
-    ["step:teacher:3", "checkpoint:prune:4", "step:prune:12", "step:finetune:5"],
-    # right after the teacher's last checkpoint; at the first pruning step; right after a checkpoint
-    ["checkpoint:teacher:6", "step:prune:1", "step:prune:9", "checkpoint:finetune:4"],
-    # between phases: right after the teacher's record, right after pruning's, while writing fine-tuning's
-    ["recorded:teacher:0", "recorded:prune:0", "record:finetune:0"],
-], ids=["chain-a", "chain-b", "chain-c"])
+    # checkpoint; between phases, right after pruning's record; in the final fine-tuning
+    ["step:teacher:3", "checkpoint:prune:4", "step:prune:12", "recorded:prune:0", "step:finetune:5"],
+    # right after the teacher's last checkpoint, then after its record; at the first pruning step;
+    # right after a checkpoint; while writing fine-tuning's record
+    ["checkpoint:teacher:6", "recorded:teacher:0", "step:prune:1", "step:prune:9", "checkpoint:finetune:4",
+     "record:finetune:0"],
+], ids=["chain-a", "chain-b"])
 def test_killed_and_resumed_run_is_identical(kill_points, reference, tiny_bert, data_dir, tmp_path):
     out = tmp_path / "run"
     first = run(prune_command(tiny_bert, data_dir, out), kill_at=kill_points[0])
