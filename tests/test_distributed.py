@@ -9,6 +9,7 @@ process and in the 1-process run, so the runs differ only in how sums are split.
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -160,3 +161,28 @@ def test_the_data_parallel_wrapper_sees_every_trained_parameter():
     assert all(id(p) in inside for p in trained)
     assert not {id(p) for p in teacher.parameters()} & inside  # the frozen teacher is not averaged
     assert {id(p) for p in pruner.parameters()} >= {id(pruner.controller.lambda1), id(pruner.controller.lambda2)}
+
+
+def test_bi_encoder_with_transfer_on_two_processes_computes_what_one_computes(still_bert, data_dir, tmp_path, capsys):
+    """The bi-encoder head (pairs encoded apart) and a labelled auxiliary pair task with distillation on
+    its inputs, sharded like the target: the same run as one process, and a Ctrl-C that reaches the
+    processes at one step stops them together, with a checkpoint the 2-process resume finishes."""
+    extra = ["--set", "model.head=bi", "--aux", "aux/snli_dev.tsv", "--how", "joint",
+             "--set", "transfer.aux.0.max_examples=40", "--set", "transfer.phases=[teacher,warmup,prune]"]
+    assert main(command(still_bert, data_dir, tmp_path / "one", *extra)) == 0
+    stopped = tmp_path / "two"
+    os.environ[KILL_AT_ENV] = "SIGINT step:prune:5"
+    try:
+        assert main(command(still_bert, data_dir, stopped, *extra, "--processes", "2")) == 130
+    finally:
+        del os.environ[KILL_AT_ENV]
+    assert json.loads((stopped / "report.json").read_text())["checkpoint"].endswith("-prune-0000005")
+    assert main(["prune", "--resume", str(stopped), "--processes", "2"]) == 0
+    (one, one_weights), (two, two_weights) = outcome(tmp_path / "one"), outcome(stopped)
+    assert two["head"]["head"] == one["head"]["head"] == "bi"
+    assert two["structure"] == one["structure"] and two["sparsity"] == one["sparsity"]
+    assert max((two_weights[k] - one_weights[k]).abs().max().item() for k in one_weights) < 1e-4
+    for model in ("teacher", "pruned"):
+        assert {k: round(v, 4) for k, v in two["metrics"][model].items()} == \
+            {k: round(v, 4) for k, v in one["metrics"][model].items()}
+    assert two["transfer"]["aux_steps"] == one["transfer"]["aux_steps"] > 0
