@@ -71,16 +71,16 @@ METHODS: dict[str, tuple[list[str], str, list[str]]] = {
     "aux_then_prune": (["transfer.how=sequential", "transfer.what=weights", "transfer.stage1_epochs=1"], "aux",
                        ["transfer.how=sequential", "transfer.what=weights", "transfer.stage1_epochs=1"]),
     "multitask": (["transfer.how=joint", "transfer.what=both", "transfer.share=hard", "transfer.when=constant",
-                   "transfer.phases=[warmup,prune]", "transfer.teacher_aux_epochs=0", "transfer.aux_distill=0"], "dense",
+                   "transfer.phases=[warmup,prune]", "transfer.teacher_aux_epochs=0", "transfer.aux_distill_weight=0"], "dense",
                   []),
     # Intermediate-task teacher, then multitask pruning with a decaying auxiliary weight.
-    "joint_decay": (JOINT_DECAY + ["transfer.aux_distill=0"], "aux", ["transfer.teacher_aux_epochs=1"]),
+    "joint_decay": (JOINT_DECAY + ["transfer.aux_distill_weight=0"], "aux", ["transfer.teacher_aux_epochs=1"]),
     # The same, and every pruning step also distils the teacher on an auxiliary batch (labels unused).
-    "joint_decay_kd": (JOINT_DECAY + ["transfer.aux_distill=1", "transfer.aux_distill_phases=[warmup,prune]"], "aux",
+    "joint_decay_kd": (JOINT_DECAY + ["transfer.aux_distill_weight=1", "transfer.aux_distill_phases=[warmup,prune]"], "aux",
                        ["transfer.teacher_aux_epochs=1"]),
     # The same, and the final fine-tuning steps too (they otherwise see only the 1,000 target examples):
     # the best setting measured, and what `--aux` alone selects.
-    "transfer": (JOINT_DECAY + ["transfer.aux_distill=1", "transfer.aux_distill_phases=[warmup,prune,finetune]"], "aux",
+    "transfer": (JOINT_DECAY + ["transfer.aux_distill_weight=1", "transfer.aux_distill_phases=[warmup,prune,finetune]"], "aux",
                  ["transfer.teacher_aux_epochs=1"]),
 }
 # Methods were renamed as better settings took the name `transfer`. The records and the `--methods` of

@@ -310,7 +310,7 @@ def test_joint_run_is_reproducible_and_reports_transfer(tiny_bert, data_dir, tmp
     # the default recipe: the teacher's intermediate epoch on the auxiliary data (6 batches), then at every
     # pruning step (warmup + prune: 12) one batch for the auxiliary loss and one to distil the teacher on,
     # and one to distil it on at every fine-tuning step (6)
-    assert (t["teacher_aux_epochs"], t["aux_distill"], t["aux_distill_phases"]) == (1, 1, ["warmup", "prune", "finetune"])
+    assert (t["teacher_aux_epochs"], t["aux_distill_weight"], t["aux_distill_phases"]) == (1, 1, ["warmup", "prune", "finetune"])
     assert t["aux_steps"] == 6 + 12 + 12 + 6
     assert first["metrics"]["pruned"].keys() == {"accuracy"}
 
@@ -320,15 +320,15 @@ def test_auxiliary_tasks_alone_select_the_measured_recipe():
 
     aux = {"transfer": {"aux": [{"task": "aux/snli_dev.tsv"}]}}
     t = build_config(overrides=[aux]).transfer
-    assert (t.how, t.what, t.share, t.when, t.teacher_aux_epochs, t.aux_distill) == \
+    assert (t.how, t.what, t.share, t.when, t.teacher_aux_epochs, t.aux_distill_weight) == \
         ("joint", "both", "hard", "linear_decay", 1, 1)
     assert build_config(overrides=[{"transfer": {}}]).transfer.how == "none"
     # a given teacher is used as it is; no distillation, nothing to distil on auxiliary inputs
     assert build_config(overrides=[aux, {"teacher": {"path": "t"}}]).transfer.teacher_aux_epochs == 0
-    assert build_config(overrides=[aux, {"distill": {"enabled": False}}]).transfer.aux_distill == 0
+    assert build_config(overrides=[aux, {"distill": {"enabled": False}}]).transfer.aux_distill_weight == 0
     # sequential transfer has its own stage 1 and no pruning-time auxiliary batches
     seq = build_config(overrides=[aux, {"transfer": {"how": "sequential"}}]).transfer
-    assert (seq.what, seq.teacher_aux_epochs, seq.aux_distill) == ("weights", 0, 0)
+    assert (seq.what, seq.teacher_aux_epochs, seq.aux_distill_weight) == ("weights", 0, 0)
 
 
 def test_distilling_on_auxiliary_inputs_draws_a_batch_per_pruning_step(tiny_bert, data_dir, tmp_path):
@@ -337,13 +337,13 @@ def test_distilling_on_auxiliary_inputs_draws_a_batch_per_pruning_step(tiny_bert
     for name, strength in (("off", 0), ("on", 1)):
         assert main(prune_argv(tiny_bert, data_dir, tmp_path / name, "--how", "joint", "--set", "transfer.weight=0",
                                "--set", "transfer.teacher_aux_epochs=0", "--set", "transfer.aux_distill_phases=[warmup,prune]",
-                               "--set", f"transfer.aux_distill={strength}", "--set", "train.log_every=1")) == 0
+                               "--set", f"transfer.aux_distill_weight={strength}", "--set", "train.log_every=1")) == 0
         report = json.loads((tmp_path / name / "report.json").read_text())
         lines = [json.loads(line) for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]
         runs[name] = report, [line for line in lines if line.get("phase") == "prune"]
     (off, off_log), (on, on_log) = runs["off"], runs["on"]
-    assert off["transfer"]["aux_steps"] == 0 and off["transfer"]["aux_distill"] is None
-    assert on["transfer"]["aux_steps"] == 12 and on["transfer"]["aux_distill"] == 1  # warmup + prune steps
+    assert off["transfer"]["aux_steps"] == 0 and off["transfer"]["aux_distill_weight"] is None
+    assert on["transfer"]["aux_steps"] == 12 and on["transfer"]["aux_distill_weight"] == 1  # warmup + prune steps
     assert all(line["loss_aux_distill"] > 0 for line in on_log) and "loss_aux_distill" not in off_log[0]
     assert on_log[0]["loss"] > off_log[0]["loss"]  # the same first step, plus the distillation term
 
@@ -352,7 +352,7 @@ def test_auxiliary_distillation_acts_in_the_phases_it_is_given(tiny_bert, data_d
     runs = {}
     for name, phases in (("prune", "[warmup,prune]"), ("finetune", "[finetune]"), ("all", "[warmup,prune,finetune]")):
         assert main(prune_argv(tiny_bert, data_dir, tmp_path / name, "--how", "joint", "--set", "transfer.weight=0",
-                               "--set", "transfer.teacher_aux_epochs=0", "--set", "transfer.aux_distill=1",
+                               "--set", "transfer.teacher_aux_epochs=0", "--set", "transfer.aux_distill_weight=1",
                                "--set", f"transfer.aux_distill_phases={phases}", "--set", "train.log_every=1")) == 0
         report = json.loads((tmp_path / name / "report.json").read_text())
         lines = [json.loads(line) for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]
@@ -371,8 +371,8 @@ def test_auxiliary_distillation_acts_in_the_phases_it_is_given(tiny_bert, data_d
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--how", "sequential", "--set", "transfer.aux_distill=1"], "needs how=joint"),
-    (["--how", "joint", "--set", "transfer.aux_distill=1", "--set", "distill.enabled=false"], "needs distill.enabled=true"),
+    (["--how", "sequential", "--set", "transfer.aux_distill_weight=1"], "needs how=joint"),
+    (["--how", "joint", "--set", "transfer.aux_distill_weight=1", "--set", "distill.enabled=false"], "needs distill.enabled=true"),
     (["--how", "joint", "--set", "transfer.aux=[]"], "needs at least one auxiliary task"),
     (["--how", "sequential", "--what", "masks"], "transfers weights only"),
     (["--how", "sequential", "--share", "tied", "--set", "transfer.tie_strength=0"], "tie_strength > 0"),
@@ -437,7 +437,7 @@ def test_joint_run_with_hidden_dimensions_pruned_ends_with_auxiliary_metrics(tin
                            "--set", "transfer.aux.1.max_examples=48", "--set", "model.pooling=mean",
                            "--set", "prune.families=[heads,ffn_units,hidden]",
                            "--set", "transfer.phases=[warmup,prune,finetune]", "--set", "prune.init_keep_prob=0.6",
-                           "--set", "transfer.aux_distill=0")) == 0
+                           "--set", "transfer.aux_distill_weight=0")) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["structure"]["hidden_kept"] < report["structure"]["hidden_total"] == 32  # hidden dimensions were pruned
     assert set(report["transfer"]["aux_metrics"]["pruned"]["snli_dev"]) == {"accuracy"}

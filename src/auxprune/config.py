@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from auxprune.errors import UserError
 from auxprune.structure import FAMILIES
@@ -67,9 +67,7 @@ class PruneSection(Section):
     sparsity_warmup: float = Field(0.5, gt=0, le=1, description="fraction of pruning steps over which the target ramps up")
     lr: float = Field(1e-4, gt=0)
     gate_lr: float = Field(0.1, gt=0)
-    # Named lambda_lr until issue 17: old config files and `--set prune.lambda_lr=` still work.
-    lambda2_lr: float = Field(5.0, gt=0, validation_alias=AliasChoices("lambda2_lr", "lambda_lr"),
-                              description="ascent rate of lambda2, the quadratic multiplier")
+    lambda2_lr: float = Field(5.0, gt=0, description="ascent rate of lambda2, the quadratic multiplier")
     lambda1_lr: float = Field(0.5, gt=0, description="ascent rate of lambda1, the linear multiplier")
     init_keep_prob: float = Field(0.99, gt=0, lt=1)
     tolerance: float = Field(0.005, gt=0, le=0.05, description="allowed |measured - target| sparsity")
@@ -143,7 +141,7 @@ class TransferSection(Section):
 
     aux: list[AuxSource] = Field(default_factory=list)
     # None: `joint` when auxiliary tasks are given, else `none`. The defaults of how, when,
-    # teacher_aux_epochs, aux_distill and aux_distill_phases form the recipe measured best on RTE, MRPC and STS-B
+    # teacher_aux_epochs, aux_distill_weight and aux_distill_phases form the recipe measured best on RTE, MRPC and STS-B
     # (README, "Transfer from auxiliary tasks"; bench/results/transfer_limited_data.json).
     how: Literal["none", "sequential", "joint"] | None = None
     # None: the natural choice for `how` (sequential fine-tuning moves weights; otherwise both)
@@ -162,12 +160,13 @@ class TransferSection(Section):
     teacher_aux_epochs: float | None = Field(None, ge=0, description="train the teacher on the auxiliary data first "
                                              "(intermediate task); empty: 1 with how=joint and no teacher.path, else 0")
     aux_batch_size: int | None = Field(None, ge=1, description="auxiliary batch size (default: train.batch_size)")
-    aux_distill: float | None = Field(None, ge=0, description="how=joint: weight of distilling the teacher on auxiliary "
-                                      "inputs (its target predictions and matched layers; their labels unused) at every "
-                                      "step of aux_distill_phases; empty: 1 with how=joint and distillation on, else 0")
+    aux_distill_weight: float | None = Field(
+        None, ge=0, description="how=joint: weight of distilling the teacher on auxiliary inputs (its target "
+        "predictions and matched layers; their labels unused) at every step of aux_distill_phases; empty: 1 with "
+        "how=joint and distillation on, else 0")
     aux_distill_phases: list[Literal["warmup", "prune", "finetune"]] = Field(
         default_factory=lambda: ["warmup", "prune", "finetune"], min_length=1,
-        description="the phases in which aux_distill acts (finetune: prediction distillation only, the pruned "
+        description="the phases in which aux_distill_weight acts (finetune: prediction distillation only, the pruned "
                     "model has no gates or layer map)")
 
     @model_validator(mode="after")
@@ -187,8 +186,8 @@ class TransferSection(Section):
             raise ValueError(f"window must satisfy 0 <= start < end <= 1 (got {list(self.window)})")
         if self.how == "sequential" and self.stage1 == "finetune" and self.what != "weights":
             raise ValueError(f"sequential with stage1=finetune transfers weights only (what={self.what!r} needs stage1=prune)")
-        if self.aux_distill and self.how != "joint":
-            raise ValueError("aux_distill draws auxiliary inputs during pruning: it needs how=joint")
+        if self.aux_distill_weight and self.how != "joint":
+            raise ValueError("aux_distill_weight draws auxiliary inputs during pruning: it needs how=joint")
         if self.how != "none" and self.share == "tied" and self.tie_strength == 0:
             raise ValueError("share=tied needs tie_strength > 0")
         return self
@@ -212,8 +211,8 @@ class RunConfig(Section):
         t = self.transfer
         if t.teacher_aux_epochs is None:
             object.__setattr__(t, "teacher_aux_epochs", 1.0 if t.how == "joint" and self.teacher.path is None else 0.0)
-        if t.aux_distill is None:
-            object.__setattr__(t, "aux_distill", 1.0 if t.how == "joint" and self.distill.enabled else 0.0)
+        if t.aux_distill_weight is None:
+            object.__setattr__(t, "aux_distill_weight", 1.0 if t.how == "joint" and self.distill.enabled else 0.0)
         return self
 
 
@@ -228,6 +227,27 @@ PRESETS: dict[str, dict[str, Any]] = {
         "finetune": {"epochs": 20, "lr": 3e-5},
     },
 }
+
+
+# Fields renamed in issue 17 (section, old name) -> new name. Old config files and `--set` with
+# the old names still work: each layer is renamed before layers merge, so a later layer wins
+# whichever name either uses.
+RENAMED = {("prune", "lambda_lr"): "lambda2_lr", ("transfer", "aux_distill"): "aux_distill_weight"}
+
+
+def with_current_names(layer: dict) -> dict:
+    """`layer` (config sections) with renamed fields under their current names."""
+    if not isinstance(layer, dict):
+        return layer
+    updated = dict(layer)
+    for (section, old), new in RENAMED.items():
+        fields = updated.get(section)
+        if isinstance(fields, dict) and old in fields:
+            fields = dict(fields)
+            value = fields.pop(old)
+            fields.setdefault(new, value)  # both in one layer: the current name holds
+            updated[section] = fields
+    return updated
 
 
 def deep_merge(base: dict, update: dict) -> dict:
@@ -298,15 +318,15 @@ def build_config(preset: str | None = "quick", file: str | Path | None = None,
             raise UserError(f"--preset {preset!r}: unknown preset; choose from {sorted(PRESETS)}")
         merged = deep_merge(merged, PRESETS[preset])
     if file is not None:
-        merged = deep_merge(merged, read_yaml(file))
+        merged = deep_merge(merged, with_current_names(read_yaml(file)))
     for override in overrides or []:
-        merged = deep_merge(merged, override)
+        merged = deep_merge(merged, with_current_names(override))
     return validate(merged)
 
 
 def validate(data: dict) -> RunConfig:
     try:
-        return RunConfig.model_validate(data)
+        return RunConfig.model_validate(with_current_names(data))
     except ValidationError as err:
         first = err.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "config"

@@ -10,7 +10,7 @@ around it therefore sees every trainable parameter.
 Terms, in the order they are computed (the order of random draws; kept for exact reproduction):
 task loss (the model's own: a bi-encoder's reads cosines); prediction distillation, a bi-encoder's
 embedding distillation, and layer distillation (with a teacher); distillation on one
-auxiliary batch (`transfer.aux_distill` in `transfer.aux_distill_phases`); the weighted auxiliary
+auxiliary batch (`transfer.aux_distill_weight` in `transfer.aux_distill_phases`); the weighted auxiliary
 loss (w(t) from the transfer schedule); the auxiliary gates' own constraint and the tie between
 tied copies (pruning); the tie to the sequential stage-1 values; the pruner's regularization.
 """
@@ -43,7 +43,7 @@ def inputs(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
 
 def distills_on_aux(aux, transfer, phase: str) -> bool:
     """Whether a step of `phase` distils the teacher on an auxiliary batch."""
-    return aux is not None and transfer.aux_distill > 0 and phase in transfer.aux_distill_phases
+    return aux is not None and transfer.aux_distill_weight > 0 and phase in transfer.aux_distill_phases
 
 
 class Objective(nn.Module):
@@ -101,7 +101,7 @@ class Objective(nn.Module):
                     loss = loss + distill.layer_weight * parts["layer"]
                 if distills_on_aux(aux, transfer, phase):
                     parts["aux_distill"] = self._distill_on_aux(z, device)
-                    loss = loss + transfer.aux_distill * parts["aux_distill"]
+                    loss = loss + transfer.aux_distill_weight * parts["aux_distill"]
             if aux is not None:
                 loss = self._aux_terms(loss, parts, z, step, phase, phase_step, device)
         if self.stage1 is not None and (self.stage1.tie_weights or pruner is not None and self.stage1.tie_gates):

@@ -506,8 +506,8 @@ def build_aux(config: RunConfig, data: TaskData, tokenizer, model, train_loader)
         what = "transfer.how=sequential" if t.how == "sequential" else "transfer.teacher_aux_epochs"
         raise UserError(f"{what} trains the encoder on the auxiliary tasks before the teacher; "
                         "it cannot start from a finished teacher (drop teacher.path)")
-    if t.aux_distill > 0 and not config.distill.enabled:
-        raise UserError("transfer.aux_distill distils the teacher on auxiliary inputs: it needs distill.enabled=true")
+    if t.aux_distill_weight > 0 and not config.distill.enabled:
+        raise UserError("transfer.aux_distill_weight distils the teacher on auxiliary inputs: it needs distill.enabled=true")
     tasks = load_aux_tasks(config, data, data.train, tokenizer, separate=model.is_bi_encoder)
     steps = target_phase_steps(config, train_loader)
     phase_steps = {"teacher": steps["teacher"], "warmup": steps["sparsity_ramp"],
@@ -529,8 +529,8 @@ def transfer_report(config: RunConfig, aux: AuxBranch, metrics: dict) -> dict:
         "stage1": t.stage1 if t.how == "sequential" else None,
         "stage1_epochs": t.stage1_epochs if t.how == "sequential" else None,
         "teacher_aux_epochs": t.teacher_aux_epochs or None,
-        "aux_distill": t.aux_distill or None,
-        "aux_distill_phases": list(t.aux_distill_phases) if t.aux_distill else None,
+        "aux_distill_weight": t.aux_distill_weight or None,
+        "aux_distill_phases": list(t.aux_distill_phases) if t.aux_distill_weight else None,
         "aux_steps": aux.steps,
         "aux_metrics": metrics,
     }

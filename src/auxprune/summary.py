@@ -81,9 +81,10 @@ def transfer_lines(t: dict) -> list[str]:
         choices.append(f"weight {t['when']['weight']} {t['when']['shape']} over {'+'.join(t['when']['phases'])}")
     if t.get("teacher_aux_epochs"):
         choices.append(f"teacher {t['teacher_aux_epochs']} epoch(s) on them first")
-    if t.get("aux_distill"):
+    distill_weight = t.get("aux_distill_weight", t.get("aux_distill"))  # reports before issue 17 say aux_distill
+    if distill_weight:
         phases = t.get("aux_distill_phases")
-        choices.append(f"distillation on their inputs x {t['aux_distill']}" + (f" over {'+'.join(phases)}" if phases else ""))
+        choices.append(f"distillation on their inputs x {distill_weight}" + (f" over {'+'.join(phases)}" if phases else ""))
     lines = [f"transfer: {how} from {sources}; {', '.join(choices)}; {t['aux_steps']:,} auxiliary batches"]
     for stage, by_task in t["aux_metrics"].items():
         if not isinstance(by_task, dict):  # a figure of stage 1 itself, e.g. its expected sparsity
