@@ -28,6 +28,17 @@ def test_encoder_matches_hugging_face_bert(tmp_path):
     assert (pooled - expected.pooler_output).abs().max() < 1e-5
 
 
+def test_the_encoder_is_named_encoder_and_saved_under_the_base_model_prefix():
+    """`model.encoder` is the encoder; its weights keep Hugging Face's `base_model_prefix` keys (`auxprune.*`),
+    so saved models load as before."""
+    model = tiny_model()
+    assert model.encoder is model.auxprune is model.base_model
+    assert model.encoder.layers and model.encoder.embeddings
+    encoder_keys = [k for k in model.state_dict() if not k.startswith("classifier.")]
+    assert encoder_keys and all(k.startswith("auxprune.") for k in encoder_keys)
+    assert "encoder" not in dict(model.named_children())  # a name for the code, not a second module
+
+
 def test_sentence_transformers_folder_asks_for_mean_pooling(tmp_path):
     write_tiny_bert(tmp_path, sentence_transformers=True)
     model, _ = load_for_task(tmp_path, num_labels=1)

@@ -31,11 +31,11 @@ def embed(model, texts: list[str], batch_size: int = 64, normalize: bool = True)
     from auxprune.predict import _model_and_tokenizer, max_length
 
     model, tokenizer = _model_and_tokenizer(model)
-    if not hasattr(model, "auxprune"):
+    if not hasattr(model, "encoder"):
         raise UserError("embed: needs a PyTorch model folder (an ONNX export of a bi-encoder gives embeddings itself)")
     if batch_size < 1:
         raise UserError(f"embed: batch_size must be at least 1, got {batch_size}")
-    vectors = sentence_embeddings(model.auxprune, tokenizer, texts, max_length(model.config), batch_size)
+    vectors = sentence_embeddings(model.encoder, tokenizer, texts, max_length(model.config), batch_size)
     if normalize:
         vectors = F.normalize(vectors, dim=-1)
     return vectors.to(torch.float32).numpy()

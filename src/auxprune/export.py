@@ -53,7 +53,7 @@ class EmbeddingsOnly(nn.Module):
         self.model = model
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> Tensor:
-        pooled, _ = self.model.auxprune.encode(input_ids, attention_mask, token_type_ids)
+        pooled, _ = self.model.encoder.encode(input_ids, attention_mask, token_type_ids)
         return nn.functional.normalize(pooled, dim=-1)
 
 

@@ -150,9 +150,9 @@ class Objective(nn.Module):
         """A bi-encoder on auxiliary inputs: its sentence embeddings (any sentences) and, on pairs, its
         cosine predictions towards the teacher's; matched layers as on target batches."""
         pairs = bool(x.pop("pairs", False))
-        pooled, states = self.model.auxprune.encode(**x, gates=z)
+        pooled, states = self.model.encoder.encode(**x, gates=z)
         with torch.no_grad():
-            t_pooled, t_states = self.teacher.auxprune.encode(**x)
+            t_pooled, t_states = self.teacher.encoder.encode(**x)
             t_logits = self.teacher.classifier(t_pooled) if pairs else None
         loss = pooled.new_zeros(())
         embedding = embedding_loss(pooled, t_pooled, self.layer_map)

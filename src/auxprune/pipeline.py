@@ -332,7 +332,7 @@ def run_stage1(model, aux: AuxBranch, epochs: float, config: RunConfig, accelera
     t = config.transfer
     sequential = t.how == "sequential"
     if sequential and t.stage1 == "prune":
-        pretrained = copy.deepcopy(model.auxprune.state_dict()) if t.what == "masks" else None
+        pretrained = copy.deepcopy(model.encoder.state_dict()) if t.what == "masks" else None
         gates = prune_aux(model, aux, epochs=epochs, lr=t.stage1_lr, config=config, accelerator=accelerator, log=log,
                           phase="stage1", state=state, pruner=pruner)
         with torch.no_grad():
@@ -340,7 +340,7 @@ def run_stage1(model, aux: AuxBranch, epochs: float, config: RunConfig, accelera
                        "stage1_expected_sparsity": float(gates.expected_sparsity())}
         outcome = StageOne.after(model, gates, t.what, t.share, t.tie_strength)
         if pretrained is not None:  # masks only: the target starts again from the pre-trained weights
-            model.auxprune.load_state_dict(pretrained)
+            model.encoder.load_state_dict(pretrained)
         return outcome, metrics
     fine_tune_aux(model, aux, epochs=epochs, lr=t.stage1_lr, config=config, accelerator=accelerator, log=log,
                   phase="stage1", state=state)
@@ -364,7 +364,7 @@ def untrained_score(config: RunConfig, data: TaskData, pretrained, accelerator: 
                                      max_seq_len=config.model.max_seq_len)
             model.to(accelerator.device)
         tokenizer = load_tokenizer(path)
-        return untrained_cosine_score(model.auxprune, tokenizer, data.spec, data.train, data.dev, config.model.max_seq_len)
+        return untrained_cosine_score(model.encoder, tokenizer, data.spec, data.train, data.dev, config.model.max_seq_len)
 
 
 # What `model.head=auto` gives a sentence-embedding model on a pair task, measured (bench/results/bi_encoder.json,
@@ -414,7 +414,7 @@ def init_cosine_threshold(model, tokenizer, data: TaskData, untrained: dict | No
         threshold, above = float(untrained["threshold"]), bool(untrained["class1_above"])
     else:
         fit = list(data.train[:THRESHOLD_FIT_EXAMPLES])
-        threshold, above = fit_threshold(pair_cosines(model.auxprune, tokenizer, fit, max_len),
+        threshold, above = fit_threshold(pair_cosines(model.encoder, tokenizer, fit, max_len),
                                          np.array([e.label for e in fit]))
     with torch.no_grad():
         model.classifier.threshold.fill_(threshold)

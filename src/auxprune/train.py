@@ -78,7 +78,7 @@ def fine_tune_aux(model: AuxpruneForSequenceClassification, aux: AuxBranch, *, e
                   state: LoopState | None = None) -> None:
     """Train the encoder on the auxiliary tasks alone (their heads; the target head is untouched)."""
     objective = Objective(model, config, schedule=lambda step: (phase, step), aux=aux)
-    loop.run(objective, weights=list(model.auxprune.parameters()) + list(aux.heads.parameters()), lr=lr,
+    loop.run(objective, weights=list(model.encoder.parameters()) + list(aux.heads.parameters()), lr=lr,
              steps=aux_steps_for(epochs, aux), loader=None, config=config, accelerator=accelerator, log=log,
              phase=phase, state=state)
 
@@ -91,7 +91,7 @@ def prune_aux(model: AuxpruneForSequenceClassification, aux: AuxBranch, *, epoch
     steps = aux_steps_for(epochs, aux)
     gates = (pruner or PRUNERS["hard_concrete"])(dims_of(model), config.prune, steps)
     objective = Objective(model, config, schedule=lambda step: (phase, step), aux=aux, pruner=gates)
-    trained = loop.run(objective, weights=list(model.auxprune.parameters()) + list(aux.heads.parameters()), lr=lr,
+    trained = loop.run(objective, weights=list(model.encoder.parameters()) + list(aux.heads.parameters()), lr=lr,
                        steps=steps, loader=None, config=config, accelerator=accelerator, log=log, phase=phase,
                        state=state)
     return trained.pruner

@@ -352,6 +352,12 @@ class AuxpruneForSequenceClassification(AuxprunePreTrainedModel):
         self.post_init()
 
     @property
+    def encoder(self) -> AuxpruneModel:
+        """The encoder (embeddings, layers, pooling). It is stored as `auxprune`, so its weights are saved
+        under `auxprune.*`: Hugging Face's `base_model_prefix` convention, as `bert.*` in a BERT model."""
+        return self.auxprune
+
+    @property
     def is_bi_encoder(self) -> bool:
         return self.config.head == "bi"
 

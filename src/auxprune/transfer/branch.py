@@ -51,7 +51,7 @@ def make_heads(tasks: list[AuxTask], model: AuxpruneForSequenceClassification) -
     """One head per auxiliary task, each with its own output space. A bi-encoder's pair tasks get a
     pair head like the target's (cosine for regression and two classes, else [u, v, |u - v|])."""
     c = model.config
-    pooled = model.auxprune.pooled_size
+    pooled = model.encoder.pooled_size
 
     def head(t: AuxTask) -> nn.Module:
         if t.kind == "mlm":
@@ -113,13 +113,13 @@ class AuxBranch(nn.Module):
             batch = mask_tokens(batch, self.tokenizer, self.masking)
         x = {k: batch[k].to(device) for k in MODEL_INPUTS}
         labels = batch["labels"].to(device)
-        pooled, states = model.auxprune.encode(**x, gates=gates)
+        pooled, states = model.encoder.encode(**x, gates=gates)
         head = self.heads[_key(task.name)]
         if task.kind == "mlm":
             picked = labels != -100
             if not picked.any():
                 return states[-1].sum() * 0.0
-            logits = head(states[-1][picked], model.auxprune.embeddings.word_embeddings.weight)
+            logits = head(states[-1][picked], model.encoder.embeddings.word_embeddings.weight)
             return F.cross_entropy(logits, labels[picked])
         if isinstance(head, PairHead):
             return head.loss(head(pooled), labels, task.label_range)
@@ -138,7 +138,7 @@ class AuxBranch(nn.Module):
     def trainable(self) -> tuple[list[nn.Parameter], list[nn.Module]]:
         """What pruning trains on the auxiliary side besides the target's: the weights (heads, own
         encoder) and the modules that must move with the model (heads, own encoder, own gates)."""
-        weights = list(self.heads.parameters()) + (list(self.encoder.auxprune.parameters()) if self.own_encoder else [])
+        weights = list(self.heads.parameters()) + (list(self.encoder.encoder.parameters()) if self.own_encoder else [])
         modules = [self.heads] + ([self.encoder] if self.own_encoder else []) + ([self.gates] if self.own_gates else [])
         return weights, modules
 
@@ -146,7 +146,7 @@ class AuxBranch(nn.Module):
         """Squared distance between tied copies (encoder weights, mask parameters)."""
         pairs = []
         if "weights" in self.ties:
-            pairs += zip(student.auxprune.parameters(), self.encoder.auxprune.parameters())
+            pairs += zip(student.encoder.parameters(), self.encoder.encoder.parameters())
         if "gates" in self.ties:
             own = self.gates.mask_parameters()
             pairs += [(p, own[name]) for name, p in target.mask_parameters().items()]
@@ -195,7 +195,7 @@ class AuxBranch(nn.Module):
                 continue
             head = self.heads[_key(task.name)]
             predictions = ordered_predictions(
-                task.dev_loader, lambda batch, head=head: head(model.auxprune.encode(**{k: batch[k].to(device) for k in MODEL_INPUTS},
+                task.dev_loader, lambda batch, head=head: head(model.encoder.encode(**{k: batch[k].to(device) for k in MODEL_INPUTS},
                                                                    gates=gates)[0]))
             results[task.name] = compute_metrics(task.spec, predictions, task.dev_labels)
         return results

@@ -41,7 +41,7 @@ class StageOne:
         tied = share == "tied"
         weights_move, masks_move = what in ("weights", "both"), what in ("masks", "both")
         return cls(
-            weights={k: v.detach().clone() for k, v in model.auxprune.state_dict().items()} if tied and weights_move else None,
+            weights={k: v.detach().clone() for k, v in model.encoder.state_dict().items()} if tied and weights_move else None,
             gates={k: v.detach().clone() for k, v in pruner.mask_parameters().items()}
             if masks_move and pruner is not None else None,
             tie_weights=tied and weights_move, tie_gates=tied and masks_move, strength=strength)
@@ -54,7 +54,7 @@ class StageOne:
         """strength x squared distance of the tied parts from their stage-1 values."""
         pairs = []
         if self.tie_weights:
-            pairs += [(param, self.weights[name]) for name, param in model.auxprune.named_parameters()]
+            pairs += [(param, self.weights[name]) for name, param in model.encoder.named_parameters()]
         if self.tie_gates and pruner is not None:
             pairs += [(value, self.gates[name]) for name, value in pruner.mask_parameters().items()]
         if not pairs:
