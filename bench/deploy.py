@@ -81,8 +81,9 @@ def measure(model_dir: Path, runtime: str, out_dir: Path, shapes: list[str], thr
     from auxprune.evaluate import evaluate_saved, load
     from auxprune.export import export_onnx, ort_session
     from auxprune.model.configuration import AuxpruneConfig
+    from auxprune.model.inputs import random_inputs
     from auxprune.quantize import export_int8
-    from auxprune.speed import random_inputs, summarize, time_alternating, torch_runner
+    from auxprune.speed import summarize, time_alternating, torch_runner
 
     torch.set_num_threads(threads)
     extra: dict = {}

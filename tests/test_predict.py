@@ -10,7 +10,7 @@ import torch
 import auxprune
 from auxprune.cli import main
 from auxprune.errors import UserError
-from conftest import RTE_LABELS, save_pruned
+from conftest import RTE_LABELS, save_pruned, tiny_model
 
 torch.set_num_threads(1)
 
@@ -103,7 +103,7 @@ def test_module_import_keeps_auxprune_predict_callable(run):
 
     module = sys.modules["auxprune.predict"]
     assert auxprune.predict is module  # ... and it still works as the function
-    assert auxprune.predict(run, ["the cat sat."]) == module.predict(run, ["the cat sat."])
+    assert auxprune.predict(run, ["the cat sat."]) == module.predict_texts(run, ["the cat sat."])
 
 
 def test_predict_cli(run, regression_run, capsys):
@@ -129,11 +129,18 @@ TRAINING_MODULES = ("auxprune.train", "auxprune.loop", "auxprune.pipeline", "aux
                     "auxprune.evaluate")  # (transformers itself may import accelerate and tqdm)
 
 
-def test_load_and_predict_import_no_training_code(run):
-    """`auxprune.load` / `auxprune.predict` in a fresh interpreter leave the training stack unimported."""
+@pytest.mark.parametrize("head", ["cross", "bi"])
+def test_load_and_predict_import_no_training_code(run, tokenizer, tmp_path, head):
+    """`auxprune.load` / `auxprune.predict` in a fresh interpreter leave the training stack unimported,
+    for a cross-encoder and for a bi-encoder (whose sides are padded by the same code as training batches)."""
     import subprocess
     import sys
 
+    if head == "bi":
+        from auxprune.output import save_model
+
+        run = tmp_path / "bi"
+        save_model(tiny_model(num_labels=2, head="bi", id2label=RTE_LABELS), tokenizer, run / "model")
     script = ("import sys, json, auxprune\n"
               f"model, tokenizer = auxprune.load({str(run)!r})\n"
               f"result = auxprune.predict({str(run)!r}, ['a dog runs.'], pairs=['a cat sits.'])\n"

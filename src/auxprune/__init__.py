@@ -53,10 +53,10 @@ def load(path):
 
 
 def predict(model, texts, pairs=None, batch_size=32):
-    """Labels and scores (or regression values) for texts; see `auxprune.predict.predict`."""
-    from auxprune.predict import predict as _predict
+    """Labels and scores (or regression values) for texts; see `auxprune.predict.predict_texts`."""
+    from auxprune.predict import predict_texts
 
-    return _predict(model, texts, pairs=pairs, batch_size=batch_size)
+    return predict_texts(model, texts, pairs=pairs, batch_size=batch_size)
 
 
 __all__ = ["prune", "load", "predict", "__version__"]

@@ -284,9 +284,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from auxprune.predict import predict
+    from auxprune.predict import predict_texts
 
-    result = predict(args.model_dir, [args.text], None if args.pair is None else [args.pair])[0]
+    result = predict_texts(args.model_dir, [args.text], None if args.pair is None else [args.pair])[0]
     if args.json:
         print(json.dumps(result))
     else:

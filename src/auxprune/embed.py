@@ -28,14 +28,15 @@ def embed(model, texts: list[str], batch_size: int = 64, normalize: bool = True)
     """One row per text (float32), in the order given; `model` is a run folder, a model folder or a
     (model, tokenizer) pair."""
     from auxprune.baselines import sentence_embeddings
-    from auxprune.predict import _model_and_tokenizer, max_length
+    from auxprune.model.inputs import truncation_length
+    from auxprune.predict import _model_and_tokenizer
 
     model, tokenizer = _model_and_tokenizer(model)
     if not hasattr(model, "encoder"):
         raise UserError("embed: needs a PyTorch model folder (an ONNX export of a bi-encoder gives embeddings itself)")
     if batch_size < 1:
         raise UserError(f"embed: batch_size must be at least 1, got {batch_size}")
-    vectors = sentence_embeddings(model.encoder, tokenizer, texts, max_length(model.config), batch_size)
+    vectors = sentence_embeddings(model.encoder, tokenizer, texts, truncation_length(model.config), batch_size)
     if normalize:
         vectors = F.normalize(vectors, dim=-1)
     return vectors.to(torch.float32).numpy()

@@ -11,7 +11,8 @@ from auxprune.data.tasks import load_task
 from auxprune.errors import UserError
 from auxprune.model.loading import load
 from auxprune.output import structure_summary
-from auxprune.sparsity import count_parameters, encoder_params
+from auxprune.sparsity import count_parameters, dense_encoder_params
+from auxprune.structure import Dims
 from auxprune.train import evaluate
 
 
@@ -39,8 +40,7 @@ def inspect_saved(path: str | Path) -> dict:
     model, _ = load(path)
     c = model.config
     counts = count_parameters(model)
-    dense = encoder_params([c.original_num_heads] * c.original_num_layers, [c.original_ffn_size] * c.original_num_layers,
-                           c.original_hidden_size, c.head_dim)
+    dense = dense_encoder_params(Dims.of(c))
     return {"model": str(path), "task": c.task, "pooling": c.pooling, "head": c.head, "num_labels": c.num_labels,
             "structure": structure_summary(c), "params": {"encoder_total": dense, **counts},
             "sparsity": round(1 - counts["encoder_kept"] / dense, 5)}

@@ -25,9 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from auxprune.errors import UserError
-from auxprune.model.configuration import MODEL_INPUTS
+from auxprune.model.inputs import MODEL_INPUTS, random_inputs, truncation_length
 
-INPUT_NAMES = MODEL_INPUTS
 OUTPUT_NAME = "logits"
 EMBEDDING_OUTPUT = "sentence_embedding"
 OPSET = 17
@@ -65,23 +64,9 @@ def graph_of(model: nn.Module) -> tuple[nn.Module, str]:
 
 
 def example_inputs(config, batch: int, seq_len: int, seed: int = 0, padded: bool = True) -> dict[str, Tensor]:
-    """Random token ids with a padded row and a second segment, shaped like tokenizer output."""
-    generator = torch.Generator().manual_seed(seed)
-    seq_len = max(2, min(seq_len, max_positions(config)))
-    ids = torch.randint(0, config.vocab_size, (batch, seq_len), generator=generator)
-    mask = torch.ones(batch, seq_len, dtype=torch.long)
-    if padded and batch > 1:
-        mask[-1, seq_len // 2 + 1:] = 0
-        ids[-1, seq_len // 2 + 1:] = config.pad_token_id or 0
-    types = torch.zeros(batch, seq_len, dtype=torch.long)
-    if config.type_vocab_size > 1:
-        types[:, seq_len // 2:] = 1
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-
-
-def max_positions(config) -> int:
-    """The longest sequence the position embeddings can take."""
-    return config.max_positions
+    """Random inputs for `config`'s model: a padded row and a second segment (when the model has segments)."""
+    return random_inputs(batch, max(2, min(seq_len, config.max_positions)), config.vocab_size, seed,
+                         pad_id=(config.pad_token_id or 0) if padded else None, two_segments=config.type_vocab_size > 1)
 
 
 def to_onnx(model: nn.Module, path: str | Path, opset: int = OPSET, metadata: dict[str, str] | None = None) -> Path:
@@ -104,9 +89,9 @@ def to_onnx(model: nn.Module, path: str | Path, opset: int = OPSET, metadata: di
     model.eval()
     device = next(model.parameters()).device
     inputs = example_inputs(model.config, batch=2, seq_len=8)
-    args = tuple(inputs[name].to(device) for name in INPUT_NAMES)
+    args = tuple(inputs[name].to(device) for name in MODEL_INPUTS)
     graph, output_name = graph_of(model)
-    dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
+    dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in MODEL_INPUTS}
     dynamic_axes[output_name] = {0: "batch"}
     # Written under a temporary name and renamed: a failed export (a full disk) leaves no partial
     # file, and an earlier export at `path` stays as it was.
@@ -118,7 +103,7 @@ def to_onnx(model: nn.Module, path: str | Path, opset: int = OPSET, metadata: di
             # that exports this model without extra dependencies; silence its notice and tracer chatter.
             warnings.simplefilter("ignore")
             torch.onnx.export(graph, args, str(tmp), dynamo=False, opset_version=opset,
-                              input_names=list(INPUT_NAMES), output_names=[output_name],
+                              input_names=list(MODEL_INPUTS), output_names=[output_name],
                               dynamic_axes=dynamic_axes, do_constant_folding=True)
         keep_all_inputs(tmp)
         if metadata:
@@ -143,13 +128,13 @@ def keep_all_inputs(path: Path) -> None:
 
     model = onnx.load(str(path))
     present = [i.name for i in model.graph.input]
-    missing = [name for name in INPUT_NAMES if name not in present]
+    missing = [name for name in MODEL_INPUTS if name not in present]
     if not missing:
         return
     declared = {i.name: i for i in model.graph.input}
     for name in missing:
         declared[name] = onnx.helper.make_tensor_value_info(name, onnx.TensorProto.INT64, ["batch", "sequence"])
-    ordered = [declared[name] for name in INPUT_NAMES] + [i for n, i in declared.items() if n not in INPUT_NAMES]
+    ordered = [declared[name] for name in MODEL_INPUTS] + [i for n, i in declared.items() if n not in MODEL_INPUTS]
     del model.graph.input[:]
     model.graph.input.extend(ordered)
     onnx.save(model, str(path))
@@ -177,7 +162,7 @@ def ort_session(path: str | Path, threads: int | None = None, spinning: bool = T
 
 def run_onnx(session, inputs: dict[str, Tensor]) -> np.ndarray:
     """The graph's one output (logits, or a bi-encoder's sentence embeddings)."""
-    feeds = {name: inputs[name].cpu().numpy().astype(np.int64) for name in INPUT_NAMES}
+    feeds = {name: inputs[name].cpu().numpy().astype(np.int64) for name in MODEL_INPUTS}
     return session.run(None, feeds)[0]
 
 
@@ -189,7 +174,7 @@ def max_abs_diff(model: nn.Module, session, batches: list[dict[str, Tensor]]) ->
     worst = 0.0
     with torch.no_grad():
         for batch in batches:
-            expected = graph(*(batch[k].to(device) for k in INPUT_NAMES)).float().cpu().numpy()
+            expected = graph(*(batch[k].to(device) for k in MODEL_INPUTS)).float().cpu().numpy()
             worst = max(worst, float(np.abs(run_onnx(session, batch) - expected).max()))
     return worst
 
@@ -209,11 +194,11 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, verify: bool = True, 
     metadata = export_metadata(model.config, load_tokenizer(folder), folder)  # eval/predict run the file alone
     path = to_onnx(model, out, opset=opset, metadata=metadata)
     result = {"model": str(folder), "onnx": str(path), "opset": opset, "bytes": path.stat().st_size,
-              "inputs": list(INPUT_NAMES), "output": graph_of(model)[1]}
+              "inputs": list(MODEL_INPUTS), "output": graph_of(model)[1]}
     if verify:
         config = model.config
         batches = [example_inputs(config, 1, 5, seed=1), example_inputs(config, 3, 19, seed=2),
-                   example_inputs(config, 4, min(config.max_seq_len, max_positions(config)), seed=3)]
+                   example_inputs(config, 4, truncation_length(config), seed=3)]
         diff = max_abs_diff(model, ort_session(path, threads=1), batches)
         result["max_abs_diff"] = diff
         if not diff <= tolerance:

@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from auxprune.data.batching import MODEL_INPUTS
 from auxprune.distill import LayerDistiller, embedding_loss, prediction_loss
 from auxprune.model.encoder import AuxpruneForSequenceClassification
+from auxprune.model.inputs import MODEL_INPUTS
 from auxprune.pruners import Pruner
 
 

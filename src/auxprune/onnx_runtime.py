@@ -32,7 +32,8 @@ from torch import Tensor, nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from auxprune.errors import UserError
-from auxprune.export import EMBEDDING_OUTPUT, INPUT_NAMES, OUTPUT_NAME
+from auxprune.export import EMBEDDING_OUTPUT, OUTPUT_NAME
+from auxprune.model.inputs import MODEL_INPUTS
 
 FORMAT = "1"
 KEY_FORMAT, KEY_CONFIG, KEY_TOKENIZER = "auxprune.format", "auxprune.config", "auxprune.tokenizer"
@@ -134,9 +135,9 @@ def tokenizer_from_metadata(path: Path, metadata: dict[str, str]):
 def check_inputs(path: Path, session, tokenizer, config) -> None:
     """The graph takes exactly what the tokenizer produces (int64 batch x sequence) and returns logits."""
     inputs = {i.name: i for i in session.get_inputs()}
-    if set(inputs) != set(INPUT_NAMES):
+    if set(inputs) != set(MODEL_INPUTS):
         raise UserError(f"{path}: the graph's inputs ({', '.join(inputs)}) do not match the tokenizer's "
-                        f"({', '.join(INPUT_NAMES)}); expected a graph written by `auxprune export`")
+                        f"({', '.join(MODEL_INPUTS)}); expected a graph written by `auxprune export`")
     for name, info in inputs.items():
         if info.type != "tensor(int64)" or len(info.shape) != 2:
             raise UserError(f"{path}: graph input {name} is {info.type} of rank {len(info.shape)}; the tokenizer "
@@ -173,7 +174,7 @@ class OnnxForSequenceClassification(nn.Module):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         feeds = {name: t.detach().cpu().numpy().astype(np.int64)
-                 for name, t in zip(INPUT_NAMES, (input_ids, attention_mask, token_type_ids))}
+                 for name, t in zip(MODEL_INPUTS, (input_ids, attention_mask, token_type_ids))}
         logits = torch.from_numpy(self.session.run([OUTPUT_NAME], feeds)[0]).to(input_ids.device)
         return SequenceClassifierOutput(logits=logits)
 

@@ -33,8 +33,9 @@ from auxprune.pruners import PRUNERS, PrunerFactory
 from auxprune.sanity import check_results, check_training_set
 from auxprune.sparsity import count_parameters, dense_encoder_params, encoder_params, fewest_encoder_params
 from auxprune.speed import time_alternating, torch_runner
+from auxprune.structure import Dims
 from auxprune.surgery import cut
-from auxprune.train import (PruneResult, RunLog, dims_of, epoch_batches, evaluate, fine_tune, fine_tune_aux, prune,
+from auxprune.train import (PruneResult, RunLog, epoch_batches, evaluate, fine_tune, fine_tune_aux, prune,
                             prune_aux, steps_for)
 from auxprune.transfer.branch import AuxBranch
 from auxprune.transfer.schedule import Schedule
@@ -294,7 +295,7 @@ class PruneJob:
         self.student = copy.deepcopy(self.teacher).train()
         self.student.load_state_dict(saved["student"])
         steps = steps_for(self.config.prune.epochs, self.train_loader, self.config)
-        pruner = self.pruner(dims_of(self.student), self.config.prune, steps)
+        pruner = self.pruner(Dims.of(self.student.config), self.config.prune, steps)
         pruner.load_state_dict(saved["pruner"])
         info = saved["summary"]
         self.result = PruneResult(pruner, info["expected_sparsity"], dict(info["stats"]), list(info["layer_matches"]))
@@ -429,7 +430,7 @@ def size_target(config: RunConfig, model) -> dict | None:
     p = config.prune
     if p.target_params is None and p.size_of is None:
         return None
-    dense = dense_encoder_params(dims_of(model))
+    dense = dense_encoder_params(Dims.of(model.config))
     name = config.teacher.path or config.model.name
     if p.size_of is not None:
         try:
@@ -446,7 +447,7 @@ def size_target(config: RunConfig, model) -> dict | None:
                         "expected a smaller target (or prune a larger model)")
     if requested < 1:
         raise UserError(f"{field}: that model has no encoder-layer parameters; expected a target of at least 1")
-    fewest = fewest_encoder_params(dims_of(model), p.families)
+    fewest = fewest_encoder_params(Dims.of(model.config), p.families)
     if requested < fewest - p.tolerance * dense:
         raise UserError(f"{field}: gating only {', '.join(p.families)} leaves at least {fewest:,} of the {dense:,} "
                         f"encoder-layer parameters of {name}; expected a larger target or more prune.families")
@@ -551,7 +552,7 @@ def measure_speed(dense, small, loader, accelerator: Accelerator) -> dict:
 def build_report(config, spec, teacher, small, masks, result, teacher_metrics, pruned_metrics, constant, speed,
                  timing, n_train, n_dev) -> dict:
     counts = count_parameters(small)
-    encoder_total = dense_encoder_params(dims_of(teacher))
+    encoder_total = dense_encoder_params(Dims.of(teacher.config))
     sparsity = 1.0 - counts["encoder_kept"] / encoder_total
     primary = spec.primary_metric
     return {

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from auxprune.errors import UserError
+from auxprune.model.inputs import MODEL_INPUTS, pad_batch, truncation_length
 
 
 def _model_and_tokenizer(model):
@@ -43,12 +44,7 @@ def _check_texts(texts, name: str) -> list[str]:
     return list(texts)
 
 
-def max_length(config) -> int:
-    """Truncation length: the training length, never more than the position embeddings hold."""
-    return min(config.max_seq_len, config.max_positions)
-
-
-def predict(model, texts: str | Sequence[str], pairs: str | Sequence[str] | None = None,
+def predict_texts(model, texts: str | Sequence[str], pairs: str | Sequence[str] | None = None,
             batch_size: int = 32) -> list[dict]:
     """One result per input text (or text pair), in input order.
 
@@ -68,33 +64,33 @@ def predict(model, texts: str | Sequence[str], pairs: str | Sequence[str] | None
         return []
     config = model.config
     if getattr(config, "head", "cross") == "bi":
-        return _predict_pairs(model, tokenizer, texts, pairs, batch_size)
-    encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length(config), padding=False,
+        return _compare_pairs(model, tokenizer, texts, pairs, batch_size)
+    encoded = tokenizer(texts, pairs, truncation=True, max_length=truncation_length(config), padding=False,
                         return_token_type_ids=True, return_attention_mask=False)
     ids, segments = encoded["input_ids"], encoded["token_type_ids"]
     pad, device = _pad_id(tokenizer, config), next(model.parameters()).device
 
     def score(rows: list[int]) -> list[dict]:
-        batch = _collate([ids[i] for i in rows], [segments[i] for i in rows], pad, device)
-        return _results(model(**batch).logits.float().cpu(), config)
+        batch = pad_batch([ids[i] for i in rows], pad, [segments[i] for i in rows])
+        return _results(model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu(), config)
 
     return _in_batches(model, sorted(range(len(texts)), key=lambda i: len(ids[i])), batch_size, score)
 
 
-def _predict_pairs(model, tokenizer, texts: list[str], pairs: list[str] | None, batch_size: int) -> list[dict]:
+def _compare_pairs(model, tokenizer, texts: list[str], pairs: list[str] | None, batch_size: int) -> list[dict]:
     """A bi-encoder: each side encoded on its own, then compared; the cosine is in every result."""
-    from auxprune.data.batching import collate
-
     if pairs is None:
         raise UserError("predict: a bi-encoder compares two texts; give a pair for each text "
                         "(or write sentence embeddings with `auxprune embed`)")
     config = model.config
-    sides = [tokenizer(t, truncation=True, max_length=max_length(config), padding=False)["input_ids"] for t in (texts, pairs)]
+    sides = [tokenizer(t, truncation=True, max_length=truncation_length(config), padding=False)["input_ids"]
+             for t in (texts, pairs)]
     pad, device = _pad_id(tokenizer, config), next(model.parameters()).device
 
     def score(rows: list[int]) -> list[dict]:
-        batch = collate([{"input_ids": sides[0][i], "input_ids_b": sides[1][i], "label": 0} for i in rows], pad)
-        out = model(**{k: batch[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids")})
+        # every A side, then every B side: the layout a bi-encoder's head reads (as `data.batching.collate`)
+        batch = pad_batch([sides[0][i] for i in rows] + [sides[1][i] for i in rows], pad)
+        out = model(**{k: batch[k].to(device) for k in MODEL_INPUTS})
         u, v = out.embeddings.float().cpu().chunk(2)
         cosines = torch.nn.functional.cosine_similarity(u, v, dim=-1).tolist()
         results = _results(model.to_label_units(out.logits.float().cpu()), config)
@@ -125,19 +121,6 @@ def _in_batches(model, order: list[int], batch_size: int, score) -> list[dict]:
     return results
 
 
-def _collate(ids: list[list[int]], segments: list[list[int]], pad: int, device) -> dict[str, torch.Tensor]:
-    length = max(len(x) for x in ids)
-    input_ids = torch.full((len(ids), length), pad, dtype=torch.long)
-    token_type_ids = torch.zeros((len(ids), length), dtype=torch.long)
-    attention_mask = torch.zeros((len(ids), length), dtype=torch.long)
-    for row, (tokens, types_) in enumerate(zip(ids, segments)):
-        input_ids[row, :len(tokens)] = torch.tensor(tokens)
-        token_type_ids[row, :len(types_)] = torch.tensor(types_)
-        attention_mask[row, :len(tokens)] = 1
-    return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device),
-            "token_type_ids": token_type_ids.to(device)}
-
-
 def _results(logits: torch.Tensor, config) -> list[dict]:
     if logits.shape[-1] == 1:
         return [{"value": float(v)} for v in logits[:, 0].tolist()]
@@ -152,7 +135,7 @@ class _CallableModule(types.ModuleType):
     """`import auxprune.predict` makes `auxprune.predict` this module; keep it callable as the function."""
 
     def __call__(self, *args, **kwargs):
-        return predict(*args, **kwargs)
+        return predict_texts(*args, **kwargs)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -95,22 +95,22 @@ def check_batches(config, tokenizer, data_dir: str | None, examples: int) -> tup
     """Tokenized dev examples of the model's task (real inputs), else random-token batches; and what they are."""
     from auxprune.data.tasks import load_task
     from auxprune.export import example_inputs
-    from auxprune.predict import max_length
+    from auxprune.model.inputs import MODEL_INPUTS, truncation_length
 
     try:
         if not config.task:
             raise UserError("the model records no task")
         dev = load_task(config.task, data_dir).dev[:examples]
     except UserError as err:
-        batches = [example_inputs(config, 8, min(128, max_length(config)), seed=seed) for seed in range(4)]
+        batches = [example_inputs(config, 8, min(128, truncation_length(config)), seed=seed) for seed in range(4)]
         return batches, f"random tokens, 4 x 8 sequences (no real inputs: {err})"
     batches = []
     for start in range(0, len(dev), CHECK_BATCH):
         part = dev[start:start + CHECK_BATCH]
         pairs = [e.text_b for e in part] if part[0].text_b is not None else None
-        encoded = tokenizer([e.text_a for e in part], pairs, truncation=True, max_length=max_length(config),
+        encoded = tokenizer([e.text_a for e in part], pairs, truncation=True, max_length=truncation_length(config),
                             padding=True, return_token_type_ids=True, return_tensors="pt")
-        batches.append({k: encoded[k] for k in ("input_ids", "attention_mask", "token_type_ids")})
+        batches.append({k: encoded[k] for k in MODEL_INPUTS})
     return batches, f"{config.task} dev, first {len(dev)} examples"
 
 

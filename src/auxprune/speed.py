@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from auxprune.errors import UserError
+from auxprune.model.inputs import random_inputs
 
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8")
 
@@ -66,11 +67,12 @@ def forward_flops(config, seq_len: int) -> int:
 def dense_config(config):
     """The config of the dense model `config` was pruned from (its `original_*` sizes)."""
     from auxprune.model.configuration import AuxpruneConfig
+    from auxprune.structure import Dims
 
-    layers = config.original_num_layers
-    return AuxpruneConfig.from_dict({**config.to_dict(), "hidden_size": config.original_hidden_size,
-                                     "layer_heads": [config.original_num_heads] * layers,
-                                     "layer_ffn": [config.original_ffn_size] * layers,
+    dense = Dims.of(config)
+    return AuxpruneConfig.from_dict({**config.to_dict(), "hidden_size": dense.hidden_size,
+                                     "layer_heads": [dense.num_heads] * dense.num_layers,
+                                     "layer_ffn": [dense.ffn_size] * dense.num_layers,
                                      "layer_head_ids": None, "pooler_size": config.pooler_size})
 
 
@@ -104,12 +106,6 @@ def _load_baseline(path: Path, num_labels: int):
 
 
 # --------------------------------------------------------------------------------------- runners
-
-def random_inputs(batch_size: int, seq_len: int, vocab_size: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    ids = torch.randint(0, vocab_size, (batch_size, seq_len), generator=generator)
-    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
-
 
 def torch_runner(model, inputs):
     """A no-argument call of one forward pass, for `time_alternating`."""

@@ -52,10 +52,6 @@ def aux_steps_for(epochs: float, aux: AuxBranch) -> int:
     return max(1, math.ceil(epochs * sum(len(t.loader) for t in aux.tasks)))
 
 
-def dims_of(model: AuxpruneForSequenceClassification) -> Dims:
-    return Dims.of(model.config)
-
-
 def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, epochs: float, lr: float,
               config: RunConfig, accelerator: Accelerator, log: RunLog, phase: str,
               teacher: AuxpruneForSequenceClassification | None = None, state: LoopState | None = None,
@@ -89,7 +85,7 @@ def prune_aux(model: AuxpruneForSequenceClassification, aux: AuxBranch, *, epoch
     """Sequential stage 1 by pruning: encoder and gates learn the auxiliary tasks alone under the
     run's sparsity constraint (no teacher); returns the pruner."""
     steps = aux_steps_for(epochs, aux)
-    gates = (pruner or PRUNERS["hard_concrete"])(dims_of(model), config.prune, steps)
+    gates = (pruner or PRUNERS["hard_concrete"])(Dims.of(model.config), config.prune, steps)
     objective = Objective(model, config, schedule=lambda step: (phase, step), aux=aux, pruner=gates)
     trained = loop.run(objective, weights=list(model.encoder.parameters()) + list(aux.heads.parameters()), lr=lr,
                        steps=steps, loader=None, config=config, accelerator=accelerator, log=log, phase=phase,
@@ -116,7 +112,7 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
     """
     cfg, distill = config.prune, config.distill
     steps = steps_for(cfg.epochs, loader, config)
-    gates = (pruner or PRUNERS["hard_concrete"])(dims_of(student), cfg, steps)
+    gates = (pruner or PRUNERS["hard_concrete"])(Dims.of(student.config), cfg, steps)
     if stage1 is not None and stage1.gates is not None:
         gates.load_mask_parameters(stage1.gates)
     teacher = teacher if teacher is not None and distill.enabled else None
@@ -139,8 +135,8 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
     return PruneResult(trained.pruner, final_sparsity, stats, trained.matches)
 
 
-def predict(model: AuxpruneForSequenceClassification, loader: DataLoader, accelerator: Accelerator,
-            desc: str = "eval") -> list[float | int]:
+def dataset_predictions(model: AuxpruneForSequenceClassification, loader: DataLoader, accelerator: Accelerator,
+                        desc: str = "eval") -> list[float | int]:
     """Predictions in the dataset's order (the loader may batch by length)."""
     model.eval()
     bar = tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True, disable=not distributed.is_main())
@@ -149,4 +145,4 @@ def predict(model: AuxpruneForSequenceClassification, loader: DataLoader, accele
 
 def evaluate(model: AuxpruneForSequenceClassification, loader: DataLoader, labels: list, spec: TaskSpec,
              accelerator: Accelerator, desc: str = "eval") -> dict[str, float]:
-    return compute_metrics(spec, predict(model, loader, accelerator, desc), labels)
+    return compute_metrics(spec, dataset_predictions(model, loader, accelerator, desc), labels)

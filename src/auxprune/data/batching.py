@@ -10,8 +10,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from auxprune import distributed
 from auxprune.data.tasks import Example
-from auxprune.model.configuration import MODEL_INPUTS  # noqa: F401 - what a batch feeds the model
-
+from auxprune.model.inputs import pad_batch
 
 
 def encode(examples: Sequence[Example], tokenizer, max_len: int, separate: bool = False) -> list[dict]:
@@ -49,19 +48,10 @@ def collate(items: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
         batch["labels"] = batch["labels"][: len(items)]
         batch["pairs"] = torch.tensor(True)
         return batch
-    length = max(len(item["input_ids"]) for item in items)
-    ids = torch.full((len(items), length), pad_id, dtype=torch.long)
-    types = torch.zeros((len(items), length), dtype=torch.long)
-    mask = torch.zeros((len(items), length), dtype=torch.long)
-    for row, item in enumerate(items):
-        n = len(item["input_ids"])
-        ids[row, :n] = torch.tensor(item["input_ids"])
-        if "token_type_ids" in item:
-            types[row, :n] = torch.tensor(item["token_type_ids"])
-        mask[row, :n] = 1
+    batch = pad_batch([item["input_ids"] for item in items], pad_id, [item.get("token_type_ids") for item in items])
     labels = [item["label"] for item in items]
     dtype = torch.float if isinstance(labels[0], float) else torch.long
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "labels": torch.tensor(labels, dtype=dtype)}
+    return {**batch, "labels": torch.tensor(labels, dtype=dtype)}
 
 
 class BucketBatchSampler(Sampler[list[int]]):

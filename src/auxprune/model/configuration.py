@@ -19,7 +19,6 @@ from transformers import PretrainedConfig
 POOLINGS = ("mean", "cls", "pooler")
 HEADS = ("cross", "bi")  # a pair encoded jointly, or each side on its own and compared (sentence-transformers)
 PAIR_CLASSIFIERS = ("cosine", "concat")  # a bi-encoder's classes: from the cosine, or from [u, v, |u - v|]
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # what the model takes, in this order
 
 
 class AuxpruneConfig(PretrainedConfig):

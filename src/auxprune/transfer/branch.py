@@ -24,10 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from auxprune.data.batching import MODEL_INPUTS, ordered_predictions
+from auxprune.data.batching import ordered_predictions
 from auxprune.data.metrics import compute_metrics
 from auxprune.losses import squared_distance
 from auxprune.model.encoder import AuxpruneForSequenceClassification, PairHead, task_loss
+from auxprune.model.inputs import MODEL_INPUTS
 from auxprune.pruners import Pruner
 from auxprune.structure import FinalMasks
 from auxprune.transfer.schedule import Schedule
