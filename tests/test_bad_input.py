@@ -385,3 +385,37 @@ def test_pickled_weights_are_refused_for_safety(tiny_bert, tmp_path, capsys):
     assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert "pytorch_model.bin" in err and "refused for safety" in err and "safetensors" in err, err
     assert "weights_only" not in err, err
+
+
+def test_library_errors_name_config_fields_and_the_cli_names_flags(tiny_bert, tmp_path, monkeypatch, capsys):
+    """A notebook user (`auxprune.prune(...)`) is told the config field or argument; the command line
+    prints the flag for the same thing, word for word as before."""
+    from auxprune.cli import cli_wording
+    from auxprune.config import build_config
+    from auxprune.data.tasks import load_task
+    from auxprune.errors import UserError
+    from auxprune.model.loading import load_saved
+    from auxprune.output import check_output_dir
+    from auxprune.transfer.sources import read_plain_text
+
+    monkeypatch.delenv("AUXPRUNE_DATA_DIR", raising=False)
+    full = tmp_path / "full"
+    (full / "x").mkdir(parents=True)
+    cases = [
+        (lambda: build_config(overrides=[{"transfer": {"how": "joint"}}]), "(transfer.aux)", "(--aux)"),
+        (lambda: build_config("turbo"), "preset 'turbo'", "auxprune: error: --preset 'turbo'"),
+        (lambda: read_plain_text(tmp_path / "none.txt"), "transfer.aux mlm:", "auxprune: error: --aux mlm:"),
+        (lambda: load_task("glue/rte"), "set data.data_dir or AUXPRUNE_DATA_DIR", "pass --data-dir or set AUXPRUNE_DATA_DIR"),
+        (lambda: check_output_dir(full, overwrite=False), "(overwrite=True replaces it)", "(pass --overwrite to replace it)"),
+        (lambda: load_saved(tiny_bert), "model.name)", "(a Hugging Face checkpoint is pruned with --model)"),
+    ]
+    for call, library, cli in cases:
+        with pytest.raises(UserError) as err:
+            call()
+        message = str(err.value)
+        assert library in message and "--" not in message, message
+        assert cli in f"auxprune: error: {cli_wording(message)}", cli_wording(message)
+    # through the command line itself
+    assert main(["prune", "--model", str(tiny_bert), "--task", "glue/rte", "--output", str(tmp_path / "o"),
+                 "--how", "joint"]) == 2
+    assert "needs at least one auxiliary task (--aux)" in capsys.readouterr().err

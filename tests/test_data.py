@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from auxprune.cli import cli_wording
 from auxprune.data import (
     NAMED_TASKS,
     Example,
@@ -148,8 +149,9 @@ def test_data_dir_from_environment(data_dir: Path, monkeypatch) -> None:
 
 def test_missing_data_dir(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.delenv("AUXPRUNE_DATA_DIR", raising=False)
-    with pytest.raises(UserError, match="--data-dir or set AUXPRUNE_DATA_DIR"):
+    with pytest.raises(UserError, match="data.data_dir or AUXPRUNE_DATA_DIR") as err:  # the CLI: --data-dir
         load_task("glue/rte")
+    assert "pass --data-dir or set AUXPRUNE_DATA_DIR" in cli_wording(str(err.value))
     with pytest.raises(UserError, match="data directory not found"):
         load_task("glue/rte", tmp_path / "nope")
     with pytest.raises(UserError, match=r"RTE[/\\]train\.tsv: file not found"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -156,6 +157,27 @@ def prune_config(args: argparse.Namespace):
             flags.setdefault("transfer", {})[name] = getattr(args, name)
     # Explicit flags win over the config file; --set wins over everything.
     return build_config(args.preset, args.config, [flags] + [parse_assignment(s) for s in args.set])
+
+
+# Library messages name config fields and Python arguments (notebook users read them too); on the
+# command line the same choices are flags. (library wording as a regex, what the CLI prints instead).
+CLI_WORDING = (
+    (r"^transfer\.aux(?=[ :])", "--aux"),  # sources: `transfer.aux mlm:FILE: ...`
+    (r"\(transfer\.aux\)", "(--aux)"),
+    (r"^preset '", "--preset '"),
+    (r"choose one with model\.pooling=", "choose one with --set model.pooling="),
+    (r"written by a prune job \(a Hugging Face checkpoint is what a prune job takes as model\.name\)",
+     "written by `auxprune prune` (a Hugging Face checkpoint is pruned with --model)"),
+    (r"set data\.data_dir or ", "pass --data-dir or set "),
+    (r"\(overwrite=True replaces it\)", "(pass --overwrite to replace it)"),
+)
+
+
+def cli_wording(message: str) -> str:
+    """A library message as the command line says it: flags where the library names fields."""
+    for pattern, flag in CLI_WORDING:
+        message = re.sub(pattern, flag, message)
+    return message
 
 
 # Options that define a run: a resumed run takes them all from its saved config.yaml.
@@ -351,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         if _is_main():  # in a run of several processes, the main one says it once
-            print(f"auxprune: error: {err}", file=sys.stderr)
+            print(f"auxprune: error: {cli_wording(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if _is_main():

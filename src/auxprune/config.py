@@ -178,9 +178,9 @@ class TransferSection(Section):
         if self.how == "none" and self.aux and not self.teacher_aux_epochs:
             raise ValueError("auxiliary tasks given but how is 'none'; choose how: sequential or joint")
         if self.how != "none" and not self.aux:
-            raise ValueError(f"how={self.how!r} needs at least one auxiliary task (--aux)")
+            raise ValueError(f"how={self.how!r} needs at least one auxiliary task (transfer.aux)")
         if self.teacher_aux_epochs and not self.aux:
-            raise ValueError("teacher_aux_epochs needs at least one auxiliary task (--aux)")
+            raise ValueError("teacher_aux_epochs needs at least one auxiliary task (transfer.aux)")
         start, end = self.window
         if not 0 <= start < end <= 1:
             raise ValueError(f"window must satisfy 0 <= start < end <= 1 (got {list(self.window)})")
@@ -315,7 +315,7 @@ def build_config(preset: str | None = "quick", file: str | Path | None = None,
     merged: dict = {}
     if preset is not None:
         if preset not in PRESETS:
-            raise UserError(f"--preset {preset!r}: unknown preset; choose from {sorted(PRESETS)}")
+            raise UserError(f"preset {preset!r}: unknown preset; choose from {sorted(PRESETS)}")
         merged = deep_merge(merged, PRESETS[preset])
     if file is not None:
         merged = deep_merge(merged, with_current_names(read_yaml(file)))

@@ -40,7 +40,7 @@ def check_output_dir(path: Path, overwrite: bool) -> None:
     except OSError as err:
         raise UserError(f"{path}: output folder cannot be read ({err.strerror})") from err
     if not_empty and not overwrite:
-        raise UserError(f"{path}: output folder exists and is not empty (pass --overwrite to replace it)")
+        raise UserError(f"{path}: output folder exists and is not empty (overwrite=True replaces it)")
 
 
 def prepare_output_dir(path: Path, overwrite: bool) -> None:

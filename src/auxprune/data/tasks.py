@@ -241,10 +241,10 @@ def _glue_dir(data_dir: str | Path | None) -> Path:
     """The folder holding RTE/, MRPC/... given either it or its parent."""
     root = resolve_data_dir(data_dir)
     if root is None:
-        raise UserError(f"no data directory: pass --data-dir or set {DATA_DIR_ENV} "
+        raise UserError(f"no data directory: set data.data_dir or {DATA_DIR_ENV} "
                         "to the folder that contains glue/")
     if not root.is_dir():
-        raise UserError(f"{root}: data directory not found; pass --data-dir or set "
+        raise UserError(f"{root}: data directory not found; set data.data_dir or "
                         f"{DATA_DIR_ENV} to the folder that contains glue/")
     return root / "glue" if (root / "glue").is_dir() else root
 

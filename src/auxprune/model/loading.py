@@ -122,7 +122,7 @@ def choose_pooling(path: Path, has_pooler: bool, requested: str = "auto") -> Poo
                            f"{pooling_file.relative_to(path)} sets {chosen[0]}: the pooling the model was trained with")
         raise UserError(f"{pooling_file}: pooling {' + '.join(chosen) or 'none'} cannot be reproduced; expected "
                         "pooling_mode_mean_tokens or pooling_mode_cls_token alone (or choose one with "
-                        "--set model.pooling=mean|cls|pooler)")
+                        "model.pooling=mean|cls|pooler)")
     if has_pooler:
         return Pooling("pooler", "no sentence-transformers pooling config; the checkpoint has pooler weights "
                                  "(its [CLS] pooler)")
@@ -272,7 +272,7 @@ def load_saved(path: str | Path) -> AuxpruneForSequenceClassification:
     model_type = read_json(path / "config.json").get("model_type")
     if model_type != AuxpruneConfig.model_type:
         raise UserError(f"{path}: not an auxprune model (config.json has model_type {model_type!r}); expected a "
-                        "folder written by `auxprune prune` (a Hugging Face checkpoint is pruned with --model)")
+                        "folder written by a prune job (a Hugging Face checkpoint is what a prune job takes as model.name)")
     if not (path / "model.safetensors").is_file():
         raise UserError(f"{path}: no model.safetensors in the model folder; "
                         "expected the weights saved by `auxprune prune`")

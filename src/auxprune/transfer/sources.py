@@ -53,7 +53,7 @@ def check_leak(source: str, aux: list[Example], target_dev: list[Example]) -> No
     dev = _pairs(target_dev)
     shared = len(dev & _pairs(aux))
     if dev and shared >= max(1, len(dev) // 2):
-        raise UserError(f"--aux {source}: {shared} of the target's {len(dev)} dev examples are in it; "
+        raise UserError(f"transfer.aux {source}: {shared} of the target's {len(dev)} dev examples are in it; "
                         "expected auxiliary data that does not contain the target's dev set")
 
 
@@ -61,12 +61,12 @@ def read_plain_text(path: Path) -> list[Example]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError as err:
-        raise UserError(f"--aux mlm:{path}: file not found; expected a plain text file, one text per line") from err
+        raise UserError(f"transfer.aux mlm:{path}: file not found; expected a plain text file, one text per line") from err
     except UnicodeDecodeError as err:
-        raise UserError(f"--aux mlm:{path}: not valid UTF-8; expected UTF-8 text") from err
+        raise UserError(f"transfer.aux mlm:{path}: not valid UTF-8; expected UTF-8 text") from err
     texts = [line.strip() for line in lines if line.strip()]
     if not texts:
-        raise UserError(f"--aux mlm:{path}: no text lines; expected one text per line")
+        raise UserError(f"transfer.aux mlm:{path}: no text lines; expected one text per line")
     return [Example(text, None, 0) for text in texts]
 
 
@@ -101,7 +101,7 @@ def load_aux_tasks(config: RunConfig, target: TaskData, target_train: list[Examp
             tasks.append(_labelled_task(source, config, target, tokenizer, batch_size, pad, seed, separate))
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
-        raise UserError(f"--aux: the same source is given twice ({', '.join(names)}); give each once with its weight")
+        raise UserError(f"transfer.aux: the same source is given twice ({', '.join(names)}); give each once with its weight")
     return tasks
 
 
@@ -109,7 +109,7 @@ def _labelled_task(source: AuxSource, config: RunConfig, target: TaskData, token
                    seed: int, separate: bool = False) -> AuxTask:
     path = _resolve(source.task, config.data.data_dir)
     if path == config.data.task or Path(path).resolve() == _maybe_resolved(config.data.task):
-        raise UserError(f"--aux {source.task}: is the target task itself; expected a different task")
+        raise UserError(f"transfer.aux {source.task}: is the target task itself; expected a different task")
     data = load_task(path, config.data.data_dir, text_columns=source.text_columns, label_column=source.label_column,
                      label_map=source.label_map, kind=source.kind)
     check_leak(source.task, data.train + data.dev, target.dev)
@@ -133,7 +133,7 @@ def _maybe_resolved(task: str) -> Path | None:
 def _mlm_task(source: AuxSource, config: RunConfig, target_train: list[Example], tokenizer, batch_size: int, pad: int,
               seed: int) -> AuxTask:
     if tokenizer.mask_token_id is None:
-        raise UserError(f"--aux {source.task}: the tokenizer has no mask token; masked-LM needs one")
+        raise UserError(f"transfer.aux {source.task}: the tokenizer has no mask token; masked-LM needs one")
     if source.task == "mlm":
         # The target's own training text, each side of a pair as its own text.
         examples = [Example(t, None, 0) for e in target_train for t in (e.text_a, e.text_b) if t]
