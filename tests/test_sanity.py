@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from auxprune.baselines import fit_threshold, untrained_cosine_score
-from auxprune.cli import main
+from auxprune.cli import cli_wording, main
 from auxprune.config import build_config
 from auxprune.data.batching import make_loader
 from auxprune.data.tasks import Example, TaskSpec
@@ -90,12 +90,15 @@ def test_results_below_a_bar_are_flagged():
     untrained = {"metrics": {"accuracy": 0.70}}
     assert check_results("accuracy", {"accuracy": 0.80}, {"accuracy": 0.75}, constant, untrained) == []
     barely = check_results("accuracy", {"accuracy": 0.535}, {"accuracy": 0.54}, constant, None)
-    assert len(barely) == 1 and "at or barely above the constant predictor" in barely[0] and "--aux" in barely[0]
+    assert len(barely) == 1 and "at or barely above the constant predictor" in barely[0] and "(transfer.aux)" in barely[0]
+    # the library names config fields; the command line prints its flags
+    assert "(--set teacher.epochs=...) or an auxiliary task (--aux)" in cli_wording(barely[0]) and "--" not in barely[0]
     below = check_results("accuracy", {"accuracy": 0.80}, {"accuracy": 0.65}, constant, untrained)
     assert len(below) == 1 and "pruned model scores below the untrained model" in below[0]
-    assert "--set model.head=bi" in below[0]  # a cross-encoder is told about the bi-encoder head
+    assert "(model.head=bi)" in below[0]  # a cross-encoder is told about the bi-encoder head
+    assert "a bi-encoder head (--set model.head=bi), an auxiliary task (--aux)" in cli_wording(below[0])
     bi = check_results("accuracy", {"accuracy": 0.80}, {"accuracy": 0.65}, constant, untrained, head="bi")
-    assert "model.head=bi" not in bi[0] and "--aux" in bi[0]
+    assert "model.head=bi" not in bi[0] and "(transfer.aux)" in bi[0] and "(--aux)" in cli_wording(bi[0])
     both = check_results("accuracy", {"accuracy": 0.60}, {"accuracy": 0.65}, constant, untrained)
     assert "dense teacher and the pruned model" in both[0]
 

@@ -26,7 +26,7 @@ def check_training_set(train: list[Example], spec: TaskSpec, source: str) -> lis
                         f"({FEW_TRAIN_EXAMPLES}+ recommended)")
     warnings = []
     if len(train) < FEW_TRAIN_EXAMPLES:
-        warnings.append(f"only {len(train)} training examples: expect a weak model; add an auxiliary task (--aux) "
+        warnings.append(f"only {len(train)} training examples: expect a weak model; add an auxiliary task (transfer.aux) "
                         "or more data")
     if spec.kind == "classification":
         counts = Counter(int(e.label) for e in train)
@@ -49,14 +49,14 @@ def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, unt
     if floor is not None and teacher[primary] <= floor + BARELY_ABOVE:
         warnings.append(f"the dense teacher's dev {primary} {teacher[primary]:.4f} is at or barely above the constant "
                         f"predictor's {floor:.4f}: it learned little from this data; try more teacher epochs "
-                        "(--set teacher.epochs=...) or an auxiliary task (--aux)")
+                        "(teacher.epochs=...) or an auxiliary task (transfer.aux)")
     if untrained is not None:
         bar = untrained["metrics"][primary]
         below = [name for name, m in (("dense teacher", teacher), ("pruned model", pruned)) if m[primary] < bar]
         if below:
-            remedy = "a bi-encoder head (--set model.head=bi), " if head == "cross" else ""
+            remedy = "a bi-encoder head (model.head=bi), " if head == "cross" else ""
             verb = "scores" if len(below) == 1 else "score"
             warnings.append(f"the {' and the '.join(below)} {verb} below the untrained model used as a sentence "
                             f"encoder ({primary} {bar:.4f}, cosine similarity, no training): "
-                            f"for this task the untrained model is better; try {remedy}an auxiliary task (--aux) or more data")
+                            f"for this task the untrained model is better; try {remedy}an auxiliary task (transfer.aux) or more data")
     return warnings

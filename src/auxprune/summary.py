@@ -52,8 +52,10 @@ def print_prune_summary(report: dict, output: Path) -> None:
     if report.get("transfer"):
         for line in transfer_lines(report["transfer"]):
             console.print(line)
+    from auxprune.cli import cli_wording
+
     for warning in report.get("warnings", []):
-        console.print(f"[bold yellow]warning:[/] {warning}")
+        console.print(f"[bold yellow]warning:[/] {cli_wording(warning)}")
     console.print(f"model: {output / 'model'}  report: {output / 'report.json'}  plot: {output / 'structure.png'}")
 
 
