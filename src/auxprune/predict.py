@@ -45,7 +45,7 @@ def _check_texts(texts, name: str) -> list[str]:
 
 
 def predict_texts(model, texts: str | Sequence[str], pairs: str | Sequence[str] | None = None,
-            batch_size: int = 32) -> list[dict]:
+                  batch_size: int = 32) -> list[dict]:
     """One result per input text (or text pair), in input order.
 
     `model` is a run folder, a model folder, or a `(model, tokenizer)` pair. Classification
