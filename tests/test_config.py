@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from auxprune.config import build_config, parse_assignment, to_yaml
+from auxprune.config import build_config, parse_assignment, read_yaml, to_yaml, validate
 from auxprune.summary import transfer_lines
 
 AUX = {"transfer": {"aux": [{"task": "aux/snli_dev.tsv"}]}}
@@ -16,6 +16,7 @@ def test_old_field_names_load_from_a_config_file_and_from_set(tmp_path):
     old = tmp_path / "config.yaml"
     old.write_text(yaml.safe_dump({"prune": {"lambda_lr": 2.5}, "transfer": {**AUX["transfer"], "aux_distill": 0.25}}))
     config = build_config(file=old)
+    assert validate(read_yaml(old)) == build_config(None, file=old)  # --resume reads a run's config.yaml so
     assert config.prune.lambda2_lr == 2.5 and config.transfer.aux_distill_weight == 0.25
     saved = yaml.safe_load(to_yaml(config))
     assert saved["prune"]["lambda2_lr"] == 2.5 and "lambda_lr" not in saved["prune"]
