@@ -171,6 +171,7 @@ CLI_WORDING = (
      "written by `auxprune prune` (a Hugging Face checkpoint is pruned with --model)"),
     (r"set data\.data_dir or ", "pass --data-dir or set "),
     (r"\(overwrite=True replaces it\)", "(pass --overwrite to replace it)"),
+    (r"\(work so far is kept: resume=True continues (.+)\)$", r"(work so far is kept: auxprune prune --resume \1)"),
 )
 
 

@@ -201,7 +201,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         except OSError:
             pass  # e.g. the disk is full: the error itself matters more than its record
         if isinstance(err, UserError) and not isinstance(err, CannotResume) and last is not None:
-            raise UserError(f"{err} (work so far is kept: auxprune prune --resume {output})") from err
+            raise UserError(f"{err} (work so far is kept: resume=True continues {output})") from err
         raise
     finally:
         log.close()
