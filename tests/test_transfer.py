@@ -429,6 +429,31 @@ def test_auxiliary_heads_are_cut_with_the_hidden_dimensions():
         assert torch.isfinite(aux.loss(small, None, torch.device("cpu")))
 
 
+
+def test_every_auxiliary_pair_head_is_cut_with_the_hidden_dimensions():
+    """A bi-encoder's pair heads (regression, which has no parameters; cosine; [u, v, |u - v|])
+    follow the cut: each gives on the cut model what it gave on the gated dense model."""
+    from dataclasses import replace
+
+    from auxprune.surgery import cut
+    from conftest import sample_masks, tiny_batch
+
+    model = tiny_model(num_labels=1, pooling="mean", head="bi")
+    masks = sample_masks(model)
+    tasks = [replace(aux_task(n), name=f"aux{n}", pairs=True) for n in (1, 2, 3)]
+    aux = AuxBranch(tasks, model, schedule("constant"), tokenizer=None, seed=0)
+    assert [aux.heads[f"aux{n}"].kind for n in (1, 2, 3)] == ["regression", "cosine", "concat"]
+    batch = tiny_batch(batch=4)
+    with torch.no_grad():
+        pooled = model.auxprune.encode(**batch, gates=masks.as_gates())[0]
+        expected = {key: head(pooled) for key, head in aux.heads.items()}
+        small = cut(model, masks)
+        aux.cut(masks, small.config.pooling)
+        pooled = small.auxprune.encode(**batch)[0]
+        for key, head in aux.heads.items():
+            assert torch.allclose(head(pooled), expected[key], atol=1e-5), key
+    assert aux.heads["aux3"].width == small.config.hidden_size < model.config.hidden_size
+
 def test_joint_run_with_hidden_dimensions_pruned_ends_with_auxiliary_metrics(tiny_bert, data_dir, tmp_path):
     """`--aux` with `prune.families` including `hidden`: the auxiliary heads follow the cut, so the
     final fine-tuning trains them and the auxiliary dev metrics of the pruned model are computed."""

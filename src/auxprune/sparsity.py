@@ -2,8 +2,10 @@
 
 Sparsity is measured over the weights and biases of every encoder layer's attention block
 (Q, K, V, output projection, its LayerNorm) and FFN block (two projections, its LayerNorm);
-embeddings and task heads are counted apart. The expected count uses the same formula with
-the gates' keep probabilities, so the controller steers exactly what is reported.
+embeddings and task heads are counted apart. The formulas are the modules' own
+(`Attention.param_count`, `FeedForward.param_count`, `Layer.param_count` in `model/encoder.py`);
+the expected count calls the same formulas with the gates' keep probabilities, so the controller
+steers exactly what is reported.
 """
 
 from __future__ import annotations
@@ -13,27 +15,15 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
+from auxprune.model.encoder import Attention, FeedForward, Layer
+
 if TYPE_CHECKING:
     from auxprune.structure import Dims
 
 
-def attention_params(heads, hidden, head_dim: int):
-    """Q, K, V (weights and biases), the output projection, and the LayerNorm of one block."""
-    width = heads * head_dim
-    return 4 * width * hidden + 3 * width + hidden + 2 * hidden
-
-
-def ffn_params(units, hidden):
-    return 2 * units * hidden + units + hidden + 2 * hidden
-
-
 def encoder_params(layer_heads: list[int], layer_ffn: list[int], hidden: int, head_dim: int) -> int:
     """Exact count for a (possibly pruned) structure; a block of width 0 is absent."""
-    total = 0
-    for heads, units in zip(layer_heads, layer_ffn):
-        total += attention_params(heads, hidden, head_dim) if heads > 0 else 0
-        total += ffn_params(units, hidden) if units > 0 else 0
-    return total
+    return sum(Layer.param_count(heads, units, hidden, head_dim) for heads, units in zip(layer_heads, layer_ffn))
 
 
 def dense_encoder_params(dims: Dims) -> int:
@@ -54,8 +44,8 @@ def expected_encoder_params(probs: Mapping[str, Tensor], dims: Dims) -> Tensor:
     hidden = probs["hidden"].sum()
     heads = probs["heads"].sum(-1)
     units = probs["ffn_units"].sum(-1)
-    attention = probs["attn_block"] * attention_params(heads, hidden, dims.head_dim)
-    ffn = probs["ffn_block"] * ffn_params(units, hidden)
+    attention = probs["attn_block"] * Attention.param_count(heads, hidden, dims.head_dim)
+    ffn = probs["ffn_block"] * FeedForward.param_count(units, hidden)
     return (attention + ffn).sum()
 
 

@@ -44,22 +44,11 @@ def forward_flops(config, seq_len: int) -> int:
     nothing. Plus, once per sequence, the task head: the pooler (2*hidden*pooler_size, `pooler`
     pooling only) and the classifier (2*pooled_size*num_labels). Embedding look-ups, LayerNorms,
     softmax, biases and activations are left out (they are small against the matrix products).
+    Each module's `flops` (`model/encoder.py`) holds its term; this is their sum.
     """
-    hidden, head_dim = config.hidden_size, config.head_dim
-    per_token = 0
-    for heads, units in zip(config.layer_heads, config.layer_ffn):
-        if heads > 0:
-            width = heads * head_dim
-            per_token += 2 * 4 * width * hidden + 2 * 2 * width * seq_len
-        if units > 0:
-            per_token += 2 * 2 * units * hidden
-    head = 0
-    pooled = hidden
-    if config.pooling == "pooler":
-        head += 2 * hidden * config.pooler_size
-        pooled = config.pooler_size
-    head += 2 * pooled * config.num_labels
-    return seq_len * per_token + head
+    from auxprune.model.encoder import AuxpruneForSequenceClassification
+
+    return AuxpruneForSequenceClassification.flops(config, seq_len)
 
 
 # ------------------------------------------------------------------------------------- baselines

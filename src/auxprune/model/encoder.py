@@ -13,6 +13,13 @@ Architecture switches come from the config: no segment embeddings when `type_voc
 and MPNet's relative position bias when `relative_attention_num_buckets` > 0 (computed once per
 forward from the positions, one row per original head; each layer adds the rows of the heads it
 kept, `config.head_ids(layer)`, to its attention scores).
+
+Structure lives with the modules: each one (embeddings, attention, FFN, layer, pooler, task heads)
+has `param_count(...)` and `flops(...)`, formulas of its structure (the widths it keeps), and
+`sliced_state(...)`, its weights restricted to kept heads, units and hidden dimensions with the gate
+values folded in. `surgery.cut`, `sparsity` (the exact count and the expected count the sparsity
+controller steers, which calls the same formulas with keep probabilities) and `speed.forward_flops`
+are compositions of these.
 """
 
 from __future__ import annotations
@@ -56,6 +63,40 @@ def _block_is_off(gates: Gates | None, family: str, layer: int) -> bool:
     if keep is not None:
         return not bool(keep[layer])
     return bool(gates[family][layer] == 0)
+
+
+def _on(index: Tensor, like: Tensor) -> Tensor:
+    return index.to(like.device)
+
+
+def sliced_linear(linear: nn.Linear, rows: Tensor | None = None, columns: Tensor | None = None,
+                  column_scale: Tensor | None = None, bias_scale: Tensor | None = None) -> dict[str, Tensor]:
+    """A linear layer's weights restricted to kept outputs (`rows`) and inputs (`columns`), None: all.
+
+    `column_scale` (per kept input, or a number) folds the gates that scaled the inputs into the
+    weight; `bias_scale` folds a gate that scaled the whole output into the bias (the weight's
+    share of it is in `column_scale`).
+    """
+    weight, bias = linear.weight.detach(), linear.bias.detach()
+    if rows is not None:
+        weight, bias = weight[_on(rows, weight)], bias[_on(rows, bias)]
+    if columns is not None:
+        weight = weight[:, _on(columns, weight)]
+    if column_scale is not None:
+        weight = weight * _on(column_scale, weight)
+    if bias_scale is not None:
+        bias = bias * _on(bias_scale, bias)
+    return {"weight": weight, "bias": bias}
+
+
+def sliced_layer_norm(norm: nn.LayerNorm, hidden: Tensor, hidden_scale: Tensor) -> dict[str, Tensor]:
+    """A LayerNorm over the kept hidden dimensions, the hidden gate folded into its affine parameters."""
+    index, scale = _on(hidden, norm.weight), _on(hidden_scale, norm.weight)
+    return {"weight": norm.weight.detach()[index] * scale, "bias": norm.bias.detach()[index] * scale}
+
+
+def _prefixed(prefix: str, state: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {f"{prefix}.{key}": value for key, value in state.items()}
 
 
 def relative_position_buckets(seq_len: int, num_buckets: int, device: torch.device) -> Tensor:
@@ -110,6 +151,32 @@ class Embeddings(nn.Module):
         buckets = relative_position_buckets(seq_len, self.relative_attention_bias.num_embeddings, device)
         return self.relative_attention_bias(buckets).permute(2, 0, 1)
 
+    @staticmethod
+    def param_count(config: AuxpruneConfig, hidden: int) -> int:
+        """Token, position and segment tables of width `hidden`, the position bias (buckets x original
+        heads, whatever the width), the LayerNorm."""
+        tables = config.vocab_size + config.max_position_embeddings + config.type_vocab_size
+        bias = config.relative_attention_num_buckets * config.original_num_heads
+        return tables * hidden + bias + 2 * hidden
+
+    @staticmethod
+    def flops(hidden: int, seq_len: int) -> int:
+        """Look-ups and sums only: no multiply-adds are counted (see `speed.forward_flops`)."""
+        return 0
+
+    @torch.no_grad()
+    def sliced_state(self, hidden: Tensor, hidden_scale: Tensor) -> dict[str, Tensor]:
+        """The tables' kept hidden columns; the position bias whole (it has a row per original head, no
+        hidden dimension); the hidden gate folded into the LayerNorm."""
+        state = {}
+        for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
+            table = getattr(self, name)
+            if table is not None:
+                state[f"{name}.weight"] = table.weight.detach()[:, _on(hidden, table.weight)]
+        if self.relative_attention_bias is not None:
+            state["relative_attention_bias.weight"] = self.relative_attention_bias.weight.detach()
+        return state | _prefixed("LayerNorm", sliced_layer_norm(self.LayerNorm, hidden, hidden_scale))
+
 
 def _hidden_gate(gates: Gates | None) -> tuple[Tensor | None, Tensor | None]:
     if gates is None or "hidden" not in gates:
@@ -123,7 +190,7 @@ class Attention(nn.Module):
     def __init__(self, config: AuxpruneConfig, num_heads: int, head_ids: list[int]):
         super().__init__()
         d, width = config.hidden_size, num_heads * config.head_dim
-        self.num_heads, self.head_dim = num_heads, config.head_dim
+        self.num_heads, self.head_dim, self.hidden_size = num_heads, config.head_dim, d
         # Which rows of the position bias are this layer's heads (None: all of them, in order).
         self.head_ids = None if list(head_ids) == list(range(config.original_num_heads)) else list(head_ids)
         self.query = nn.Linear(d, width)
@@ -156,11 +223,41 @@ class Attention(nn.Module):
             out = out * block_gate
         return gated_layer_norm(self.dropout(out) + x, self.LayerNorm, *hidden)
 
+    # The formulas take numbers or tensors: `sparsity.expected_encoder_params` passes expected widths.
+    @staticmethod
+    def param_count(num_heads: int | Tensor, hidden: int | Tensor, head_dim: int) -> int | Tensor:
+        """Q, K, V (weights and biases), the output projection, and the LayerNorm."""
+        width = num_heads * head_dim
+        return 4 * width * hidden + 3 * width + hidden + 2 * hidden
+
+    @staticmethod
+    def flops(num_heads: int, hidden: int, head_dim: int, seq_len: int) -> int:
+        """Per token the Q, K, V and output projections, and the scores and context over `seq_len` keys."""
+        width = num_heads * head_dim
+        return seq_len * (2 * 4 * width * hidden + 2 * 2 * width * seq_len)
+
+    @torch.no_grad()
+    def sliced_state(self, heads: Tensor, hidden: Tensor, head_scale: Tensor, block_scale: Tensor,
+                     hidden_scale: Tensor) -> dict[str, Tensor]:
+        """The kept `heads` (indices among this module's) reading and writing the kept `hidden`
+        dimensions; head and block gates folded into the output projection, the hidden gate into the LayerNorm."""
+        rows = (_on(heads, self.query.weight)[:, None] * self.head_dim
+                + torch.arange(self.head_dim, device=self.query.weight.device)).flatten()
+        state = {}
+        for name in ("query", "key", "value"):
+            state |= _prefixed(name, sliced_linear(getattr(self, name), rows=rows, columns=hidden))
+        weight = self.output.weight
+        column_scale = _on(head_scale, weight).repeat_interleave(self.head_dim) * _on(block_scale, weight)
+        state |= _prefixed("output", sliced_linear(self.output, rows=hidden, columns=rows, column_scale=column_scale,
+                                                   bias_scale=block_scale))
+        return state | _prefixed("LayerNorm", sliced_layer_norm(self.LayerNorm, hidden, hidden_scale))
+
 
 class FeedForward(nn.Module):
     def __init__(self, config: AuxpruneConfig, num_units: int):
         super().__init__()
         d = config.hidden_size
+        self.num_units, self.hidden_size = num_units, d
         self.intermediate = nn.Linear(d, num_units)
         self.output = nn.Linear(num_units, d)
         self.LayerNorm = nn.LayerNorm(d, eps=config.layer_norm_eps)
@@ -176,6 +273,26 @@ class FeedForward(nn.Module):
         if block_gate is not None:
             out = out * block_gate
         return gated_layer_norm(self.dropout(out) + x, self.LayerNorm, *hidden)
+
+    @staticmethod
+    def param_count(num_units: int | Tensor, hidden: int | Tensor) -> int | Tensor:
+        """Both projections (weights and biases) and the LayerNorm."""
+        return 2 * num_units * hidden + num_units + hidden + 2 * hidden
+
+    @staticmethod
+    def flops(num_units: int, hidden: int, seq_len: int) -> int:
+        return seq_len * 2 * 2 * num_units * hidden
+
+    @torch.no_grad()
+    def sliced_state(self, units: Tensor, hidden: Tensor, unit_scale: Tensor, block_scale: Tensor,
+                     hidden_scale: Tensor) -> dict[str, Tensor]:
+        """The kept `units` reading and writing the kept `hidden` dimensions; unit and block gates
+        folded into the output projection, the hidden gate into the LayerNorm."""
+        column_scale = _on(unit_scale, self.output.weight) * _on(block_scale, self.output.weight)
+        return (_prefixed("intermediate", sliced_linear(self.intermediate, rows=units, columns=hidden))
+                | _prefixed("output", sliced_linear(self.output, rows=hidden, columns=units, column_scale=column_scale,
+                                                    bias_scale=block_scale))
+                | _prefixed("LayerNorm", sliced_layer_norm(self.LayerNorm, hidden, hidden_scale)))
 
 
 class Layer(nn.Module):
@@ -196,9 +313,54 @@ class Layer(nn.Module):
             x = self.ffn(x, _row(g, "ffn_units", index), _row(g, "ffn_block", index), hidden)
         return x
 
+    @staticmethod
+    def param_count(num_heads: int, num_units: int, hidden: int, head_dim: int) -> int:
+        """A block of width 0 is absent and counts nothing."""
+        return ((Attention.param_count(num_heads, hidden, head_dim) if num_heads > 0 else 0)
+                + (FeedForward.param_count(num_units, hidden) if num_units > 0 else 0))
+
+    @staticmethod
+    def flops(num_heads: int, num_units: int, hidden: int, head_dim: int, seq_len: int) -> int:
+        return ((Attention.flops(num_heads, hidden, head_dim, seq_len) if num_heads > 0 else 0)
+                + (FeedForward.flops(num_units, hidden, seq_len) if num_units > 0 else 0))
+
 
 def _row(gates: Gates, family: str, index: int) -> Tensor | None:
     return gates[family][index] if family in gates else None
+
+
+class Pooler(nn.Linear):
+    """The `[CLS]` pooler's dense layer (`AuxpruneModel.pool` applies the tanh): it reads the kept
+    hidden dimensions and keeps its full output width."""
+
+    @staticmethod
+    def param_count(hidden: int, pooler_size: int) -> int:
+        return hidden * pooler_size + pooler_size
+
+    @staticmethod
+    def flops(hidden: int, pooler_size: int) -> int:
+        return 2 * hidden * pooler_size
+
+    @torch.no_grad()
+    def sliced_state(self, hidden: Tensor) -> dict[str, Tensor]:
+        return sliced_linear(self, columns=hidden)
+
+
+class LinearHead(nn.Linear):
+    """A cross-encoder's task head: a linear layer on the pooled vector."""
+
+    @staticmethod
+    def param_count(pooled: int, num_labels: int) -> int:
+        return pooled * num_labels + num_labels
+
+    @staticmethod
+    def flops(pooled: int, num_labels: int) -> int:
+        return 2 * pooled * num_labels
+
+    @torch.no_grad()
+    def sliced_state(self, pooled: Tensor | None) -> dict[str, Tensor]:
+        """Reading the kept pooled dimensions (None: all of them, as after a pooler)."""
+        return sliced_linear(self, columns=pooled)
 
 
 class AuxprunePreTrainedModel(PreTrainedModel):
@@ -230,8 +392,30 @@ class AuxpruneModel(AuxprunePreTrainedModel):
             Layer(config, heads, units, config.head_ids(index))
             for index, (heads, units) in enumerate(zip(config.layer_heads, config.layer_ffn))
         )
-        self.pooler = nn.Linear(config.hidden_size, config.pooler_size) if config.pooling == "pooler" else None
+        self.pooler = Pooler(config.hidden_size, config.pooler_size) if config.pooling == "pooler" else None
         self.post_init()
+
+    @staticmethod
+    def param_count(config: AuxpruneConfig) -> int:
+        """Embeddings, layers and pooler of the structure `config` describes."""
+        hidden = config.hidden_size
+        layers = sum(Layer.param_count(heads, units, hidden, config.head_dim)
+                     for heads, units in zip(config.layer_heads, config.layer_ffn))
+        pooler = Pooler.param_count(hidden, config.pooler_size) if config.pooling == "pooler" else 0
+        return Embeddings.param_count(config, hidden) + layers + pooler
+
+    @staticmethod
+    def flops(config: AuxpruneConfig, seq_len: int) -> int:
+        """One sequence of `seq_len` tokens through the layers (and the pooler, once)."""
+        hidden = config.hidden_size
+        layers = sum(Layer.flops(heads, units, hidden, config.head_dim, seq_len)
+                     for heads, units in zip(config.layer_heads, config.layer_ffn))
+        pooler = Pooler.flops(hidden, config.pooler_size) if config.pooling == "pooler" else 0
+        return Embeddings.flops(hidden, seq_len) + layers + pooler
+
+    @staticmethod
+    def pooled_width(config: AuxpruneConfig) -> int:
+        return config.pooler_size if config.pooling == "pooler" else config.hidden_size
 
     def get_input_embeddings(self) -> nn.Module:
         return self.embeddings.word_embeddings
@@ -241,7 +425,7 @@ class AuxpruneModel(AuxprunePreTrainedModel):
 
     @property
     def pooled_size(self) -> int:
-        return self.config.pooler_size if self.pooler is not None else self.config.hidden_size
+        return self.pooled_width(self.config)
 
     def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None,
                gates: Gates | None = None) -> tuple[Tensor, list[Tensor]]:
@@ -298,7 +482,7 @@ class PairHead(nn.Module):
     def __init__(self, width: int, num_labels: int, classifier: str):
         super().__init__()
         self.width, self.num_labels = width, num_labels
-        self.kind = "regression" if num_labels == 1 else classifier
+        self.kind = self.kind_of(num_labels, classifier)
         if self.kind == "cosine":
             if num_labels != 2:
                 raise ValueError(f"the cosine pair classifier has two classes, the task has {num_labels}; use concat")
@@ -316,6 +500,32 @@ class PairHead(nn.Module):
         elif self.kind == "concat":
             nn.init.normal_(self.linear.weight, std=0.02)
             nn.init.zeros_(self.linear.bias)
+
+    @staticmethod
+    def kind_of(num_labels: int, classifier: str) -> str:
+        return "regression" if num_labels == 1 else classifier
+
+    @staticmethod
+    def param_count(width: int, num_labels: int, kind: str) -> int:
+        """`kind` as `PairHead.kind`: regression has no parameters, cosine a scale and a threshold."""
+        return {"regression": 0, "cosine": 2}.get(kind, 3 * width * num_labels + num_labels)
+
+    @staticmethod
+    def flops(width: int, num_labels: int) -> int:
+        # Counted per sequence as a cross-encoder's linear head is, whatever the kind: the comparison
+        # costs a few multiply-adds per dimension, nothing against the encoder, and FLOP figures
+        # written before the bi-encoder existed stay comparable.
+        return 2 * width * num_labels
+
+    @torch.no_grad()
+    def sliced_state(self, pooled: Tensor | None) -> dict[str, Tensor]:
+        """Reading the kept pooled dimensions (None: all of them): a cosine reads any width, the
+        [u, v, |u - v|] layer loses the same columns in each of its three blocks."""
+        state = {k: v.detach() for k, v in self.state_dict().items()}
+        if pooled is None or self.kind != "concat":
+            return state
+        columns = torch.cat([_on(pooled, self.linear.weight) + k * self.width for k in range(3)])
+        return _prefixed("linear", sliced_linear(self.linear, columns=columns))
 
     def forward(self, pooled: Tensor) -> Tensor:
         u, v = pooled.chunk(2)
@@ -348,8 +558,28 @@ class AuxpruneForSequenceClassification(AuxprunePreTrainedModel):
         if config.head == "bi":
             self.classifier = PairHead(self.auxprune.pooled_size, config.num_labels, config.pair_classifier)
         else:
-            self.classifier = nn.Linear(self.auxprune.pooled_size, config.num_labels)
+            self.classifier = LinearHead(self.auxprune.pooled_size, config.num_labels)
         self.post_init()
+
+    @staticmethod
+    def head_kind(config: AuxpruneConfig) -> str:
+        """A bi-encoder's `PairHead.kind`; "linear" for a cross-encoder."""
+        return PairHead.kind_of(config.num_labels, config.pair_classifier) if config.head == "bi" else "linear"
+
+    @classmethod
+    def param_count(cls, config: AuxpruneConfig) -> int:
+        """Every parameter of the model `config` describes."""
+        pooled, kind = AuxpruneModel.pooled_width(config), cls.head_kind(config)
+        head = (LinearHead.param_count(pooled, config.num_labels) if kind == "linear"
+                else PairHead.param_count(pooled, config.num_labels, kind))
+        return AuxpruneModel.param_count(config) + head
+
+    @classmethod
+    def flops(cls, config: AuxpruneConfig, seq_len: int) -> int:
+        """Multiply-add FLOPs of one forward pass over one sequence (see `speed.forward_flops`)."""
+        pooled = AuxpruneModel.pooled_width(config)
+        head = (LinearHead if cls.head_kind(config) == "linear" else PairHead).flops(pooled, config.num_labels)
+        return AuxpruneModel.flops(config, seq_len) + head
 
     @property
     def encoder(self) -> AuxpruneModel:

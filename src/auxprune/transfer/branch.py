@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from auxprune.data.batching import ordered_predictions
 from auxprune.data.metrics import compute_metrics
 from auxprune.losses import squared_distance
-from auxprune.model.encoder import AuxpruneForSequenceClassification, PairHead, task_loss
+from auxprune.model.encoder import AuxpruneForSequenceClassification, LinearHead, PairHead, sliced_linear, task_loss
 from auxprune.model.inputs import MODEL_INPUTS
 from auxprune.pruners import Pruner
 from auxprune.structure import FinalMasks
@@ -47,6 +47,15 @@ class MaskedLMHead(nn.Module):
     def forward(self, states: Tensor, word_embeddings: Tensor) -> Tensor:
         return F.linear(self.norm(F.gelu(self.dense(states))), word_embeddings, self.bias)
 
+    @torch.no_grad()
+    def sliced_state(self, hidden: Tensor) -> dict[str, Tensor]:
+        """The transform in the kept `hidden` dimensions; the decoder bias is over the vocabulary."""
+        dense = sliced_linear(self.dense, rows=hidden, columns=hidden)
+        index = hidden.to(self.norm.weight.device)
+        return {"dense.weight": dense["weight"], "dense.bias": dense["bias"],
+                "norm.weight": self.norm.weight.detach()[index], "norm.bias": self.norm.bias.detach()[index],
+                "bias": self.bias.detach()}
+
 
 def make_heads(tasks: list[AuxTask], model: AuxpruneForSequenceClassification) -> nn.ModuleDict:
     """One head per auxiliary task, each with its own output space. A bi-encoder's pair tasks get a
@@ -59,7 +68,7 @@ def make_heads(tasks: list[AuxTask], model: AuxpruneForSequenceClassification) -
             return MaskedLMHead(c.hidden_size, c.vocab_size, c.layer_norm_eps)
         if t.pairs:
             return PairHead(pooled, t.num_labels, "cosine" if t.num_labels == 2 else "concat")
-        return nn.Linear(pooled, t.num_labels)
+        return LinearHead(pooled, t.num_labels)
 
     return nn.ModuleDict({_key(t.name): head(t) for t in tasks})
 
@@ -162,28 +171,16 @@ class AuxBranch(nn.Module):
         if hidden.numel() == masks.dims.hidden_size:
             return
         for key, head in list(self.heads.items()):
-            index = hidden.to(next(head.parameters()).device)
             if isinstance(head, MaskedLMHead):
-                small = MaskedLMHead(hidden.numel(), head.bias.numel(), head.norm.eps).to(index.device)
-                small.dense.weight.copy_(head.dense.weight[index][:, index])
-                small.dense.bias.copy_(head.dense.bias[index])
-                small.norm.weight.copy_(head.norm.weight[index])
-                small.norm.bias.copy_(head.norm.bias[index])
-                small.bias.copy_(head.bias)
+                small = MaskedLMHead(hidden.numel(), head.bias.numel(), head.norm.eps)
+            elif pooling == "pooler" or (isinstance(head, PairHead) and head.kind != "concat"):
+                continue  # reads the pooler's full width; a cosine reads whatever dimensions are kept
             elif isinstance(head, PairHead):
-                if head.kind != "concat" or pooling == "pooler":
-                    continue  # a cosine reads whatever dimensions are kept
-                small = PairHead(hidden.numel(), head.num_labels, "concat").to(index.device)
-                columns = torch.cat([index + k * head.width for k in range(3)])
-                small.linear.weight.copy_(head.linear.weight[:, columns])
-                small.linear.bias.copy_(head.linear.bias)
-            elif pooling != "pooler":
-                small = nn.Linear(hidden.numel(), head.out_features).to(index.device)
-                small.weight.copy_(head.weight[:, index])
-                small.bias.copy_(head.bias)
+                small = PairHead(hidden.numel(), head.num_labels, "concat")
             else:
-                continue
-            self.heads[key] = small
+                small = LinearHead(hidden.numel(), head.out_features)
+            small.load_state_dict(head.sliced_state(hidden))
+            self.heads[key] = small.to(next(head.parameters()).device)
 
     @torch.no_grad()
     def evaluate(self, model: AuxpruneForSequenceClassification, device: torch.device,
