@@ -55,7 +55,7 @@ def expected_sparsity(probs: Mapping[str, Tensor], dims: Dims) -> Tensor:
 
 def count_parameters(model: nn.Module) -> dict[str, int]:
     """Real counts from a model's tensors: encoder blocks, embeddings, everything."""
-    encoder = sum(p.numel() for layer in model.auxprune.layers for p in layer.parameters())
-    embeddings = sum(p.numel() for p in model.auxprune.embeddings.parameters())
+    encoder = sum(p.numel() for layer in model.encoder.layers for p in layer.parameters())
+    embeddings = sum(p.numel() for p in model.encoder.embeddings.parameters())
     total = sum(p.numel() for p in model.parameters())
     return {"encoder_kept": encoder, "embeddings": embeddings, "total": total}

@@ -42,7 +42,7 @@ def cut(model: AuxpruneForSequenceClassification, masks: FinalMasks) -> Auxprune
         target.load_state_dict(state, strict=True)
         loaded.update(id(p) for p in target.parameters())
 
-    dense, pruned = model.auxprune, small.auxprune
+    dense, pruned = model.encoder, small.encoder
     load(pruned.embeddings, dense.embeddings.sliced_state(hidden, hidden_scale))
     for layer, (source, target) in enumerate(zip(dense.layers, pruned.layers)):
         if target.attention is not None:
