@@ -18,6 +18,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from forked_cli import run_cli
+
 from auxprune.checkpoint import KILL_AT_ENV, Checkpointer, Value
 from auxprune.data.batching import BucketBatchSampler
 
@@ -40,7 +42,8 @@ def run(command: list[str], kill_at: str | None = None) -> subprocess.CompletedP
     env = {k: v for k, v in os.environ.items() if k != KILL_AT_ENV}
     if kill_at:
         env[KILL_AT_ENV] = kill_at
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert command[:3] == [sys.executable, "-m", "auxprune.cli"]
+    return run_cli(command[3:], env)
 
 
 def resume_command(out: Path) -> list[str]:
