@@ -108,7 +108,15 @@ def test_bench_user_errors(runs, capsys):
     err = capsys.readouterr().err
     assert "--baseline" in err and "nope" in err and len(err.strip().splitlines()) == 1
     assert main(["bench", str(run), "--threads", "0"]) == 2
-    assert "--threads" in capsys.readouterr().err
+    assert "auxprune: error: --threads 0: must be at least 1" in capsys.readouterr().err
+    # The library names its parameters; the command line says them as flags (above).
+    from auxprune.errors import UserError
+    from auxprune.speed import bench
+
+    with pytest.raises(UserError, match=r"^threads=0: must be at least 1$"):
+        bench(run, threads=0)
+    with pytest.raises(UserError, match=r"^seq_len=41: must be between 1 and"):
+        bench(run, seq_len=41, iterations=1)
 
 
 def test_bench_script_is_resumable(runs, tmp_path, capsys):

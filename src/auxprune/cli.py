@@ -11,6 +11,7 @@ import json
 import re
 import sys
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 from auxprune.errors import UserError
@@ -172,6 +173,13 @@ CLI_WORDING = (
     (r"set data\.data_dir or ", "pass --data-dir or set "),
     (r"\(overwrite=True replaces it\)", "(pass --overwrite to replace it)"),
     (r"\(work so far is kept: resume=True continues (.+)\)$", r"(work so far is kept: auxprune prune --resume \1)"),
+    # the command backends (speed, export, quantize, evaluate, embed) name their parameters
+    (r"(?<![\w.])(threads|runtime|batch_size|seq_len|iterations|warmup|check_examples|opset|task|baseline)=",
+     lambda m: f"--{m.group(1).replace('_', '-')} "),
+    (r"^int8 quantization: ", "--int8: "),
+    (r"int8 export checks task predictions", "--int8 checks task predictions"),
+    (r"; an opset applies to", "; --opset applies to"),
+    (r"the model does not record its task; give the task$", "the model does not record its task; pass --task"),
 )
 
 
@@ -278,6 +286,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def flag_of(flag: str, path):
+    """A library error about the file `path` says which flag gave it: `--onnx PATH: ...`."""
+    try:
+        yield
+    except UserError as err:
+        if str(err).startswith((f"{path}:", f"{Path(path)}:")):
+            raise UserError(f"{flag} {err}") from err
+        raise
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from auxprune.export import OPSET, export_onnx
     from auxprune.onnx_runtime import is_onnx_file
@@ -285,13 +304,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.int8:
         from auxprune.quantize import export_int8
 
-        result = export_int8(args.model_dir, args.onnx, opset=args.opset, per_channel=not args.per_tensor,
-                             verify=not args.no_verify, data_dir=args.data_dir,
-                             check_examples=args.check_examples)
+        with flag_of("--onnx", args.onnx):
+            result = export_int8(args.model_dir, args.onnx, opset=args.opset, per_channel=not args.per_tensor,
+                                 verify=not args.no_verify, data_dir=args.data_dir,
+                                 check_examples=args.check_examples)
     elif is_onnx_file(args.model_dir):
         raise UserError(f"{args.model_dir}: an ONNX file is only a source for --int8; export from the model folder")
     else:
-        result = export_onnx(args.model_dir, args.onnx, verify=not args.no_verify, opset=args.opset or OPSET)
+        with flag_of("--onnx", args.onnx):
+            result = export_onnx(args.model_dir, args.onnx, verify=not args.no_verify, opset=args.opset or OPSET)
     if args.json:
         print(json.dumps(result, indent=2))
     elif args.int8:
@@ -326,7 +347,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if Path(args.output).suffix not in (".npy", ".jsonl"):
         raise UserError(f"--output {args.output}: unknown type; expected .npy or .jsonl")
     vectors = embed(args.model_dir, texts, batch_size=args.batch_size, normalize=not args.no_normalize)
-    write_embeddings(Path(args.output), texts, vectors)
+    with flag_of("--output", args.output):
+        write_embeddings(Path(args.output), texts, vectors)
     print(f"wrote {len(texts)} embeddings of {vectors.shape[1]} dimensions to {args.output}")
     return 0
 

@@ -78,9 +78,9 @@ def write_embeddings(path: Path, texts: list[str], vectors: np.ndarray) -> None:
 
     path = Path(path)
     if path.suffix not in OUTPUT_SUFFIXES:
-        raise UserError(f"--output {path}: unknown type {path.suffix or '(none)'}; expected .npy or .jsonl")
+        raise UserError(f"{path}: unknown type {path.suffix or '(none)'}; expected .npy or .jsonl")
     if not path.parent.is_dir():
-        raise UserError(f"--output {path}: folder {path.parent} does not exist")
+        raise UserError(f"{path}: folder {path.parent} does not exist")
     if path.suffix == ".jsonl":
         atomic_write_text(path, "".join(json.dumps({"text": t, "embedding": [round(float(x), 7) for x in v]}) + "\n"
                                         for t, v in zip(texts, vectors)))
@@ -92,4 +92,4 @@ def write_embeddings(path: Path, texts: list[str], vectors: np.ndarray) -> None:
         tmp.replace(path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        raise UserError(f"--output {path}: cannot write ({err.strerror})") from err
+        raise UserError(f"{path}: cannot write ({err.strerror})") from err

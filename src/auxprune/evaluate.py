@@ -20,10 +20,10 @@ def evaluate_saved(path: str | Path, task: str | None = None, data_dir: str | No
     model, tokenizer = load(path)
     task = task or model.config.task
     if not task:
-        raise UserError(f"{path}: the model does not record its task; pass --task")
+        raise UserError(f"{path}: the model does not record its task; give the task")
     data = load_task(task, data_dir)
     if data.spec.num_labels != model.config.num_labels:
-        raise UserError(f"--task {task}: needs {data.spec.num_labels} outputs, the model has {model.config.num_labels}")
+        raise UserError(f"task={task}: needs {data.spec.num_labels} outputs, the model has {model.config.num_labels}")
     accelerator = Accelerator()
     model.to(accelerator.device)
     separate = getattr(model.config, "head", "cross") == "bi"

@@ -78,13 +78,13 @@ def to_onnx(model: nn.Module, path: str | Path, opset: int = OPSET, metadata: di
 
     path = Path(path)
     if path.is_dir():
-        raise UserError(f"--onnx {path}: is a folder; give a file name such as model.onnx")
+        raise UserError(f"{path}: is a folder; give a file name such as model.onnx")
     created = missing_folders(path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         remove_empty_folders(created)
-        raise UserError(f"--onnx {path}: cannot create the folder ({err.strerror})") from err
+        raise UserError(f"{path}: cannot create the folder ({err.strerror})") from err
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -113,7 +113,7 @@ def to_onnx(model: nn.Module, path: str | Path, opset: int = OPSET, metadata: di
         os.replace(tmp, path)
         done = True
     except OSError as err:
-        raise UserError(f"--onnx {path}: cannot write the file ({err.strerror or err}); no file was written") from err
+        raise UserError(f"{path}: cannot write the file ({err.strerror or err}); no file was written") from err
     finally:
         tmp.unlink(missing_ok=True)
         if not done:

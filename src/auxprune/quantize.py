@@ -62,7 +62,7 @@ def require_quantization():
     except ImportError as err:
         from auxprune.model.loading import one_line
 
-        raise UserError(f"--int8: this onnxruntime cannot quantize (import onnxruntime.quantization failed: "
+        raise UserError(f"int8 quantization: this onnxruntime cannot quantize (import onnxruntime.quantization failed: "
                         f"{one_line(err)}); install onnxruntime and onnx (pip install onnxruntime onnx)") from err
     return quantize_dynamic, QuantType
 
@@ -146,14 +146,14 @@ def export_int8(source: str | Path, out: str | Path, *, opset: int | None = None
 
     require_quantization()
     if check_examples < 1:
-        raise UserError(f"--check-examples {check_examples}: must be at least 1")
+        raise UserError(f"check_examples={check_examples}: must be at least 1")
     source, out = Path(source), Path(out)
     if out.is_dir():
-        raise UserError(f"--onnx {out}: is a folder; give a file name such as model.int8.onnx")
+        raise UserError(f"{out}: is a folder; give a file name such as model.int8.onnx")
     model = None
     if is_onnx_file(source):
         if opset is not None:
-            raise UserError(f"--opset: {source} is already an ONNX graph; --opset applies to exports from a model folder")
+            raise UserError(f"opset={opset}: {source} is already an ONNX graph; an opset applies to exports from a model folder")
         session = open_session(source, threads=1)
         metadata = auxprune_metadata(source, session)
         config = config_from_metadata(source, metadata)
@@ -162,14 +162,14 @@ def export_int8(source: str | Path, out: str | Path, *, opset: int | None = None
         if metadata.get(KEY_PRECISION, "fp32") != "fp32":
             raise UserError(f"{source}: already quantized ({metadata[KEY_PRECISION]}); give the fp32 export or the model folder")
         if out.resolve() == source.resolve():
-            raise UserError(f"--onnx {out}: is the source file itself; give a new file name")
+            raise UserError(f"{out}: is the source file itself; give a new file name")
         reference = OnnxForSequenceClassification(session, config, source, metadata)
     else:
         folder = resolve_saved_dir(source)
         model = load_saved(folder)
         tokenizer, config = load_tokenizer(folder), model.config
         if getattr(config, "head", "cross") == "bi":
-            raise UserError(f"{source}: a bi-encoder; --int8 checks task predictions, which its embedding graph "
+            raise UserError(f"{source}: a bi-encoder; int8 export checks task predictions, which its embedding graph "
                             "does not give (export it in fp32: auxprune export DIR --onnx OUT.onnx)")
         metadata = export_metadata(config, tokenizer, folder)
         reference = model
@@ -196,7 +196,7 @@ def export_int8(source: str | Path, out: str | Path, *, opset: int | None = None
         os.replace(int8_file, out)
         done = True
     except OSError as err:
-        raise UserError(f"--onnx {out}: cannot write the file ({err.strerror or err}); no file was written") from err
+        raise UserError(f"{out}: cannot write the file ({err.strerror or err}); no file was written") from err
     finally:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)

@@ -155,7 +155,7 @@ class Bench:
         from auxprune.model.loading import load_saved, resolve_saved_dir
 
         if threads is not None and threads < 1:
-            raise UserError(f"--threads {threads}: must be at least 1")
+            raise UserError(f"threads={threads}: must be at least 1")
         self.threads = threads or torch.get_num_threads()
         torch.set_num_threads(self.threads)
         self.model_dir = resolve_saved_dir(model_dir)
@@ -164,7 +164,7 @@ class Bench:
             try:
                 self.baseline, self.baseline_dir = _load_baseline(Path(baseline), self.pruned.config.num_labels)
             except UserError as err:
-                raise UserError(f"--baseline: {err}") from err
+                raise UserError(f"baseline={baseline}: {err}") from err
             self.baseline_source = baseline_source
         elif (found := default_baseline(model_dir)) is not None:
             self.baseline, self.baseline_dir = _load_baseline(found, self.pruned.config.num_labels)
@@ -216,13 +216,13 @@ class Bench:
     def run(self, runtime: str = "torch", batch_size: int = 8, seq_len: int = 128, warmup: int = 3,
             iterations: int = 20, min_time: float = 0.0, seed: int = 0) -> dict:
         if runtime not in RUNTIMES:
-            raise UserError(f"--runtime {runtime}: expected one of {', '.join(RUNTIMES)} or all")
+            raise UserError(f"runtime={runtime}: expected one of {', '.join(RUNTIMES)} or all")
         if batch_size < 1:
-            raise UserError(f"--batch-size {batch_size}: must be at least 1")
+            raise UserError(f"batch_size={batch_size}: must be at least 1")
         if not 1 <= seq_len <= self.max_seq_len():
-            raise UserError(f"--seq-len {seq_len}: must be between 1 and {self.max_seq_len()} (the models' positions)")
+            raise UserError(f"seq_len={seq_len}: must be between 1 and {self.max_seq_len()} (the models' positions)")
         if iterations < 1 or warmup < 0:
-            raise UserError(f"--iterations {iterations} / --warmup {warmup}: need at least 1 iteration and no negative warm-up")
+            raise UserError(f"iterations={iterations} / warmup={warmup}: need at least 1 iteration and no negative warm-up")
         vocab = min(self.pruned.config.vocab_size, self.baseline.config.vocab_size)
         inputs = random_inputs(batch_size, seq_len, vocab, seed)
         if runtime == "torch":
@@ -265,6 +265,6 @@ def bench(model_dir: str | Path, baseline: str | Path | None = None, *, batch_si
     """One result row per runtime (`runtime` is torch, onnxruntime or all)."""
     runtimes = RUNTIMES if runtime == "all" else (runtime,)
     if any(r not in RUNTIMES for r in runtimes):
-        raise UserError(f"--runtime {runtime}: expected one of {', '.join(RUNTIMES)} or all")
+        raise UserError(f"runtime={runtime}: expected one of {', '.join(RUNTIMES)} or all")
     with Bench(model_dir, baseline, threads) as b:
         return [b.run(r, batch_size, seq_len, warmup, iterations, min_time) for r in runtimes]
