@@ -490,3 +490,14 @@ def test_every_trained_parameter_moves_to_the_accelerator_device(tiny_bert, data
     assert main(prune_argv(tiny_bert, data_dir, tmp_path / "run", "--how", "joint", "--what", "weights",
                            "--set", "transfer.phases=[teacher,warmup,prune,finetune]")) == 0
     assert trained and all(id(p) in prepared_params for p in trained)
+
+
+def test_summary_leaves_out_auxiliary_dev_lines_without_metrics():
+    """Masked LM has no dev split: no empty 'auxiliary dev' lines for it."""
+    from auxprune.summary import transfer_lines
+
+    t = {"aux": [{"name": "mlm:target", "train_examples": 40}], "how": "joint", "what": "both", "share": "hard",
+         "when": None, "aux_steps": 35, "aux_metrics": {"after_stage1": {}, "pruned": {}}}
+    assert not any("auxiliary dev" in line for line in transfer_lines(t))
+    t["aux_metrics"]["pruned"] = {"snli": {"accuracy": 0.5}}
+    assert transfer_lines(t)[-1] == "auxiliary dev (pruned): snli accuracy 0.5000"

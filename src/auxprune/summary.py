@@ -92,6 +92,8 @@ def transfer_lines(t: dict) -> list[str]:
         if not isinstance(by_task, dict):  # a figure of stage 1 itself, e.g. its expected sparsity
             lines.append(f"{stage.replace('_', ' ')}: {by_task:.4f}")
             continue
+        if not by_task:  # no labelled auxiliary task with a dev split (masked LM has none)
+            continue
         scores = "; ".join(f"{task} " + ", ".join(f"{k} {v:.4f}" for k, v in m.items()) for task, m in by_task.items())
         lines.append(f"auxiliary dev ({stage.replace('_', ' ')}): {scores}")
     return lines
