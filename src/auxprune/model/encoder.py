@@ -329,33 +329,29 @@ def _row(gates: Gates, family: str, index: int) -> Tensor | None:
     return gates[family][index] if family in gates else None
 
 
-class Pooler(nn.Linear):
+class CountedLinear(nn.Linear):
+    """A linear layer that counts its parameters and FLOPs from its widths (per vector it reads)."""
+
+    @staticmethod
+    def param_count(inputs: int, outputs: int) -> int:
+        return inputs * outputs + outputs
+
+    @staticmethod
+    def flops(inputs: int, outputs: int) -> int:
+        return 2 * inputs * outputs
+
+
+class Pooler(CountedLinear):
     """The `[CLS]` pooler's dense layer (`AuxpruneModel.pool` applies the tanh): it reads the kept
     hidden dimensions and keeps its full output width."""
-
-    @staticmethod
-    def param_count(hidden: int, pooler_size: int) -> int:
-        return hidden * pooler_size + pooler_size
-
-    @staticmethod
-    def flops(hidden: int, pooler_size: int) -> int:
-        return 2 * hidden * pooler_size
 
     @torch.no_grad()
     def sliced_state(self, hidden: Tensor) -> dict[str, Tensor]:
         return sliced_linear(self, columns=hidden)
 
 
-class LinearHead(nn.Linear):
+class LinearHead(CountedLinear):
     """A cross-encoder's task head: a linear layer on the pooled vector."""
-
-    @staticmethod
-    def param_count(pooled: int, num_labels: int) -> int:
-        return pooled * num_labels + num_labels
-
-    @staticmethod
-    def flops(pooled: int, num_labels: int) -> int:
-        return 2 * pooled * num_labels
 
     @torch.no_grad()
     def sliced_state(self, pooled: Tensor | None) -> dict[str, Tensor]:
