@@ -156,13 +156,14 @@ class Checkpointer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def restore_continuation(state: dict, objects: Mapping[str, Stateful]) -> None:
-    """Put back what a checkpoint (or a record's continuation) saved of `objects` and of the random
-    streams, this process's own part included."""
+def restore_continuation(objects: Mapping[str, Stateful], states: dict, saved: dict) -> None:
+    """Load `objects` from `states` (their saved state dicts by name) and the random streams from
+    `saved` (a checkpoint's or record's `rng`, and `ranks` in a run of several processes), this
+    process's own part included."""
     for name, obj in objects.items():
-        obj.load_state_dict(state[name] if "continuation" not in state else state["continuation"][name])
+        obj.load_state_dict(states[name])
     if distributed.active():  # each process continues its own random streams (dropout, masking)
-        ranks = state.get("ranks") or []
+        ranks = saved.get("ranks") or []
         if len(ranks) != distributed.processes():
             raise CannotResume(f"checkpoint was written by {len(ranks) or 1} process(es), this run has "
                                f"{distributed.processes()}; resume with as many as it started with")
@@ -172,7 +173,7 @@ def restore_continuation(state: dict, objects: Mapping[str, Stateful]) -> None:
                 obj.load_rank_state_dict(mine[name])
         set_rng_state(mine["rng"])
     else:
-        set_rng_state(state["rng"])
+        set_rng_state(saved["rng"])
 
 
 def _write_folder(final: Path, state: dict, meta: dict, kill_point: str) -> None:
@@ -257,7 +258,7 @@ class LoopState:
         if missing:  # e.g. written by an auxprune before the pruner interface (issue 17)
             raise CannotResume(f"checkpoint of phase '{self.phase}' has no {', '.join(missing)}: it was written by another "
                             "version of auxprune; start the run again without resuming")
-        restore_continuation(self.restore, objects)
+        restore_continuation(objects, self.restore, self.restore)
         return int(self.restore["step"])
 
     def after_step(self, step: int, total: int, objects: Mapping[str, Stateful]) -> None:

@@ -45,7 +45,7 @@ def run_phases(phases: list[Phase], *, checkpoints: Checkpointer, latest: Checkp
             if phase.name in finished:
                 state = finished[phase.name].load()
                 phase.restore(state["outcome"])
-                restore_continuation(state, continuation)
+                restore_continuation(continuation, state["continuation"], state)
                 continue
             phase.run(loop_state(phase.name))
             if phase.save is not None:

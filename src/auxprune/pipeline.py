@@ -90,8 +90,6 @@ class Timer:
         return {k: round(v, 2) for k, v in seconds.items()}
 
 
-
-
 def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: bool = False,
               pruner: PrunerFactory | None = None) -> dict:
     """Run the whole job and write its outputs under `output`; returns the report.
@@ -244,10 +242,10 @@ class PruneJob:
         if self.config.teacher.path is None:
             phases.append(Phase("teacher", self.train_teacher, dict, self.restore_teacher))
         phases += [Phase("eval_teacher", self.evaluate_teacher, timer="eval"),
-                   Phase("prune", self.prune, self.prune_outcome, self.restore_prune),
-                   Phase("cut", self.cut, timer="prune")]
+                   Phase("prune", self.prune_student, self.prune_outcome, self.restore_prune),
+                   Phase("cut", self.cut_student, timer="prune")]
         if self.config.finetune.epochs > 0:
-            phases.append(Phase("finetune", self.fine_tune, lambda: {"model": self.small},
+            phases.append(Phase("finetune", self.fine_tune_small, lambda: {"model": self.small},
                                 lambda saved: self.small.load_state_dict(saved["model"])))
         return [*phases, Phase("eval", self.evaluate)]
 
@@ -280,7 +278,7 @@ class PruneJob:
         self.teacher_metrics = evaluate(self.teacher, self.dev_loader, self.dev_labels, self.spec, self.accelerator,
                                         "eval teacher")
 
-    def prune(self, state: LoopState) -> None:
+    def prune_student(self, state: LoopState) -> None:
         self.student = copy.deepcopy(self.teacher).train()  # the student starts as the fine-tuned teacher
         self.result = prune(self.student, self.teacher if self.config.distill.enabled else None, self.train_loader,
                             config=self.config, accelerator=self.accelerator, log=self.log, state=state, aux=self.joint,
@@ -300,7 +298,7 @@ class PruneJob:
         info = saved["summary"]
         self.result = PruneResult(pruner, info["expected_sparsity"], dict(info["stats"]), list(info["layer_matches"]))
 
-    def cut(self, state: LoopState) -> None:
+    def cut_student(self, state: LoopState) -> None:
         p = self.config.prune
         self.masks = self.result.pruner.final_structure(p.target_sparsity, p.tolerance,
                                                         **({"align": p.align} if p.align > 1 else {}))
@@ -308,7 +306,7 @@ class PruneJob:
         if self.joint is not None:  # its heads read the kept hidden dimensions, as the cut model's head does
             self.joint.cut(self.masks, self.small.config.pooling)
 
-    def fine_tune(self, state: LoopState) -> None:
+    def fine_tune_small(self, state: LoopState) -> None:
         c = self.config
         fine_tune(self.small, self.train_loader, epochs=c.finetune.epochs, lr=c.finetune.lr, config=c,
                   accelerator=self.accelerator, log=self.log, phase="finetune", teacher=self.teacher, state=state,
