@@ -7,11 +7,12 @@ fp32 PyTorch (`model.safetensors`), fp32 onnxruntime and int8 onnxruntime (dynam
 Each model runs alone in this process with `--threads` intra-op threads (onnxruntime threads
 sleep when idle). ONNX files go to bench/work/deploy/<model>/.
 
-Default runs: the MiniLM-L6 STS-B and MRPC models at 0.6 and 0.9 of bench/prune_limited_data.py
-(seed 1; their teachers are found as bench/speed.py finds them), and `prune.align` runs: STS-B at
-0.9, seed 1, pruned from the shared teacher with `prune.align` 1, 8 and 16 (made here, with the
-command in their records, if their folders are missing; 1 is the plain run from the same teacher,
-so the three differ only in the alignment).
+Default runs: the MiniLM-L6 STS-B and MRPC models at 0.6 and 0.9 of bench/bi_encoder.py (seed 1,
+no auxiliary task; the bi-encoder, which is what the defaults train for these tasks; their dense
+teachers are found as bench/speed.py finds them), and `prune.align` runs: the STS-B 0.9 run again
+with `prune.align` 8 and 16 (its saved config.yaml plus `--set prune.align=N`, so the same teacher,
+seed and data, made here if their folders are missing, the command in their records); the run
+itself is align 1.
 
 Resumable: a cell (model folder, runtime, threads) already in the results file is skipped;
 `--rerun` measures again. Every record keeps the exact command that made it. `--table` prints
@@ -20,7 +21,7 @@ the README table from the results file.
 Run it on an otherwise idle machine: other jobs on the same cores distort every latency.
 
     python bench/deploy.py                                      # everything (trains the align runs first)
-    python bench/deploy.py --runs bench/work/stsb_s0.9_seed1 --aligns   # one run, no align runs
+    python bench/deploy.py --runs bench/work/bi_encoder/stsb_bi_s0.9_baseline_seed1 --aligns   # one run, no align runs
     python bench/deploy.py --table
 """
 
@@ -44,7 +45,8 @@ from speed import baseline_for  # noqa: E402  (bench/speed.py: the run's dense t
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results" / "deploy.json"
-DEFAULT_RUNS = [WORK / f"{task}_s{s}_seed1" for task in ("stsb", "mrpc") for s in (0.6, 0.9)]
+DEFAULT_RUNS = [WORK / "bi_encoder" / f"{task}_bi_s{s}_baseline_seed1" for task in ("stsb", "mrpc") for s in (0.6, 0.9)]
+ALIGN_BASE = WORK / "bi_encoder" / "stsb_bi_s0.9_baseline_seed1"
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8")
 SHAPES = ("1x128", "8x128", "32x128")
 
@@ -53,24 +55,38 @@ def display(path: Path) -> str:
     path = Path(path).resolve()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
-def align_run(task: str, sparsity: float, seed: int, align: int, work: Path, data_dir: str | None) -> Path:
-    """The run pruned from the shared teacher with `prune.align` = `align`; trained here when missing."""
-    name = task.split("/")[-1]
-    out = work / f"{name}_s{sparsity}_seed{seed}_align{align}"
-    report = out / "report.json"
-    if report.is_file() and json.loads(report.read_text(encoding="utf-8")).get("status") == "ok":
+def finished(run: Path) -> bool:
+    report = run / "report.json"
+    return report.is_file() and json.loads(report.read_text(encoding="utf-8")).get("status") == "ok"
+
+
+def align_run(base: Path, align: int, data_dir: str | None) -> Path:
+    """`base` pruned again with `prune.align` = `align` (its own config otherwise: the same teacher, seed
+    and data); `base` itself when that is its alignment. Trained here when missing; resumed when interrupted."""
+    import yaml
+
+    if not finished(base):
+        raise SystemExit(f"{display(base)}: not a finished run; run bench/bi_encoder.py --tasks glue/stsb --seeds 1 first")
+    if yaml.safe_load((base / "config.yaml").read_text(encoding="utf-8"))["prune"].get("align", 1) == align:
+        return base
+    out = base.parent / f"{base.name}_align{align}"
+    if finished(out):
         return out
-    teacher = work / f"{name}_teacher_seed{seed}"
-    if not (teacher / "config.json").is_file():
-        raise SystemExit(f"{teacher}: missing; run bench/prune_limited_data.py --tasks {task} --seed {seed} first")
-    command = [sys.executable, "-m", "auxprune.cli", "prune", "--task", task, "--sparsity", str(sparsity),
-               "--max-train-examples", "1000", "--seed", str(seed), "--set", f"teacher.path={teacher}",
-               "--set", f"prune.align={align}", "--output", str(out), "--overwrite"]
+    if (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
+        command = [sys.executable, "-m", "auxprune.cli", "prune", "--resume", display(out)]
+    else:
+        command = [sys.executable, "-m", "auxprune.cli", "prune", "--config", display(base / "config.yaml"),
+                   "--set", f"prune.align={align}", "--output", display(out), "--overwrite"]
     if data_dir:
         command += ["--data-dir", data_dir]
     print(f"[train] {out.name}: {shlex.join(command[1:])}", flush=True)
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, cwd=ROOT)  # the saved config's teacher.path is relative to the repository
     return out
+
+
+def dense_name(teacher: Path) -> str:
+    """A dense model's row name: its folder, with the run's name when it is a run's `teacher/`."""
+    return f"{teacher.parent.name}/{teacher.name}" if teacher.name == "teacher" else teacher.name
 
 
 # ------------------------------------------------------------------------------------------ cells
@@ -186,10 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", nargs="*", type=Path, default=DEFAULT_RUNS, help="pruned run folders")
     parser.add_argument("--aligns", nargs="*", type=int, default=[1, 8, 16],
                         help="prune.align values for the align runs (none: skip them)")
-    parser.add_argument("--align-task", default="glue/stsb")
-    parser.add_argument("--align-sparsity", type=float, default=0.9)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--work", type=Path, default=WORK, help="where the run folders are (and align runs go)")
+    parser.add_argument("--align-base", type=Path, default=ALIGN_BASE, help="the run the align runs repeat")
+    parser.add_argument("--work", type=Path, default=WORK, help="where the ONNX files go (WORK/deploy/)")
     parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES))
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), help="BATCHxSEQ")
     parser.add_argument("--threads", type=int, default=2)
@@ -207,13 +221,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command = "python bench/deploy.py" + (" " + shlex.join(argv) if argv else "")
     runs = [Path(r) for r in args.runs]
-    runs += [align_run(args.align_task, args.align_sparsity, args.seed, a, args.work, args.data_dir) for a in args.aligns]
+    runs += [r for r in (align_run(args.align_base, a, args.data_dir) for a in args.aligns) if r not in runs]
     models: dict[Path, dict] = {}
     for run in runs:
         teacher = baseline_for(run)
-        models[(run / "model").resolve()] = {"model": run.name, "kind": "pruned", "teacher": teacher and teacher.name}
+        models[(run / "model").resolve()] = {"model": run.name, "kind": "pruned", "teacher": teacher and dense_name(teacher)}
         if teacher is not None:
-            models.setdefault(teacher.resolve(), {"model": teacher.name, "kind": "dense", "teacher": None})
+            models.setdefault(teacher.resolve(), {"model": dense_name(teacher), "kind": "dense", "teacher": None})
     for model_dir, info in models.items():
         for runtime in args.runtimes:
             key = (display(model_dir), runtime, args.threads)

@@ -45,9 +45,38 @@ def test_deploy_bench_measures_each_model_and_runtime_once(tmp_path, tokenizer, 
         assert set(r["latency_ms_p50"]) == {"1x8", "2x16"} and r["bytes"] > 0 and "accuracy" in r["metrics"]
     int8 = records[2]
     assert int8["check"]["inputs"].startswith("glue/rte dev") and int8["file"].endswith("int8.onnx")
-    assert records[0]["teacher"] == "teacher" and records[3]["model"] == "teacher"
+    assert records[0]["teacher"] == "rte_s0.9_seed1/teacher" and records[3]["model"] == "rte_s0.9_seed1/teacher"
     capsys.readouterr()
     assert script.main(argv) == 0  # resumable: every cell is in the results file
     printed = capsys.readouterr().out
     assert printed.count("[skip]") == 6 and "[done]" not in printed
     assert "| rte_s0.9_seed1 | onnxruntime-int8 | accuracy" in printed and "smaller than model.safetensors" in printed
+
+
+def test_align_runs_repeat_the_base_run_with_another_alignment(tmp_path, monkeypatch):
+    """The align runs are the base run's own config plus prune.align (same teacher, seed, data); align 1 is the base."""
+    import yaml
+
+    spec = importlib.util.spec_from_file_location("bench_deploy", ROOT / "bench" / "deploy.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    base = tmp_path / "stsb_bi_s0.9_baseline_seed1"
+    base.mkdir()
+    (base / "report.json").write_text(json.dumps({"status": "ok"}))
+    (base / "config.yaml").write_text(yaml.safe_dump({"prune": {"align": 1}, "seed": 1}))
+    calls = []
+
+    def fake_run(command, check, cwd):
+        calls.append(command)
+        out = Path(command[command.index("--output") + 1])
+        out.mkdir()
+        (out / "report.json").write_text(json.dumps({"status": "ok"}))
+
+    monkeypatch.setattr(script.subprocess, "run", fake_run)
+    assert script.align_run(base, 1, None) == base and not calls
+    out = script.align_run(base, 8, "data")
+    assert out == tmp_path / "stsb_bi_s0.9_baseline_seed1_align8"
+    [command] = calls
+    assert command[command.index("--config") + 1].endswith("stsb_bi_s0.9_baseline_seed1/config.yaml")
+    assert "prune.align=8" in command and command[-2:] == ["--data-dir", "data"]
+    assert script.align_run(base, 8, None) == out and len(calls) == 1  # finished: not trained again

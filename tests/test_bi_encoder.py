@@ -169,9 +169,32 @@ def test_onnx_export_of_the_embedding_model(bi_run, tmp_path, capsys):
     enc = tokenizer(["a cat sat", "dogs"], padding=True, return_tensors="np", return_token_type_ids=True)
     got = ort_session(out).run(None, {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")})[0]
     assert np.abs(got - embed((model, tokenizer), ["a cat sat", "dogs"])).max() < 1e-4
-    assert main(["eval", str(out)]) == 2 and "bi-encoder" in capsys.readouterr().err
-    assert main(["export", str(bi_run), "--onnx", str(tmp_path / "q.onnx"), "--int8"]) == 2
-    assert "bi-encoder" in capsys.readouterr().err and not (tmp_path / "q.onnx").exists()
+    assert np.abs(embed(str(out), ["a cat sat", "dogs"]) - got).max() < 1e-6  # embed runs the file too
+
+
+def test_onnx_files_of_a_bi_encoder_evaluate_predict_and_quantize(bi_run, data_dir, tmp_path, capsys):
+    """The graph gives embeddings; eval and predict apply the pair head saved in the file, so the
+    dev metric of what ships (fp32 or int8) is measured, and int8's check compares real dev pairs."""
+    import auxprune
+
+    fp32, int8 = tmp_path / "bi.onnx", tmp_path / "bi.int8.onnx"
+    assert main(["export", str(bi_run), "--onnx", str(fp32)]) == 0
+    capsys.readouterr()
+    assert main(["export", str(bi_run), "--onnx", str(int8), "--int8", "--data-dir", str(data_dir), "--json"]) == 0
+    check = json.loads(capsys.readouterr().out)["check"]
+    assert check["inputs"].startswith("glue/stsb dev") and check["examples"] == 256  # pairs, not sides
+    assert 0 < check["max_abs_embedding_diff"] < 0.2 and check["pearson"] > 0.95
+    metrics = {}
+    for name in (bi_run, fp32, int8):
+        assert main(["eval", str(name), "--data-dir", str(data_dir), "--json"]) == 0
+        metrics[name] = json.loads(capsys.readouterr().out)["metrics"]["pearson"]
+    assert metrics[fp32] == pytest.approx(metrics[bi_run], abs=1e-5)
+    assert abs(metrics[int8] - metrics[bi_run]) < 0.05
+    texts, pairs = ["a cat sat", "dogs run"], ["a cat sat down", "the sky is blue"]
+    for folder_result, file_result in zip(auxprune.predict(str(bi_run), texts, pairs=pairs),
+                                          auxprune.predict(str(fp32), texts, pairs=pairs)):
+        assert file_result["cosine"] == pytest.approx(folder_result["cosine"], abs=1e-5)
+        assert file_result["value"] == pytest.approx(folder_result["value"], abs=1e-4)
 
 
 def test_bad_bi_encoder_input_is_one_line(tiny_bert, data_dir, bi_run, tmp_path, capsys):
@@ -193,3 +216,42 @@ def test_bad_bi_encoder_input_is_one_line(tiny_bert, data_dir, bi_run, tmp_path,
     lines.write_text('{"text": "ok"}\n{"txt": "no"}\n')
     assert main(["embed", str(bi_run), str(lines), "--output", str(tmp_path / "o.npy")]) == 2
     assert f"{lines}:2" in capsys.readouterr().err and not (tmp_path / "o.npy").exists()
+
+
+@pytest.mark.parametrize("classifier", ["cosine", "concat"])
+def test_onnx_file_of_a_pair_classifier(classifier, tokenizer, data_dir, tmp_path, capsys):
+    """The cosine classifier's learned scale and threshold travel in the file, so its ONNX eval is the
+    folder's; the concat classifier reads unnormalized embeddings, so its file gives embeddings only."""
+    from auxprune.embed import embed
+    from auxprune.output import save_model
+
+    model = tiny_model(num_labels=2, head="bi", pair_classifier=classifier, task="glue/mrpc")
+    if classifier == "cosine":
+        with torch.no_grad():
+            model.classifier.scale.fill_(7.0)
+            model.classifier.threshold.fill_(0.3)
+    save_model(model, tokenizer, tmp_path / "model")
+    out = tmp_path / "mrpc.onnx"
+    assert main(["export", str(tmp_path / "model"), "--onnx", str(out)]) == 0
+    capsys.readouterr()
+    if classifier == "concat":
+        assert main(["eval", str(out), "--data-dir", str(data_dir)]) == 2
+        err = capsys.readouterr().err
+        assert "concat" in err and "model folder" in err and len(err.strip().splitlines()) == 1
+        assert np.abs(embed(str(out), ["a cat"]) - embed(str(tmp_path / "model"), ["a cat"])).max() < 1e-4
+        return
+    results = []
+    for name in (tmp_path / "model", out):
+        assert main(["eval", str(name), "--data-dir", str(data_dir), "--json"]) == 0
+        results.append(json.loads(capsys.readouterr().out)["metrics"])
+    assert results[1] == pytest.approx(results[0], abs=1e-6)
+    assert 0 < results[0]["accuracy"] < 1
+
+
+def test_bench_times_a_bi_encoder_as_it_is_used(bi_run, capsys):
+    """One text per row (batch 1 too), the embeddings its ONNX graph gives, in every runtime."""
+    assert main(["bench", str(bi_run), "--runtime", "all", "--batch-size", "1", "--seq-len", "16", "--threads", "1",
+                 "--warmup", "0", "--iterations", "1", "--min-time", "0", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["runtime"] for r in rows] == ["torch", "onnxruntime", "onnxruntime-int8"]
+    assert all(r["batch_size"] == 1 and r["pruned"]["latency_ms_p50"] > 0 for r in rows)

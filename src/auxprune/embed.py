@@ -7,7 +7,8 @@ Input: a `.txt` file (one text per line, blank lines skipped) or a `.jsonl` file
 line, the text in `--field`, default "text"). Output by suffix: `.npy` (float32, one row per text,
 in input order) or `.jsonl` (`{"text": ..., "embedding": [...]}` per line). Embeddings use the
 model's own pooling and are scaled to unit length unless `normalize=False`, so that a dot product
-is the cosine similarity the bi-encoder was trained on.
+is the cosine similarity the bi-encoder was trained on. A bi-encoder's ONNX export (fp32 or int8)
+works too: its graph gives the unit-length embeddings.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ def embed(model, texts: list[str], batch_size: int = 64, normalize: bool = True)
 
     model, tokenizer = _model_and_tokenizer(model)
     if not hasattr(model, "encoder"):
-        raise UserError("embed: needs a PyTorch model folder (an ONNX export of a bi-encoder gives embeddings itself)")
+        raise UserError("embed: an ONNX export of a cross-encoder gives task outputs, not embeddings; give its model "
+                        "folder, or the ONNX export of a bi-encoder (model.head=bi)")
+    if not normalize and hasattr(model, "session"):
+        raise UserError("embed: an ONNX export gives unit-length embeddings only; for unnormalized ones give the model folder")
     if batch_size < 1:
         raise UserError(f"embed: batch_size must be at least 1, got {batch_size}")
     vectors = sentence_embeddings(model.encoder, tokenizer, texts, truncation_length(model.config), batch_size)

@@ -18,6 +18,8 @@ from auxprune.train import evaluate
 
 def evaluate_saved(path: str | Path, task: str | None = None, data_dir: str | None = None, batch_size: int = 128) -> dict:
     model, tokenizer = load(path)
+    if hasattr(model, "require_task_head"):  # an ONNX file
+        model.require_task_head()
     task = task or model.config.task
     if not task:
         raise UserError(f"{path}: the model does not record its task; give the task")

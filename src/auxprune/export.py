@@ -191,7 +191,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, verify: bool = True, 
 
     folder = resolve_saved_dir(model_dir)
     model = load_saved(folder)
-    metadata = export_metadata(model.config, load_tokenizer(folder), folder)  # eval/predict run the file alone
+    metadata = export_metadata(model, load_tokenizer(folder), folder)  # eval/predict run the file alone
     path = to_onnx(model, out, opset=opset, metadata=metadata)
     result = {"model": str(folder), "onnx": str(path), "opset": opset, "bytes": path.stat().st_size,
               "inputs": list(MODEL_INPUTS), "output": graph_of(model)[1]}

@@ -53,6 +53,8 @@ def predict_texts(model, texts: str | Sequence[str], pairs: str | Sequence[str] 
     regression models (one output) give `{"value": float}`.
     """
     model, tokenizer = _model_and_tokenizer(model)
+    if hasattr(model, "require_task_head"):  # an ONNX file
+        model.require_task_head()
     texts = _check_texts(texts, "texts")
     if pairs is not None:
         pairs = _check_texts(pairs, "pairs")

@@ -105,10 +105,15 @@ def check_batches(config, tokenizer, data_dir: str | None, examples: int) -> tup
         batches = [example_inputs(config, 8, min(128, truncation_length(config)), seed=seed) for seed in range(4)]
         return batches, f"random tokens, 4 x 8 sequences (no real inputs: {err})"
     batches = []
+    separate = getattr(config, "head", "cross") == "bi"
     for start in range(0, len(dev), CHECK_BATCH):
         part = dev[start:start + CHECK_BATCH]
         pairs = [e.text_b for e in part] if part[0].text_b is not None else None
-        encoded = tokenizer([e.text_a for e in part], pairs, truncation=True, max_length=truncation_length(config),
+        if separate and pairs is not None:  # every A side, then every B side: the batch a bi-encoder reads
+            texts, pairs = [e.text_a for e in part] + pairs, None
+        else:
+            texts = [e.text_a for e in part]
+        encoded = tokenizer(texts, pairs, truncation=True, max_length=truncation_length(config),
                             padding=True, return_token_type_ids=True, return_tensors="pt")
         batches.append({k: encoded[k] for k in MODEL_INPUTS})
     return batches, f"{config.task} dev, first {len(dev)} examples"
@@ -116,11 +121,17 @@ def check_batches(config, tokenizer, data_dir: str | None, examples: int) -> tup
 
 @torch.inference_mode()
 def compare(reference, candidate, batches: list[dict]) -> dict:
-    """Largest and mean |logit difference| between two models, and agreement (classes) or correlation (regression)."""
-    ref = np.concatenate([reference(**b).logits.float().cpu().numpy() for b in batches])
-    got = np.concatenate([candidate(**b).logits.float().cpu().numpy() for b in batches])
+    """Largest and mean |logit difference| between two models, and agreement (classes) or correlation (regression);
+    for bi-encoders (whose logits come from the cosine) also the largest |difference| of the unit-length embeddings."""
+    ref_out, got_out = [reference(**b) for b in batches], [candidate(**b) for b in batches]
+    ref = np.concatenate([o.logits.float().cpu().numpy() for o in ref_out])
+    got = np.concatenate([o.logits.float().cpu().numpy() for o in got_out])
     diff = np.abs(ref - got)
     result = {"examples": int(ref.shape[0]), "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
+    if getattr(reference, "is_bi_encoder", False):
+        unit = [torch.nn.functional.normalize(o.embeddings.float().cpu(), dim=-1) for o in ref_out]
+        worst = max(float((u - o.embeddings.float().cpu()).abs().max()) for u, o in zip(unit, got_out))
+        result["max_abs_embedding_diff"] = worst
     if ref.shape[1] == 1:
         result["pearson"] = float(np.corrcoef(ref[:, 0], got[:, 0])[0, 1]) if ref.shape[0] > 1 else 1.0
     else:
@@ -139,9 +150,9 @@ def export_int8(source: str | Path, out: str | Path, *, opset: int | None = None
     """
     from auxprune.export import OPSET, to_onnx
     from auxprune.model.loading import load_saved, load_tokenizer, resolve_saved_dir
-    from auxprune.onnx_runtime import (KEY_PRECISION, KEY_QUANTIZATION, OnnxForSequenceClassification,
-                                       auxprune_metadata, check_inputs, config_from_metadata, export_metadata,
-                                       is_onnx_file, open_session, tokenizer_from_metadata, write_metadata)
+    from auxprune.onnx_runtime import (KEY_PRECISION, KEY_QUANTIZATION, auxprune_metadata, check_inputs,
+                                       config_from_metadata, export_metadata, is_onnx_file, open_session,
+                                       tokenizer_from_metadata, wrap_session, write_metadata)
     from auxprune.output import missing_folders, remove_empty_folders
 
     require_quantization()
@@ -163,15 +174,12 @@ def export_int8(source: str | Path, out: str | Path, *, opset: int | None = None
             raise UserError(f"{source}: already quantized ({metadata[KEY_PRECISION]}); give the fp32 export or the model folder")
         if out.resolve() == source.resolve():
             raise UserError(f"{out}: is the source file itself; give a new file name")
-        reference = OnnxForSequenceClassification(session, config, source, metadata)
+        reference = wrap_session(session, config, source, metadata)
     else:
         folder = resolve_saved_dir(source)
         model = load_saved(folder)
         tokenizer, config = load_tokenizer(folder), model.config
-        if getattr(config, "head", "cross") == "bi":
-            raise UserError(f"{source}: a bi-encoder; int8 export checks task predictions, which its embedding graph "
-                            "does not give (export it in fp32: auxprune export DIR --onnx OUT.onnx)")
-        metadata = export_metadata(config, tokenizer, folder)
+        metadata = export_metadata(model, tokenizer, folder)
         reference = model
     batches, inputs = check_batches(config, tokenizer, data_dir, check_examples) if verify else ([], None)
 
@@ -190,7 +198,7 @@ def export_int8(source: str | Path, out: str | Path, *, opset: int | None = None
         if verify:
             from auxprune.export import ort_session
 
-            candidate = OnnxForSequenceClassification(ort_session(int8_file, threads=1), config, out)
+            candidate = wrap_session(ort_session(int8_file, threads=1), config, out, metadata)
             result["check"] = {"inputs": inputs, "reference": "fp32 onnxruntime" if model is None else "fp32 PyTorch",
                                **compare(reference, candidate, batches)}
         os.replace(int8_file, out)

@@ -7,7 +7,8 @@ onnxruntime (both models exported to a temporary folder, all graph optimisations
 sleeping rather than spinning so the two sessions do not compete for the cores) and
 onnxruntime-int8 (the same exports quantized as `auxprune export --int8` does). Everything
 runs on the CPU with `threads` intra-op threads (`Bench` sets `torch.set_num_threads` for the
-whole process).
+whole process). A bi-encoder is timed as it is used: embedding batch x seq_len texts (its ONNX
+graph's output, the same computation in PyTorch).
 
     auxprune bench runs/rte --batch-size 8 --seq-len 128 --runtime all --threads 2 --json
 
@@ -97,10 +98,17 @@ def _load_baseline(path: Path, num_labels: int):
 # --------------------------------------------------------------------------------------- runners
 
 def torch_runner(model, inputs):
-    """A no-argument call of one forward pass, for `time_alternating`."""
+    """A no-argument call of one forward pass, for `time_alternating`: what the model's ONNX graph computes
+    (a cross-encoder's logits; a bi-encoder's sentence embeddings, one text per row)."""
+    from auxprune.export import graph_of
+    from auxprune.model.inputs import MODEL_INPUTS
+
+    graph, _ = graph_of(model)
+    args = tuple(inputs[name] for name in MODEL_INPUTS)
+
     def run():
         with torch.inference_mode():
-            model(**inputs)
+            graph(*args)
     return run
 
 
@@ -108,7 +116,7 @@ def _ort_runner(session, inputs):
     feeds = {k: v.numpy().astype(np.int64) for k, v in inputs.items()}
 
     def run():
-        session.run(["logits"], feeds)
+        session.run(None, feeds)  # the graph's one output: logits, or a bi-encoder's embeddings
     return run
 
 

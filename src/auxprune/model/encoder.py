@@ -603,10 +603,15 @@ class AuxpruneForSequenceClassification(AuxprunePreTrainedModel):
 
     def to_label_units(self, logits: Tensor) -> Tensor:
         """A bi-encoder's regression output (a cosine) in the label's units; other outputs unchanged."""
-        if self.is_bi_encoder and self.config.num_labels == 1 and self.config.label_range:
-            low, high = self.config.label_range
-            return low + (high - low) * logits
-        return logits
+        return to_label_units(self.config, logits)
+
+
+def to_label_units(config: AuxpruneConfig, logits: Tensor) -> Tensor:
+    """A bi-encoder's regression output (a cosine) in the label's units; other outputs unchanged."""
+    if config.head == "bi" and config.num_labels == 1 and config.label_range:
+        low, high = config.label_range
+        return low + (high - low) * logits
+    return logits
 
 
 def task_loss(logits: Tensor, labels: Tensor) -> Tensor:
