@@ -154,3 +154,16 @@ def test_model_card_states_task_metrics_structure_latency_and_command():
         assert text in card, text
     assert command_line(["/x/.venv/bin/auxprune", "prune", "--set", "a=b c"]) == "auxprune prune --set 'a=b c'"
     assert command_line(["/usr/bin/pytest", "-q"]) is None
+
+
+def test_model_card_sets_the_pruned_model_against_the_untrained_one():
+    """A sentence-embedding model on a pair task: the untrained model's own score is a column and a verdict."""
+    report = {**REPORT, "head": {"head": "bi"},
+              "metrics": {**REPORT["metrics"], "untrained": {"pearson": 0.870, "spearman": 0.867}}}
+    card = render(report)
+    assert "| metric | dense teacher | pruned | untrained minilm (cosine) | constant predictor |" in card
+    assert "| pearson (primary) | 0.8230 | 0.7650 | 0.8700 | 0.0000 |" in card
+    assert "scores 0.8700 pearson on the same dev set; the pruned model is **below it**" in card
+    above = {**report, "metrics": {**report["metrics"], "untrained": {"pearson": 0.5, "spearman": 0.5}}}
+    assert "the pruned model is above it" in render(above)
+    assert "untrained" not in render(REPORT)  # no bar where there is none (a cross-encoder's card as before)

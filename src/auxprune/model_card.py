@@ -56,15 +56,25 @@ def render(report: dict, command: str | None = None) -> str:
         "",
         "## Dev metrics",
         "",
-        "| metric | dense teacher | pruned | constant predictor |",
-        "|---|---|---|---|",
     ]
+    untrained = metrics.get("untrained") or {}
+    bars = [("constant predictor", metrics.get("constant_baseline") or {})]
+    if untrained:  # a sentence-embedding model on a pair task: the base model used as it is, the bar to clear
+        bars.insert(0, (f"untrained {model_name} (cosine)", untrained))
+    lines += ["| metric | dense teacher | pruned | " + " | ".join(name for name, _ in bars) + " |",
+              "|---|---|---|" + "---|" * len(bars)]
     for name, value in metrics["pruned"].items():
         mark = " (primary)" if name == primary else ""
         lines.append(f"| {name}{mark} | {_fmt(metrics['teacher'].get(name))} | {_fmt(value)} | "
-                     f"{_fmt(metrics.get('constant_baseline', {}).get(name))} |")
+                     + " | ".join(_fmt(bar.get(name)) for _, bar in bars) + " |")
     if metrics.get("retained") is not None:
         lines += ["", f"The pruned model keeps {metrics['retained']:.1%} of the teacher's {primary}."]
+    if untrained.get(primary) is not None and metrics["pruned"].get(primary) is not None:
+        how = "the cosine of its embeddings" + (", with a threshold fit on the training pairs" if "accuracy" in untrained else "")
+        verdict = ("**below it** (at a fraction of its size and cost)" if metrics["pruned"][primary] < untrained[primary]
+                   else "above it")
+        lines += ["", f"Used as it is ({how}), the untrained `{model_name}` scores {_fmt(untrained[primary])} {primary} "
+                      f"on the same dev set; the pruned model is {verdict}."]
     lines += [
         "",
         "## Size and structure",

@@ -31,7 +31,9 @@ file) on the first `check_examples` dev examples of the model's task, tokenized 
 when the task's data is found (`--data-dir` or `$AUXPRUNE_DATA_DIR`); otherwise on random-token
 batches, and the result says so. It reports the largest |logit difference| and, for
 classification, how often the predicted labels agree (for regression, the Pearson correlation of
-the two models' outputs). It does not fail: the dev metric (`auxprune eval OUT.onnx`) is the
+the two models' outputs); for a bi-encoder, whose graph gives sentence embeddings, the pairs' two
+sides are encoded apart, its pair head (saved in the file) gives the logits, and the largest
+|difference| of the unit-length embeddings is reported too. It does not fail: the dev metric (`auxprune eval OUT.onnx`) is the
 measure of what int8 costs.
 """
 
