@@ -18,13 +18,15 @@ from 74.7 to 73.9 and 75.3 for the pruned model. 7-bit weights (onnxruntime's `r
 meant for CPUs without VNNI) changed nothing per channel for the teacher (81.0) and cost 4.6
 more points per tensor (75.1) on this AVX2 machine; not offered.
 
-Static quantization (activation scales calibrated once on training inputs) is not offered yet.
-One measurement says it may be worth adding: on the STS-B model pruned to 0.9 above, onnxruntime's
-`quantize_static` (QDQ, MatMul weights per channel, activations calibrated on 256 training
-examples padded to 128 tokens) gave dev Pearson 75.8 (MinMax) and 76.0 (99.99th percentile)
-against 73.9 dynamic and 74.7 fp32, but with the embeddings left fp32 (50 MB against 14 MB) and
-slower (p50 316 against 266 ms at 32 x 128 on one thread, the two timed alternately). Other
-models and static embedding tables were not measured.
+Static quantization (activation scales calibrated once on training inputs) is not offered: it
+does not measure better where it matters (`python bench/int8_calibration.py`,
+bench/results/int8_calibration.json; MiniLM-L6 bi-encoders pruned to 0.9, seed 1, calibrated on
+128 training pairs, full dev sets, x100). STS-B Pearson: fp32 80.54, dynamic 80.52, static
+(MatMul weights and activations int8, embeddings fp32) 80.80, static with int8 embeddings 80.76,
+the same with 99.99th-percentile scales 79.28. MRPC accuracy: fp32 74.02, dynamic and all static
+MinMax variants 74.51, percentile 73.28. Dynamic is within 0.5 of fp32 on both, static at most
+0.3 better than dynamic, and static needs calibration data. (An earlier measurement on a
+cross-encoder pruned to 0.9 favoured static by 1.9 points, 75.8 against 73.9, with fp32 at 74.7.)
 
 The check compares the int8 model with its fp32 reference (the PyTorch model, or the fp32 ONNX
 file) on the first `check_examples` dev examples of the model's task, tokenized as in training,
