@@ -1,0 +1,452 @@
+"""Issue 20 benchmark: MPNet-base pruned to MiniLM-L6's encoder size against MiniLM-L6 itself.
+
+The question users ask: "I have a strong base-size model and 1,000 labelled examples; does pruning it
+(with transfer) give a model as small and fast as MiniLM-L6 that is better than fine-tuning MiniLM-L6?"
+RTE, MRPC and STS-B with 1,000 training examples (the limited-data protocol, full dev set), the
+transfer pairs of the transfer benchmark (bench/transfer_limited_data.py: RTE with SNLI dev + SICK
+entailment + XNLI English dev, MRPC with Twitter URL, STS-B with SICK relatedness), the quick preset,
+fp32 (the default: bf16 is emulated on this AVX2-only CPU), the head `model.head=auto` picks (the
+bi-encoder: both models are sentence-embedding models and these are pair tasks). Rows per task:
+
+- untrained MiniLM-L6 / untrained MPNet-base: each model used as sentence-transformers intends, no
+  training (every run's `metrics.untrained`, the cosine score);
+- MiniLM-L6 dense: fine-tuned on the target (the teacher of a MiniLM run);
+- MiniLM-L6 dense + transfer: the same after the transfer recipe's intermediate-task training (the
+  teacher of a MiniLM `--aux` run);
+- MPNet-base dense: the teacher of the MPNet baseline cell, fine-tuned on the target;
+- MPNet-base dense + intermediate training: the teacher of the MPNet `--aux` cell;
+- MPNet-base pruned to MiniLM-L6's encoder size (`--size-of minilm`): baseline (no auxiliary task)
+  and the `--aux` recipe (transfer);
+with the metric (mean ± sd over seeds), encoder-layer and total parameters, and latency (p50 of
+torch eager and fp32 onnxruntime at 1 x 128 and 32 x 128, random tokens, one model at a time in
+this process; a bi-encoder is timed as it is used: sentence embeddings, what its ONNX graph computes).
+Target: MPNet-base pruned + transfer beats MiniLM-L6 dense + transfer on all three pairs at no more
+than its latency.
+
+Cells (run folders under bench/work/size_matched/), per seed and task: `mpnet_baseline` and
+`mpnet_transfer`; and `minilm_baseline` / `minilm_transfer` (sparsity 0.6, bench/bi_encoder.py's
+command with `--model minilm`) only where bench/results/bi_encoder.json has no record of that task,
+method and seed (there: MRPC and STS-B; RTE runs here). The MiniLM rows are those runs' teachers; the
+pruned MiniLM model is a by-product, not a row.
+
+Shortened, so that an MPNet cell fits in about 60 minutes on 2 cores (MPNet-base is about 6x the
+cost of MiniLM-L6 per step: forward+backward of 32 x 64 takes 6.3 s fp32 on 2 cores), written into
+the results file's `protocol` (see SHORTENED): the MPNet cells run with `model.max_seq_len=64`
+(MiniLM: 128), and the MPNet `--aux` cell takes 5,000 auxiliary examples in total (split over the
+sources; the transfer benchmark takes 20,000), which bounds the teacher's intermediate epoch. Both
+shortenings can only cost MPNet accuracy, so they do not favour the target. The MiniLM cells are not
+shortened: they must match the bi_encoder.json records they stand beside. Each record keeps its
+wall time: check the 60 minutes on seed 1 before running seeds 2-3.
+
+Resumable: a cell in the results file is skipped, a finished run folder is read, an interrupted one
+resumes with `auxprune prune --resume DIR`. Latency is a separate step run after the cells, on an
+otherwise idle machine; a (model folder, runtime, threads) already measured is skipped.
+
+    python bench/size_matched.py --tasks glue/stsb --seeds 1 --threads 2     # cells (seed 1 first)
+    python bench/size_matched.py --latency --threads 2                       # latency of what exists
+    python bench/size_matched.py --table                                     # the README table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
+from results_file import add_record, machine  # noqa: E402
+from transfer_limited_data import AUX, AUX_EXAMPLES, aux_sets  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "size_matched.json"
+WORK = ROOT / "bench" / "work" / "size_matched"
+BI_RESULTS = ROOT / "bench" / "results" / "bi_encoder.json"  # MiniLM-L6 rows measured there
+BI_WORK = ROOT / "bench" / "work" / "bi_encoder"
+TASKS = ("glue/rte", "glue/mrpc", "glue/stsb")
+METHODS = ("baseline", "transfer")
+EXAMPLES = 1000
+MINILM_SPARSITY = 0.6  # the bi_encoder.json cells whose teachers are the MiniLM rows
+# The shortening of the MPNet cells (module docstring); MiniLM cells keep bench/bi_encoder.py's settings.
+MPNET_SETS = ["--set", "model.max_seq_len=64"]
+MPNET_AUX_EXAMPLES = 5000  # in total per target, split evenly over its sources (transfer benchmark: 20,000)
+SHORTENED = ("MPNet-base cells: model.max_seq_len=64 (MiniLM-L6: 128); the MPNet --aux cell: "
+             f"{MPNET_AUX_EXAMPLES:,} auxiliary examples in total, split evenly over the sources (transfer "
+             "benchmark and the MiniLM-L6 rows: 20,000), which shortens the teacher's intermediate-task epoch; "
+             "both only to fit a cell in about 60 minutes on 2 cores, and both can only cost MPNet accuracy")
+# Encoder-layer and total parameters of the dense MiniLM-L6 bi-encoder (a MiniLM run's report: encoder_total and
+# dense_total), for MiniLM rows whose run folder is not on this machine.
+MINILM_PARAMS = {"encoder": 10_646_784, "total": 22_565_376}
+RUNTIMES = ("torch", "onnxruntime")
+SHAPES = ("1x128", "32x128")
+ROWS = (  # (row, label) in table order
+    ("minilm_untrained", "untrained MiniLM-L6"),
+    ("minilm_dense", "MiniLM-L6 dense"),
+    ("minilm_transfer", "MiniLM-L6 dense + transfer"),
+    ("mpnet_untrained", "untrained MPNet-base"),
+    ("mpnet_dense", "MPNet-base dense"),
+    ("mpnet_dense_transfer", "MPNet-base dense + intermediate training"),
+    ("mpnet_pruned", "MPNet-base pruned to MiniLM-L6 size"),
+    ("mpnet_pruned_transfer", "MPNet-base pruned to MiniLM-L6 size + transfer (--aux)"),
+)
+# Rows whose model has the architecture of another row's (the bi-encoder times the encoder only): latency and
+# parameters are that row's when not measured for this one.
+SAME_AS = {"minilm_untrained": "minilm_dense", "minilm_transfer": "minilm_dense", "mpnet_untrained": "mpnet_dense",
+           "mpnet_dense_transfer": "mpnet_dense"}
+
+
+def display(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def cell_name(task: str, model: str, method: str, seed: int) -> str:
+    return f"{task.split('/')[-1]}_{model}_{method}_seed{seed}"
+
+
+def aux_flags(task: str, total: int) -> list[str]:
+    """The transfer recipe's auxiliary data for `task`, as transfer_limited_data.aux_sets gives it, with `total`
+    examples in all instead of its 20,000."""
+    per_source = total // len(AUX[task])
+    flags = []
+    for i, source in enumerate(AUX[task]):
+        flags += ["--aux", source, "--set", f"transfer.aux.{i}.max_examples={per_source}"]
+    return flags
+
+
+def cell_command(task: str, model: str, method: str, seed: int) -> list[str]:
+    out = display(WORK / cell_name(task, model, method, seed))
+    common = ["--task", task, "--max-train-examples", str(EXAMPLES), "--seed", str(seed), "--output", out, "--overwrite"]
+    if model == "mpnet":
+        return (["auxprune", "prune", "--model", "mpnet-base", "--size-of", "minilm", *common, *MPNET_SETS]
+                + (aux_flags(task, MPNET_AUX_EXAMPLES) if method == "transfer" else []))
+    return (["auxprune", "prune", "--model", "minilm", "--sparsity", str(MINILM_SPARSITY), *common]
+            + (aux_sets(task) if method == "transfer" else []))
+
+
+def run_cell(task: str, model: str, method: str, seed: int, threads: int | None) -> tuple[dict, float, str]:
+    """The cell's report, its wall time (the run's own when it finished earlier or resumed), its command."""
+    out = WORK / cell_name(task, model, method, seed)
+    report_path = out / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    command = cell_command(task, model, method, seed)
+    if report.get("status") == "ok":
+        print(f"[skip] {out.name}: finished earlier", flush=True)
+        return report, report["timing"]["total"], shlex.join(command)
+    if (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
+        argv = ["prune", "--resume", display(out)]
+    else:
+        argv = command[1:] + (["--set", f"train.threads={threads}"] if threads else [])
+    print(f"[run] {out.name}: auxprune {shlex.join(argv)}", flush=True)
+    env = {**os.environ, "AUXPRUNE_DATA_DIR": os.environ.get("AUXPRUNE_DATA_DIR", str(ROOT.parent / "shared" / "data"))}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    started = time.time()
+    subprocess.run([sys.executable, "-m", "auxprune.cli", *argv], check=True, env=env, cwd=ROOT)
+    wall = time.time() - started
+    report = json.loads(report_path.read_text())
+    return report, round(report["timing"]["total"] if "--resume" in argv else wall, 1), shlex.join(command)
+
+
+def record(task: str, model: str, method: str, seed: int, report: dict, wall: float, command: str) -> dict:
+    m = report["metrics"]
+    primary = m["primary"]
+    untrained = m.get("untrained") or {}
+    return {"kind": "cell", "task": task, "model": model, "method": method, "seed": seed, "head": report["head"],
+            "aux": AUX[task] if method == "transfer" else [],
+            "aux_examples": (MPNET_AUX_EXAMPLES if model == "mpnet" else AUX_EXAMPLES) if method == "transfer" else 0,
+            "shortened": (MPNET_SETS[1::2] + ([f"aux examples {MPNET_AUX_EXAMPLES}"] if method == "transfer" else []))
+            if model == "mpnet" else [],
+            "metric_name": primary, "teacher": m["teacher"][primary], "pruned": m["pruned"][primary],
+            "untrained": untrained.get(primary), "teacher_metrics": m["teacher"], "pruned_metrics": m["pruned"],
+            "untrained_metrics": untrained or None, "params": report["params"], "target": report.get("target"),
+            "measured_sparsity": report["sparsity"], "run_dir": display(WORK / cell_name(task, model, method, seed)),
+            "warnings": report.get("warnings", []), "wall_s": wall, "timing_s": report["timing"], "command": command}
+
+
+def key(r: dict) -> tuple:
+    if r["kind"] == "cell":
+        return "cell", r["task"], r["model"], r["method"], r["seed"]
+    return "latency", r["model_dir"], r["runtime"], r["threads"]
+
+
+def write(row: dict, command: str) -> None:
+    """Add one record to the results file (runners may work side by side)."""
+    add_record(RESULTS, row, command, key, {
+        "protocol": "RTE, MRPC, STS-B; 1,000 target training examples (stratified, seed), full dev set; quick preset, "
+                    "fp32, model.head=auto (the bi-encoder for both models); MPNet-base (all-mpnet-base-v2) pruned "
+                    "with --size-of minilm (MiniLM-L6's encoder-layer parameters), baseline and --aux (the transfer "
+                    "benchmark's auxiliary data); MiniLM-L6 rows: the teachers of MiniLM sparsity-0.6 runs "
+                    "(bench/results/bi_encoder.json where it has the cell, else run here with the same command); "
+                    f"shortened: {SHORTENED}; latency: p50 of random-token batches without padding at "
+                    f"{', '.join(SHAPES)}, torch eager and fp32 onnxruntime, one model at a time",
+        "machine": machine(),
+        "note": "wall_s was measured on 2 cores shared with other work: compare metrics, not times",
+    })
+
+
+def records() -> list[dict]:
+    return json.loads(RESULTS.read_text()).get("records", []) if RESULTS.is_file() else []
+
+
+def recorded() -> set[tuple]:
+    return {key(r) for r in records()}
+
+
+def bi_encoder_minilm() -> dict[tuple, dict]:
+    """MiniLM-L6 cells of bench/results/bi_encoder.json at sparsity 0.6, as this script's records, by (task, method, seed)."""
+    if not BI_RESULTS.is_file():
+        return {}
+    found = {}
+    for r in json.loads(BI_RESULTS.read_text()).get("records", []):
+        if r["task"] in TASKS and r["sparsity"] == MINILM_SPARSITY and r["method"] in METHODS:
+            run = BI_WORK / f"{r['task'].split('/')[-1]}_bi_s{MINILM_SPARSITY}_{r['method']}_seed{r['seed']}"
+            report = run / "report.json"
+            params = json.loads(report.read_text())["params"] if report.is_file() else None
+            found[(r["task"], r["method"], r["seed"])] = {
+                "kind": "cell", "task": r["task"], "model": "minilm", "method": r["method"], "seed": r["seed"],
+                "head": r.get("head"), "metric_name": r["metric_name"], "teacher": r["teacher"], "pruned": r["pruned"],
+                "untrained": r.get("untrained"), "params": params, "run_dir": display(run),
+                "source": display(BI_RESULTS), "command": r["command"]}
+    return found
+
+
+def minilm_cells(own: list[dict]) -> dict[tuple, dict]:
+    """The MiniLM-L6 cells by (task, method, seed): bi_encoder.json's, else those run here."""
+    cells = {(r["task"], r["method"], r["seed"]): r for r in own if r["kind"] == "cell" and r["model"] == "minilm"}
+    return {**cells, **bi_encoder_minilm()}
+
+
+# ------------------------------------------------------------------------------------------ latency
+
+def latency_models(tasks: list[str], seeds: list[int]) -> list[tuple[str, int, str, Path]]:
+    """(task, seed, row, model folder) for every row model that exists: the dense MiniLM-L6 (its baseline
+    cell's teacher, here or in bench/work/bi_encoder/), the dense MPNet-base and both pruned MPNet models.
+    The rows of the same architecture (SAME_AS) take these latencies."""
+    found = []
+    for seed in seeds:
+        for task in tasks:
+            short = task.split("/")[-1]
+            candidates = {
+                "minilm_dense": [WORK / cell_name(task, "minilm", "baseline", seed) / "teacher",
+                                 BI_WORK / f"{short}_bi_s{MINILM_SPARSITY}_baseline_seed{seed}" / "teacher"],
+                "mpnet_dense": [WORK / cell_name(task, "mpnet", "baseline", seed) / "teacher"],
+                "mpnet_pruned": [WORK / cell_name(task, "mpnet", "baseline", seed) / "model"],
+                "mpnet_pruned_transfer": [WORK / cell_name(task, "mpnet", "transfer", seed) / "model"],
+            }
+            for row, paths in candidates.items():
+                path = next((p for p in paths if (p / "config.json").is_file()), None)
+                if path is not None:
+                    found.append((task, seed, row, path))
+    return found
+
+
+def measure_latency(model_dir: Path, runtime: str, onnx_dir: Path, threads: int, warmup: int, iterations: int,
+                    min_time: float) -> dict:
+    """p50 (and the rest of `summarize`) per shape of one model folder under one runtime, alone in this process."""
+    import torch
+
+    from auxprune.evaluate import load
+    from auxprune.model.configuration import AuxpruneConfig
+    from auxprune.model.inputs import random_inputs
+    from auxprune.speed import summarize, time_alternating, torch_runner
+
+    torch.set_num_threads(threads)
+    extra: dict = {}
+    if runtime == "torch":
+        model = load(model_dir)[0]
+        runner = lambda inputs: torch_runner(model, inputs)  # noqa: E731
+    else:
+        from auxprune.export import export_onnx, ort_session
+        from auxprune.speed import _ort_runner
+
+        onnx_dir.mkdir(parents=True, exist_ok=True)
+        target = onnx_dir / "fp32.onnx"
+        extra["check"] = {"max_abs_diff": export_onnx(model_dir, target)["max_abs_diff"]}
+        session = ort_session(target, threads=threads, spinning=False)
+        runner = lambda inputs: _ort_runner(session, inputs)  # noqa: E731
+    vocab_size = AuxpruneConfig.from_pretrained(model_dir).vocab_size
+    latency = {}
+    for shape in SHAPES:
+        batch, seq_len = (int(x) for x in shape.split("x"))
+        seconds, _ = time_alternating(runner(random_inputs(batch, seq_len, vocab_size)), lambda: None,
+                                      warmup, iterations, min_time)  # one model alone
+        latency[shape] = summarize(seconds, batch)
+    return {"latency": latency, "latency_ms_p50": {s: v["latency_ms_p50"] for s, v in latency.items()}, **extra}
+
+
+def run_latency(args, command: str) -> None:
+    import torch
+
+    threads = args.threads or torch.get_num_threads()
+    done = recorded()
+    for task, seed, row, path in latency_models(args.tasks, args.seeds):
+        for runtime in RUNTIMES:
+            k = ("latency", display(path), runtime, threads)
+            if k in done:
+                print(f"[skip] {row} {task} seed {seed} {runtime}: in {RESULTS.name}", flush=True)
+                continue
+            onnx_dir = WORK / "onnx" / f"{path.parent.name}_{path.name}"
+            result = measure_latency(path, runtime, onnx_dir, threads, args.warmup, args.iterations, args.min_time)
+            write({"kind": "latency", "task": task, "seed": seed, "row": row, "model_dir": k[1], "runtime": runtime,
+                   "threads": threads, "precision": "fp32", **result, "command": command}, command)
+            p50 = ", ".join(f"{s} {v:.1f} ms" for s, v in result["latency_ms_p50"].items())
+            print(f"[done] {row} {task} seed {seed} {runtime}: {p50}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------ table
+
+def row_values(task: str, own: list[dict], minilm: dict[tuple, dict]) -> dict[str, list[dict]]:
+    """Per row, one entry per seed: {seed, metric, encoder, total}."""
+    rows: dict[str, list[dict]] = {row: [] for row, _ in ROWS}
+    for (t, method, seed), r in sorted(minilm.items(), key=lambda item: item[0][2]):
+        if t != task:
+            continue
+        params = r.get("params")
+        encoder = params["encoder_total"] if params else MINILM_PARAMS["encoder"]
+        total = params["dense_total"] if params else MINILM_PARAMS["total"]
+        rows["minilm_dense" if method == "baseline" else "minilm_transfer"].append(
+            {"seed": seed, "metric": r["teacher"], "encoder": encoder, "total": total})
+        if method == "baseline" and r.get("untrained") is not None:
+            rows["minilm_untrained"].append({"seed": seed, "metric": r["untrained"], "encoder": encoder, "total": total})
+    for r in sorted((r for r in own if r["kind"] == "cell" and r["model"] == "mpnet" and r["task"] == task),
+                    key=lambda r: r["seed"]):
+        p, seed = r["params"], r["seed"]
+        dense = {"seed": seed, "encoder": p["encoder_total"], "total": p["dense_total"]}
+        pruned = {"seed": seed, "metric": r["pruned"], "encoder": p["encoder_kept"], "total": p["total"]}
+        if r["method"] == "baseline":
+            rows["mpnet_dense"].append({**dense, "metric": r["teacher"]})
+            rows["mpnet_pruned"].append(pruned)
+            if r.get("untrained") is not None:
+                rows["mpnet_untrained"].append({**dense, "metric": r["untrained"]})
+        else:
+            rows["mpnet_dense_transfer"].append({**dense, "metric": r["teacher"]})
+            rows["mpnet_pruned_transfer"].append(pruned)
+    return rows
+
+
+def latencies(task: str, own: list[dict]) -> dict[str, dict[tuple[str, str], float]]:
+    """Per row, (runtime, shape) -> p50 ms, the mean over the seeds measured (the threads of the newest record)."""
+    found = [r for r in own if r["kind"] == "latency" and r["task"] == task]
+    collected: dict[str, dict[tuple[str, str], list[float]]] = {}
+    for r in found:
+        for shape, ms in r["latency_ms_p50"].items():
+            collected.setdefault(r["row"], {}).setdefault((r["runtime"], shape), []).append(ms)
+    out = {row: {k: statistics.mean(v) for k, v in by.items()} for row, by in collected.items()}
+    for row, twin in SAME_AS.items():
+        if row not in out and twin in out:
+            out[row] = out[twin]
+    return out
+
+
+def mean_sd(values: list[float]) -> str:
+    if not values:
+        return ""
+    text = f"{100 * statistics.mean(values):.1f}"
+    return text + (f" ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else "") + f" ({len(values)})"
+
+
+def millions(values: list[int]) -> str:
+    return f"{statistics.mean(values) / 1e6:.1f}M" if values else ""
+
+
+def target_line(task: str, rows: dict[str, list[dict]], lat: dict[str, dict]) -> tuple[str, bool | None]:
+    """Whether MPNet-base pruned + transfer beats MiniLM-L6 dense + transfer at no more than its latency."""
+    ours, theirs = rows["mpnet_pruned_transfer"], rows["minilm_transfer"]
+    if not ours or not theirs:
+        missing = [label for row, label in ROWS if row in ("mpnet_pruned_transfer", "minilm_transfer") and not rows[row]]
+        return f"- {task}: target not measured yet (missing: {', '.join(missing)})", None
+    a, b = statistics.mean(e["metric"] for e in ours), statistics.mean(e["metric"] for e in theirs)
+    better = a > b
+    common = sorted(set(lat.get("mpnet_pruned_transfer", {})) & set(lat.get("minilm_transfer", {})))
+    if not common:
+        return (f"- {task}: target not measured yet: metric {100 * a:.1f} vs {100 * b:.1f} "
+                f"({'better' if better else 'not better'}), latency not measured"), None
+    ratios = {k: lat["mpnet_pruned_transfer"][k] / lat["minilm_transfer"][k] for k in common}
+    faster = all(v <= 1.0 for v in ratios.values())
+    met = better and faster
+    return (f"- {task}: target {'met' if met else 'not met'}: MPNet-base pruned + transfer {100 * a:.1f} ({len(ours)} "
+            f"seeds) vs MiniLM-L6 dense + transfer {100 * b:.1f} ({len(theirs)} seeds); latency ratio "
+            + ", ".join(f"{runtime} {shape} {v:.2f}x" for (runtime, shape), v in ratios.items())
+            + f" ({'no more than' if faster else 'more than'} MiniLM-L6's)"), met
+
+
+def table(own: list[dict], minilm: dict[tuple, dict]) -> str:
+    lat_columns = [(runtime, shape) for runtime in RUNTIMES for shape in SHAPES]
+    lines = ["| task | model | metric (x100) | encoder params | total params | "
+             + " | ".join(f"{'ort' if runtime == 'onnxruntime' else runtime} {shape} p50 ms" for runtime, shape in lat_columns)
+             + " |", "|---|---|---|---|---|" + "---|" * len(lat_columns)]
+    notes, verdicts = [], []
+    for task in TASKS:
+        rows = row_values(task, own, minilm)
+        if not any(rows.values()):
+            continue
+        lat = latencies(task, own)
+        metric = next((r["metric_name"] for r in [*own, *minilm.values()] if r["kind"] == "cell" and r["task"] == task), "")
+        for row, label in ROWS:
+            entries = rows[row] or rows.get(SAME_AS.get(row, ""), [])
+            metrics = [e["metric"] for e in rows[row]]
+            lines.append(f"| {task} ({metric}) | {label} | {mean_sd(metrics)} | {millions([e['encoder'] for e in entries])} "
+                         f"| {millions([e['total'] for e in entries])} | "
+                         + " | ".join(f"{lat[row][c]:.1f}" if c in lat.get(row, {}) else "" for c in lat_columns) + " |")
+        note, met = target_line(task, rows, lat)
+        notes.append(note)
+        verdicts.append(met)
+    if len(verdicts) == len(TASKS) and all(v is True for v in verdicts):
+        overall = "met on all three pairs"
+    elif any(v is False for v in verdicts):
+        overall = "not met"
+    else:
+        overall = "not measured on all three pairs yet"
+    return "\n".join(lines + [""] + notes + [f"- target (all three pairs): {overall}"])
+
+
+# ------------------------------------------------------------------------------------------ main
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--threads", type=int, help="torch threads per cell (and for latency); all cores when empty")
+    parser.add_argument("--latency", action="store_true", help="measure the latency of the models that exist, train nothing")
+    parser.add_argument("--warmup", type=int, default=3, help="--latency: warm-up calls per model and shape")
+    parser.add_argument("--iterations", type=int, default=20, help="--latency: timed calls per model and shape (at least)")
+    parser.add_argument("--min-time", type=float, default=2.0, help="--latency: keep timing for this many seconds")
+    parser.add_argument("--table", action="store_true", help="print the README table, run nothing")
+    args = parser.parse_args()
+    if args.table:
+        own = records()
+        print(table(own, minilm_cells(own)))
+        return
+    command = shlex.join(["python", "bench/size_matched.py", *sys.argv[1:]])
+    WORK.mkdir(parents=True, exist_ok=True)
+    if args.latency:
+        run_latency(args, command)
+        return
+    for seed in args.seeds:
+        for task in args.tasks:
+            for model in ("mpnet", "minilm"):
+                for method in args.methods:
+                    name = cell_name(task, model, method, seed)
+                    if ("cell", task, model, method, seed) in recorded():
+                        print(f"[skip] {name}: in {RESULTS.name}", flush=True)
+                        continue
+                    if model == "minilm" and (task, method, seed) in bi_encoder_minilm():
+                        print(f"[skip] {name}: in {BI_RESULTS.name}", flush=True)
+                        continue
+                    report, wall, cell_cmd = run_cell(task, model, method, seed, args.threads)
+                    r = record(task, model, method, seed, report, wall, cell_cmd)
+                    r["threads"] = args.threads
+                    write(r, command)
+                    print(f"[done] {name}: teacher {r['teacher']:.4f} pruned {r['pruned']:.4f} "
+                          f"untrained {r['untrained']} ({r['wall_s']:.0f}s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

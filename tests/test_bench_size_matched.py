@@ -1,0 +1,165 @@
+"""The size-matched benchmark's bookkeeping (bench/size_matched.py): cell order and commands (MPNet-base with
+--size-of minilm and the shortening, auxiliary flags only for the --aux cells), skipped cells, MiniLM-L6 rows
+read from bi_encoder.json, latency records and the table with its target lines. No training: the cell's
+subprocess is replaced by a fake that writes a report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fake_report(argv: list[str]) -> dict:
+    mpnet = "mpnet-base" in argv
+    transfer = "--aux" in argv
+    task = argv[argv.index("--task") + 1]
+    primary = "pearson" if task == "glue/stsb" else "accuracy"
+    if mpnet:
+        teacher, pruned, untrained = (0.84, 0.80, 0.70) if transfer else (0.82, 0.76, 0.70)
+        params = {"encoder_total": 84_934_656, "encoder_kept": 10_600_000, "embeddings": 24_000_000,
+                  "total": 34_600_000, "dense_total": 109_486_080}
+    else:
+        teacher, pruned, untrained = (0.74, 0.70, 0.60) if transfer else (0.72, 0.68, 0.60)
+        params = {"encoder_total": 10_646_784, "encoder_kept": 4_200_000, "embeddings": 11_918_592,
+                  "total": 16_100_000, "dense_total": 22_565_376}
+    return {"status": "ok", "sparsity": 0.875, "timing": {"total": 9.0}, "warnings": [], "params": params,
+            "head": {"head": "bi", "why": "a sentence-embedding model on a sentence-pair task"},
+            "target": {"size_of": "minilm", "requested_params": 10_646_784} if mpnet else None,
+            "metrics": {"primary": primary, "teacher": {primary: teacher}, "pruned": {primary: pruned},
+                        "untrained": {primary: untrained}}}
+
+
+@pytest.fixture
+def script(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import size_matched as script
+
+    monkeypatch.setattr(script, "RESULTS", tmp_path / "results" / "size_matched.json")
+    monkeypatch.setattr(script, "WORK", tmp_path / "work")
+    monkeypatch.setattr(script, "BI_RESULTS", tmp_path / "bi_encoder.json")
+    monkeypatch.setattr(script, "BI_WORK", tmp_path / "bi_work")
+    ran = []
+
+    def fake_run(argv, check, env, cwd):
+        assert argv[1:3] == ["-m", "auxprune.cli"]
+        ran.append(argv[3:])
+        out = Path(cwd) / argv[argv.index("--output") + 1]
+        for folder in ("teacher", "model"):
+            (out / folder).mkdir(parents=True)
+            (out / folder / "config.json").write_text("{}")
+        (out / "report.json").write_text(json.dumps(fake_report(argv)))
+
+    monkeypatch.setattr(script, "subprocess", SimpleNamespace(run=fake_run))  # this script's calls only
+    script.ran = ran
+    return script
+
+
+def bi_encoder_results(path: Path, tasks=("glue/mrpc",), seeds=(1,)) -> None:
+    """bi_encoder.json records: MiniLM-L6 at 0.6 and 0.9, baseline and transfer."""
+    path.write_text(json.dumps({"records": [
+        {"task": t, "sparsity": s, "method": m, "seed": seed, "metric_name": "accuracy",
+         "teacher": 0.79 if m == "baseline" else 0.78, "pruned": 0.76, "untrained": 0.75,
+         "head": {"head": "bi"}, "command": f"auxprune prune --task {t} --sparsity {s} ({m})"}
+        for t in tasks for s in (0.6, 0.9) for m in ("baseline", "transfer") for seed in seeds]}))
+
+
+def test_cells_commands_order_and_skip(script, monkeypatch):
+    bi_encoder_results(script.BI_RESULTS)  # MRPC's MiniLM-L6 cells exist there, RTE's do not
+    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--tasks", "glue/rte", "glue/mrpc", "--seeds", "1"])
+    script.main()
+    names = [Path(argv[argv.index("--output") + 1]).name for argv in script.ran]
+    assert names == ["rte_mpnet_baseline_seed1", "rte_mpnet_transfer_seed1", "rte_minilm_baseline_seed1",
+                     "rte_minilm_transfer_seed1", "mrpc_mpnet_baseline_seed1", "mrpc_mpnet_transfer_seed1"]
+    by_name = dict(zip(names, script.ran))
+    mpnet, mpnet_aux = by_name["rte_mpnet_baseline_seed1"], by_name["rte_mpnet_transfer_seed1"]
+    for argv in (mpnet, mpnet_aux):
+        assert argv[argv.index("--model") + 1] == "mpnet-base"
+        assert argv[argv.index("--size-of") + 1] == "minilm" and "--sparsity" not in argv
+        assert argv[argv.index("--max-train-examples") + 1] == "1000"
+        assert "model.max_seq_len=64" in argv
+    assert "--aux" not in mpnet
+    # the transfer recipe's RTE sources, 5,000 examples in all, split evenly
+    assert [mpnet_aux[i + 1] for i, a in enumerate(mpnet_aux) if a == "--aux"] == script.AUX["glue/rte"]
+    assert [a for a in mpnet_aux if ".max_examples=" in a] == [f"transfer.aux.{i}.max_examples=1666" for i in range(3)]
+    minilm, minilm_aux = by_name["rte_minilm_baseline_seed1"], by_name["rte_minilm_transfer_seed1"]
+    for argv in (minilm, minilm_aux):
+        assert argv[argv.index("--model") + 1] == "minilm" and argv[argv.index("--sparsity") + 1] == "0.6"
+        assert "--size-of" not in argv and "model.max_seq_len=64" not in argv  # not shortened
+    assert "--aux" not in minilm
+    assert [a for a in minilm_aux if ".max_examples=" in a] == [f"transfer.aux.{i}.max_examples=6666" for i in range(3)]
+    results = json.loads(script.RESULTS.read_text())
+    assert "model.max_seq_len=64" in results["protocol"] and "5,000" in results["protocol"]
+    assert results["commands"] == ["python bench/size_matched.py --tasks glue/rte glue/mrpc --seeds 1"]
+    cells = {(r["task"], r["model"], r["method"]): r for r in results["records"]}
+    assert len(cells) == 6
+    aux_record = cells[("glue/rte", "mpnet", "transfer")]
+    assert aux_record["command"].startswith("auxprune prune --model mpnet-base --size-of minilm --task glue/rte")
+    assert aux_record["shortened"] == ["model.max_seq_len=64", "aux examples 5000"]
+    assert (aux_record["teacher"], aux_record["pruned"], aux_record["untrained"]) == (0.84, 0.80, 0.70)
+    script.main()  # everything recorded: nothing runs again
+    assert len(script.ran) == 6
+
+
+def test_table_reads_minilm_rows_from_bi_encoder_and_says_whether_the_target_is_met(script, monkeypatch, capsys):
+    bi_encoder_results(script.BI_RESULTS, tasks=("glue/mrpc",), seeds=(1, 2))
+    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--tasks", "glue/mrpc", "--seeds", "1"])
+    script.main()
+    assert len(script.ran) == 2  # MPNet only: MiniLM-L6 is in bi_encoder.json
+
+    # latency: the MiniLM-L6 dense teacher of the bi_encoder run and the MPNet models, faked
+    teacher = script.BI_WORK / "mrpc_bi_s0.6_baseline_seed1" / "teacher"
+    teacher.mkdir(parents=True)
+    (teacher / "config.json").write_text("{}")
+    speed = {"minilm_dense": 10.0, "mpnet_dense": 80.0, "mpnet_pruned": 9.0, "mpnet_pruned_transfer": 9.5}
+    measured = []
+
+    def fake_measure(model_dir, runtime, onnx_dir, threads, warmup, iterations, min_time):
+        row = next(r for task, seed, r, p in script.latency_models(["glue/mrpc"], [1]) if p == model_dir)
+        measured.append((row, runtime))
+        ms = speed[row] * (1 if runtime == "torch" else 0.5)
+        return {"latency_ms_p50": {"1x128": ms, "32x128": 30 * ms}, "latency": {}}
+
+    monkeypatch.setattr(script, "measure_latency", fake_measure)
+    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--latency", "--tasks", "glue/mrpc", "--seeds", "1", "--threads", "2"])
+    script.main()
+    assert sorted(measured) == sorted((row, rt) for row in speed for rt in ("torch", "onnxruntime"))
+    script.main()  # measured: not again
+    assert len(measured) == 8
+
+    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--table"])
+    capsys.readouterr()
+    script.main()
+    out = capsys.readouterr().out
+    rows = {cells[2]: cells for cells in ([c.strip() for c in line.split("|")] for line in out.splitlines()
+                                           if line.startswith("| glue/mrpc"))}
+    assert len(rows) == len(script.ROWS)
+    assert rows["MiniLM-L6 dense"][3] == "79.0 ± 0.0 (2)"  # bi_encoder.json's teacher at 0.6, seeds 1-2
+    assert rows["MiniLM-L6 dense + transfer"][3] == "78.0 ± 0.0 (2)"
+    assert rows["untrained MiniLM-L6"][3] == "75.0 ± 0.0 (2)"
+    assert rows["MiniLM-L6 dense"][4:6] == ["10.6M", "22.6M"]  # no run report here: the known MiniLM-L6 counts
+    assert rows["untrained MPNet-base"][3] == "70.0 (1)"
+    assert rows["MPNet-base dense"][3:6] == ["82.0 (1)", "84.9M", "109.5M"]
+    assert rows["MPNet-base dense + intermediate training"][3] == "84.0 (1)"
+    assert rows["MPNet-base pruned to MiniLM-L6 size"][3:6] == ["76.0 (1)", "10.6M", "34.6M"]
+    plus = rows["MPNet-base pruned to MiniLM-L6 size + transfer (--aux)"]
+    assert plus[3] == "80.0 (1)" and plus[6:10] == ["9.5", "285.0", "4.8", "142.5"]
+    assert rows["MiniLM-L6 dense + transfer"][6:10] == ["10.0", "300.0", "5.0", "150.0"]  # the dense MiniLM's
+    target = [line for line in out.splitlines() if line.startswith("- glue/mrpc")]
+    assert len(target) == 1 and "target met" in target[0] and "80.0" in target[0] and "78.0" in target[0]
+    assert "- target (all three pairs): not measured on all three pairs yet" in out
+
+    # slower than MiniLM-L6: not met
+    results = json.loads(script.RESULTS.read_text())
+    for r in results["records"]:
+        if r["kind"] == "latency" and r["row"] == "mpnet_pruned_transfer":
+            r["latency_ms_p50"]["32x128"] = 1000.0
+    script.RESULTS.write_text(json.dumps(results))
+    script.main()
+    out = capsys.readouterr().out
+    assert "- glue/mrpc: target not met" in out and "- target (all three pairs): not met" in out
