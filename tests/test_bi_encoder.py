@@ -239,6 +239,11 @@ def test_onnx_file_of_a_pair_classifier(classifier, tokenizer, data_dir, tmp_pat
         err = capsys.readouterr().err
         assert "concat" in err and "model folder" in err and len(err.strip().splitlines()) == 1
         assert np.abs(embed(str(out), ["a cat"]) - embed(str(tmp_path / "model"), ["a cat"])).max() < 1e-4
+        # int8 too: its check compares the embeddings, all the file gives.
+        assert main(["export", str(tmp_path / "model"), "--onnx", str(tmp_path / "q.onnx"), "--int8",
+                     "--data-dir", str(data_dir)]) == 0
+        printed = capsys.readouterr().out
+        assert "max |embedding diff|" in printed and "logit" not in printed and (tmp_path / "q.onnx").is_file()
         return
     results = []
     for name in (tmp_path / "model", out):

@@ -320,10 +320,11 @@ def cmd_export(args: argparse.Namespace) -> int:
               f"{result['fp32_bytes'] / result['bytes']:.1f}x smaller than fp32's {result['fp32_bytes'] / 1e6:.1f} MB)")
         if "check" in result:
             c = result["check"]
-            agree = f", predictions agree {c['agreement']:.1%}" if "agreement" in c else f", Pearson {c['pearson']:.4f}"
-            embedding = (f", max |embedding diff| {c['max_abs_embedding_diff']:.3g}"
-                         if "max_abs_embedding_diff" in c else "")
-            print(f"  against {c['reference']} on {c['inputs']}: max |logit diff| {c['max_abs_diff']:.3g}{agree}{embedding}")
+            found = [f"max |logit diff| {c['max_abs_diff']:.3g}" if "max_abs_diff" in c else None,
+                     f"predictions agree {c['agreement']:.1%}" if "agreement" in c else None,
+                     f"Pearson {c['pearson']:.4f}" if "pearson" in c else None,
+                     f"max |embedding diff| {c['max_abs_embedding_diff']:.3g}" if "max_abs_embedding_diff" in c else None]
+            print(f"  against {c['reference']} on {c['inputs']}: {', '.join(f for f in found if f)}")
     else:
         check = f", onnxruntime max |logit diff| {result['max_abs_diff']:.2e}" if "max_abs_diff" in result else ""
         print(f"wrote {result['onnx']} ({result['bytes'] / 1e6:.1f} MB, opset {result['opset']}{check})")
