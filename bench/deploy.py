@@ -221,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command = "python bench/deploy.py" + (" " + shlex.join(argv) if argv else "")
     runs = [Path(r) for r in args.runs]
+    missing = [display(r) for r in runs if not finished(r)]
+    if missing:  # the default runs are bench/bi_encoder.py's seed-1 baseline cells
+        raise SystemExit(f"{', '.join(missing)}: not a finished run; the default runs come from "
+                         "`python bench/bi_encoder.py --seeds 1 --methods baseline`")
     runs += [r for r in (align_run(args.align_base, a, args.data_dir) for a in args.aligns) if r not in runs]
     models: dict[Path, dict] = {}
     for run in runs:
