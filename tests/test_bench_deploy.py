@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import save_pruned
@@ -31,6 +32,10 @@ def test_deploy_bench_measures_each_model_and_runtime_once(tmp_path, tokenizer, 
     run = tmp_path / "work" / "rte_s0.9_seed1"
     save_pruned(run, tokenizer, head_scale=30.0, task="glue/rte")
     out = tmp_path / "deploy.json"
+    missing = ["--runs", str(tmp_path / "work" / "absent"), "--aligns", "--output", str(out)]
+    with pytest.raises(SystemExit, match="absent: not a finished run"):
+        script.main(missing)
+    (run / "report.json").write_text(json.dumps({"status": "ok"}))
     argv = ["--runs", str(run), "--aligns", "--work", str(tmp_path / "work"), "--shapes", "1x8", "2x16",
             "--threads", "1", "--warmup", "0", "--iterations", "1", "--min-time", "0",
             "--data-dir", str(small_rte(data_dir, tmp_path / "data")),
