@@ -1,27 +1,47 @@
 """Issue 16 benchmark: the learning curve, metric against the number of target training examples.
 
-MiniLM-L6, sparsity 0.9, default settings (`quick` preset, whose schedule now counts each epoch
-over at least 1,000 examples), RTE, MRPC and STS-B with 100, 300, 1,000 and 4,000 training examples
-(the whole training set where it is smaller). Per cell: the dense teacher, the pruned baseline
-and the pruned `--aux` recipe (the auxiliary pairs of the transfer benchmark), beside the two
-no-training bars: the constant predictor and the untrained model's cosine score.
+What is measured: the tool as users now get it. MiniLM-L6 (all-MiniLM-L6-v2), sparsity 0.9, default
+settings (`quick` preset, whose schedule counts each epoch over at least 1,000 examples; no head pin,
+so `model.head=auto` picks the bi-encoder for this sentence-embedding model on RTE, MRPC and STS-B),
+with 100, 300, 1,000 and 4,000 training examples (the whole training set where it is smaller; seeds
+1-3 at 100 and 300, seed 1 at 4,000, as the issue asks). Per cell: the dense teacher, the pruned
+baseline and the pruned `--aux` recipe (the auxiliary pairs of the transfer benchmark), beside the
+two no-training bars: the constant predictor and the untrained model's cosine score. Every record
+stores the head that ran (`head`, from the run's report).
 
-The 1,000-example points are the transfer benchmark's (bench/results/transfer_limited_data.json,
-methods `baseline` and `transfer` at 0.9, seeds 1-3): at 1,000 examples the schedule rule changes
-nothing, so they are not re-run. Their untrained bar is computed here (seconds, no training).
+Sources, read rather than re-run (each row of the curve names its file in `source`):
+- bench/results/learning_curve.json: the cells run here (`auxprune prune --task T --sparsity 0.9
+  --max-train-examples N --seed S ...`, plus the --aux recipe for `transfer`);
+- bench/results/small_data_default.json: bench/small_data_default.py runs this script's baseline
+  command without a head pin, so its records are the baseline cells at their size and seed;
+- bench/results/bi_encoder.json: the 1,000-example cells (sparsity 0.9, baseline and transfer, seeds
+  as they finish there; `--set model.head=bi`, which is what auto picks; the 0.9 cell prunes the 0.6
+  cell's teacher of the same seed). They are bench/bi_encoder.py's: this script never runs a
+  1,000-example cell, it prints the bi_encoder.py command that would fill it. Those records lack the
+  constant predictor: it comes from `bars_at_1000` in the results file (computed once per task and
+  seed by bars_for, no training).
+A cell counts as done when any of the three has it with the default head; the cell loop skips it.
 
-Every cell is its own run folder under bench/work/learning_curve/. Resumable: a cell already in the
-results file is skipped, a finished run folder is read, an interrupted one resumes from its newest
-checkpoint. Results: bench/results/learning_curve.json (records with their command), the plot
-bench/results/learning_curve.png and the README table (`--table`).
+Heads are never mixed. Choice made here: the curve (the first table and the plot) holds only the
+default head's cells (`HEAD`, the bi-encoder). The earlier cross-encoder cells (RTE and STS-B at 300,
+seed 1, measured with the cross-encoder head; marked `"head": "cross"` in the results file) and the
+transfer benchmark's cross-encoder cells at 1,000 (bench/results/transfer_limited_data.json) are
+left out of the curve and the plot and printed by `--table` as a separate table labelled as history.
+Means group by head as well, so no mean ever spans two heads.
 
-    python bench/learning_curve.py --tasks glue/stsb --examples 300 100 --seeds 1 --threads 1
-    python bench/learning_curve.py --table            # markdown table + plot from the results file
+Every cell run here is its own run folder under bench/work/learning_curve/ (`<task>_default_n...`).
+Resumable: a cell already in a source is skipped, a finished run folder is read, an interrupted one
+resumes from its newest checkpoint. Results: bench/results/learning_curve.json (records with their
+command), the plot bench/results/learning_curve.png and the README tables (`--table`).
+
+    python bench/learning_curve.py --tasks glue/stsb glue/mrpc glue/rte --examples 100 300 4000 --seeds 1 2 3 --threads 1
+    python bench/learning_curve.py --table    # markdown tables + plot from the result files (no training)
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shlex
@@ -38,27 +58,42 @@ from results_file import add_record, machine  # noqa: E402
 from transfer_limited_data import AUX, aux_sets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-# These runs measured the cross-encoder head; pinned since model.head=auto picks the bi-encoder for
-# sentence-embedding models on pair tasks (bench/bi_encoder.py), so that rerunning a cell reproduces it.
-CROSS = ["--set", "model.head=cross"]
+HEAD = "bi"  # what model.head=auto picks for all-MiniLM-L6-v2 on RTE, MRPC and STS-B: the head of the curve
 RESULTS = ROOT / "bench" / "results" / "learning_curve.json"
 PLOT = ROOT / "bench" / "results" / "learning_curve.png"
-TRANSFER_RESULTS = ROOT / "bench" / "results" / "transfer_limited_data.json"
+TRANSFER_RESULTS = ROOT / "bench" / "results" / "transfer_limited_data.json"  # cross-encoder, 1,000 examples (history)
+SMALL_DATA_RESULTS = ROOT / "bench" / "results" / "small_data_default.json"  # default head, baseline, 100/300
+BI_RESULTS = ROOT / "bench" / "results" / "bi_encoder.json"  # bi-encoder, 1,000 examples, baseline and transfer
 WORK = ROOT / "bench" / "work" / "learning_curve"
 SPARSITY = 0.9
 SIZES = [100, 300, 1000, 4000]
-FROM_TRANSFER_BENCH = 1000  # examples whose cells come from the transfer benchmark
+FROM_BI_BENCH = 1000  # examples whose cells are bench/bi_encoder.py's (not run here)
+FROM_TRANSFER_BENCH = FROM_BI_BENCH  # the cross-encoder history's 1,000-example cells (transfer benchmark)
+SEEDS_AT = {4000: (1,)}  # the issue: seeds 1-3 at 100 and 300, seed 1 at 4,000
 METHODS = ("baseline", "transfer")
+
+
+def display(path: Path) -> str:
+    """A results file as the `source` field names it (relative to the repository where it can be)."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def cell_name(task: str, examples: int, method: str, seed: int) -> str:
+    # "default": the head model.head=auto picks; the cross-encoder cells ran in folders without it
+    return f"{task.split('/')[-1]}_default_n{examples}_{method}_seed{seed}"
 
 
 def run_cell(task: str, examples: int, seed: int, method: str, threads: int | None) -> tuple[dict, float | None, str]:
     """The cell's report, its wall time (None when it finished in an earlier invocation), its command."""
-    name = f"{task.split('/')[-1]}_n{examples}_{method}_seed{seed}"
+    name = cell_name(task, examples, method, seed)
     out = WORK / name
     report_path = out / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     command = ["auxprune", "prune", "--task", task, "--sparsity", str(SPARSITY), "--max-train-examples", str(examples),
-               "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite", *CROSS]
+               "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite"]  # default head: no pin
     if method == "transfer":
         command += aux_sets(task)
     if report.get("status") == "ok":
@@ -83,11 +118,17 @@ def run_cell(task: str, examples: int, seed: int, method: str, threads: int | No
     return report, round(wall, 1), shlex.join(command)
 
 
+def head_of(value) -> str:
+    """The head a record ran: reports keep a dict (`report["head"]`), records its `head` string."""
+    return value.get("head", "cross") if isinstance(value, dict) else value
+
+
 def record(task: str, examples: int, seed: int, method: str, report: dict, wall: float, command: str) -> dict:
     m = report["metrics"]
     primary = m["primary"]
     return {"task": task, "examples": examples, "train_examples": report["data"]["train_examples"], "seed": seed,
-            "method": method, "aux": AUX[task] if method == "transfer" else [], "metric_name": primary,
+            "method": method, "head": head_of(report.get("head") or "cross"),
+            "aux": AUX[task] if method == "transfer" else [], "metric_name": primary,
             "teacher": m["teacher"][primary], "pruned": m["pruned"][primary],
             "constant": m["constant_baseline"][primary],
             "untrained": (m.get("untrained") or {}).get(primary),
@@ -96,24 +137,31 @@ def record(task: str, examples: int, seed: int, method: str, report: dict, wall:
 
 
 def key(r: dict) -> tuple:
-    return r["task"], r["examples"], r["seed"], r["method"]
+    """One record per cell and head: a default-head cell never replaces the cross-encoder one it repeats."""
+    return r["task"], r["examples"], r["seed"], r["method"], r["head"]
 
 
 def write(row: dict, command: str) -> None:
     """Add one record to the results file (runners may work side by side)."""
     add_record(RESULTS, row, command, key, {
-        "protocol": f"MiniLM-L6 (all-MiniLM-L6-v2), quick preset (each epoch over at least "
-                    f"train.min_epoch_examples=1000 examples), sparsity {SPARSITY}, target training set limited "
-                    "to `examples` (stratified, seed; the whole set where smaller), full dev set; transfer: the "
-                    "--aux recipe with the transfer benchmark's auxiliary data (up to 20k examples per target)",
+        "protocol": f"MiniLM-L6 (all-MiniLM-L6-v2), default settings: quick preset (each epoch over at least "
+                    f"train.min_epoch_examples=1000 examples), model.head=auto (the bi-encoder for this model on "
+                    f"pair tasks; `head` is the head each cell ran), sparsity {SPARSITY}, target training set "
+                    "limited to `examples` (stratified, seed; the whole set where smaller), full dev set; transfer: "
+                    "the --aux recipe with the transfer benchmark's auxiliary data (up to 20k examples per target). "
+                    "Records with head `cross` were measured with the cross-encoder head, before model.head=auto "
+                    "picked the bi-encoder: kept as history, not in the curve",
         "machine": machine(),
         "note": "wall_s was measured on 2 cores shared with other work (development, other runners): compare "
                     "metrics, not times",
     }, keep=("bars_at_1000",))
 
 
-def recorded() -> set[tuple]:
-    return {key(r) for r in json.loads(RESULTS.read_text()).get("records", [])} if RESULTS.is_file() else set()
+def own_rows() -> list[dict]:
+    """This script's records, with their source."""
+    if not RESULTS.is_file():
+        return []
+    return [{**r, "source": display(RESULTS)} for r in json.loads(RESULTS.read_text()).get("records", [])]
 
 
 def bars_for(task: str, examples: int, seed: int) -> dict:
@@ -131,79 +179,163 @@ def bars_for(task: str, examples: int, seed: int) -> dict:
     return {"constant": constant[primary], "untrained": untrained["metrics"][primary] if untrained else None}
 
 
+def cached_bars(bars: dict[str, dict], task: str, seed: int) -> dict:
+    """The 1,000-example bars of (task, seed), computed once into `bars` ("task seed" -> {constant, untrained})."""
+    cell = f"{task} {seed}"
+    if cell not in bars:
+        bars[cell] = bars_for(task, FROM_BI_BENCH, seed)
+    return bars[cell]
+
+
+def small_data_rows() -> list[dict]:
+    """bench/small_data_default.py's cells: this script's baseline command without a head pin, so the
+    learning curve's baseline cells at their size and seed."""
+    if not SMALL_DATA_RESULTS.is_file():
+        return []
+    return [{"task": r["task"], "examples": r["examples"], "train_examples": r["train_examples"], "seed": r["seed"],
+             "method": "baseline", "head": head_of(r["head"]), "aux": [], "metric_name": r["metric_name"],
+             "teacher": r["teacher"], "pruned": r["pruned"], "constant": r["constant"], "untrained": r.get("untrained"),
+             "measured_sparsity": r.get("measured_sparsity"), "command": r.get("command"),
+             "source": display(SMALL_DATA_RESULTS)}
+            for r in json.loads(SMALL_DATA_RESULTS.read_text()).get("records", [])]
+
+
+def bi_bench_rows(bars: dict[str, dict]) -> list[dict]:
+    """bench/bi_encoder.py's cells at sparsity 0.9 (1,000 examples, baseline and transfer; the 0.9 cell prunes
+    the 0.6 cell's teacher of the same seed), as learning-curve rows. Their records keep the untrained bar; the
+    constant predictor comes from `bars` (see cached_bars)."""
+    if not BI_RESULTS.is_file():
+        return []
+    rows = []
+    for r in json.loads(BI_RESULTS.read_text()).get("records", []):
+        if r["sparsity"] != SPARSITY or r["method"] not in METHODS or r.get("pruned") is None:
+            continue
+        cached = cached_bars(bars, r["task"], r["seed"])
+        rows.append({"task": r["task"], "examples": FROM_BI_BENCH, "train_examples": FROM_BI_BENCH, "seed": r["seed"],
+                     "method": r["method"], "head": head_of(r["head"]), "aux": r.get("aux", []),
+                     "metric_name": r["metric_name"], "teacher": r["teacher"], "pruned": r["pruned"],
+                     "constant": cached["constant"],
+                     "untrained": r["untrained"] if r.get("untrained") is not None else cached["untrained"],
+                     "measured_sparsity": r.get("measured_sparsity"), "command": r.get("command"),
+                     "source": display(BI_RESULTS)})
+    return rows
+
+
 def transfer_bench_rows(bars: dict[str, dict]) -> list[dict]:
-    """The 1,000-example cells from the transfer benchmark, as learning-curve rows. Their untrained
-    bars are computed once per task and seed into `bars` ("task seed" -> {constant, untrained}), kept in
-    the results file."""
+    """The cross-encoder history's 1,000-example cells, from the transfer benchmark (head `cross`)."""
     if not TRANSFER_RESULTS.is_file():
         return []
     rows = []
     for r in json.loads(TRANSFER_RESULTS.read_text())["records"]:
         if r["sparsity"] != SPARSITY or r["method"] not in METHODS or r["seed"] not in (1, 2, 3):
             continue
-        cell = f"{r['target']} {r['seed']}"
-        if cell not in bars:
-            bars[cell] = bars_for(r["target"], FROM_TRANSFER_BENCH, r["seed"])
         rows.append({"task": r["target"], "examples": FROM_TRANSFER_BENCH, "train_examples": FROM_TRANSFER_BENCH,
-                     "seed": r["seed"], "method": r["method"], "metric_name": r["metric_name"],
-                     "teacher": r["teacher_metric"], "pruned": r["metric"], **bars[cell],
-                     "measured_sparsity": r.get("measured_sparsity"), "source": "bench/results/transfer_limited_data.json"})
+                     "seed": r["seed"], "method": r["method"], "head": "cross", "metric_name": r["metric_name"],
+                     "teacher": r["teacher_metric"], "pruned": r["metric"], **cached_bars(bars, r["target"], r["seed"]),
+                     "measured_sparsity": r.get("measured_sparsity"), "source": display(TRANSFER_RESULTS)})
     return rows
 
 
+def merged_rows(bars: dict[str, dict], history: bool = True) -> list[dict]:
+    """Every cell once per head: this script's records first, then the small-data and bi-encoder benchmarks'
+    (and, with `history`, the transfer benchmark's cross-encoder cells), each row naming its `source`."""
+    rows: dict[tuple, dict] = {}
+    sources = [own_rows(), small_data_rows(), bi_bench_rows(bars)] + ([transfer_bench_rows(bars)] if history else [])
+    for source in sources:
+        for r in source:
+            rows.setdefault(key(r), r)
+    return list(rows.values())
+
+
+def available(bars: dict[str, dict]) -> dict[tuple, str]:
+    """(task, examples, seed, method) -> the source file of the default-head cells already measured."""
+    return {key(r)[:4]: r["source"] for r in merged_rows(bars, history=False) if r["head"] == HEAD}
+
+
 def summary(records: list[dict]) -> dict:
-    """Mean and spread over seeds per (task, examples, method) of teacher and pruned metrics."""
+    """Mean and spread over seeds per (task, examples, method, head) of teacher and pruned metrics; the
+    seeds of each source."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        groups.setdefault((r["task"], r["examples"], r["method"]), []).append(r)
+        groups.setdefault((r["task"], r["examples"], r["method"], r["head"]), []).append(r)
     out = {}
     for cell, rows in sorted(groups.items()):
         def stat(field):
             values = [r[field] for r in rows if r.get(field) is not None]
             return (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None) if values else (None, None)
-        out[cell] = {"seeds": sorted(r["seed"] for r in rows), "teacher": stat("teacher"), "pruned": stat("pruned"),
-                     "untrained": stat("untrained"), "constant": stat("constant"), "metric": rows[0]["metric_name"],
-                     "train_examples": rows[0]["train_examples"]}
+        sources: dict[str, list[int]] = {}
+        for r in sorted(rows, key=lambda r: r["seed"]):
+            sources.setdefault(r.get("source", display(RESULTS)), []).append(r["seed"])
+        out[cell] = {"seeds": sorted(r["seed"] for r in rows), "sources": sources, "teacher": stat("teacher"),
+                     "pruned": stat("pruned"), "untrained": stat("untrained"), "constant": stat("constant"),
+                     "metric": rows[0]["metric_name"], "train_examples": rows[0]["train_examples"]}
     return out
 
 
-def table(records: list[dict]) -> str:
+def short(source: str) -> str:
+    return Path(source).stem
+
+
+def seeds_cell(cell: dict | None) -> str:
+    """'3 (1,2 small_data_default; 3 learning_curve)': how many seeds, and which came from which file."""
+    if not cell:
+        return ""
+    parts = "; ".join(f"{','.join(map(str, seeds))} {short(source)}" for source, seeds in cell["sources"].items())
+    return f"{len(cell['seeds'])} ({parts})"
+
+
+def table(records: list[dict], head: str = HEAD) -> str:
+    """The markdown table of the cells of one head (never a mean over two heads), with the sources' legend."""
+    records = [r for r in records if r["head"] == head]
     s = summary(records)
     fmt = lambda v: "" if v[0] is None else (f"{100 * v[0]:.1f}" + (f" ± {100 * v[1]:.1f}" if v[1] is not None else ""))
-    bar = lambda v: "" if v[0] is None else f"{100 * v[0]:.1f}"  # the same data for every seed: no spread to show
-    lines = ["| task | train examples | seeds | untrained (cosine) | constant | teacher | pruned 0.9 | teacher + transfer "
-             "| pruned 0.9 + transfer | transfer gain | baseline retained |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    bar = lambda v: "" if v[0] is None else f"{100 * v[0]:.1f}"  # the same data for every method: no spread to show
+    lines = ["| task | train examples | baseline seeds (source) | transfer seeds (source) | untrained (cosine) | constant "
+             "| teacher | pruned 0.9 | teacher + transfer | pruned 0.9 + transfer | transfer gain | baseline retained |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for task in sorted({c[0] for c in s}):
         for n in sorted({c[1] for c in s if c[0] == task}):
-            base, aux = s.get((task, n, "baseline")), s.get((task, n, "transfer"))
+            base, aux = s.get((task, n, "baseline", head)), s.get((task, n, "transfer", head))
             first = base or aux
             paired = [b for b in records if b["task"] == task and b["examples"] == n and b["method"] == "baseline"]
             gains = [a["pruned"] - b["pruned"] for b in paired for a in records
                      if (a["task"], a["examples"], a["method"], a["seed"]) == (task, n, "transfer", b["seed"])]
             gain = f"{100 * statistics.mean(gains):+.1f} ({len(gains)} seed{'s' if len(gains) > 1 else ''})" if gains else ""
             retained = f"{100 * base['pruned'][0] / base['teacher'][0]:.0f}%" if base else ""
-            lines.append(f"| {task} ({first['metric']}) | {first['train_examples']:,} | {','.join(map(str, first['seeds']))} | "
-                         f"{bar(first['untrained'])} | {bar(first['constant'])} | {fmt(base['teacher']) if base else ''} | "
-                         f"{fmt(base['pruned']) if base else ''} | {fmt(aux['teacher']) if aux else ''} | "
-                         f"{fmt(aux['pruned']) if aux else ''} | {gain} | {retained} |")
+            lines.append(f"| {task} ({first['metric']}) | {first['train_examples']:,} | {seeds_cell(base)} | "
+                         f"{seeds_cell(aux)} | {bar(first['untrained'])} | {bar(first['constant'])} | "
+                         f"{fmt(base['teacher']) if base else ''} | {fmt(base['pruned']) if base else ''} | "
+                         f"{fmt(aux['teacher']) if aux else ''} | {fmt(aux['pruned']) if aux else ''} | {gain} | {retained} |")
+    used = sorted({r.get("source", display(RESULTS)) for r in records})
+    if used:
+        lines += ["", "Sources: " + "; ".join(f"{short(u)} = `{u}`" for u in used) + "."]
     return "\n".join(lines)
 
 
+def tables(records: list[dict]) -> str:
+    """The curve's table (head HEAD), then one table per other head found, labelled, as history."""
+    text = [f"Default head ({HEAD}-encoder, what model.head=auto picks here): the learning curve", "", table(records)]
+    for head in sorted({r["head"] for r in records} - {HEAD}):
+        text += ["", f"History, not in the curve: the {head}-encoder cells (model.head={head})", "",
+                 table(records, head)]
+    return "\n".join(text)
+
+
 def plot(records: list[dict]) -> None:
+    """The curve of the default head only (HEAD): one panel per task."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    s = summary(records)
+    s = summary([r for r in records if r["head"] == HEAD])
     tasks = sorted({c[0] for c in s})
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(5 * max(len(tasks), 1), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         sizes = sorted({c[1] for c in s if c[0] == task})
         def line(method, field, **style):
-            points = [(s[(task, n, method)]["train_examples"], s[(task, n, method)][field]) for n in sizes
-                      if (task, n, method) in s and s[(task, n, method)][field][0] is not None]
+            points = [(s[(task, n, method, HEAD)]["train_examples"], s[(task, n, method, HEAD)][field]) for n in sizes
+                      if (task, n, method, HEAD) in s and s[(task, n, method, HEAD)][field][0] is not None]
             if points:
                 ax.errorbar([p[0] for p in points], [p[1][0] for p in points], yerr=[p[1][1] or 0 for p in points],
                             capsize=3, marker="o", **style)
@@ -216,8 +348,13 @@ def plot(records: list[dict]) -> None:
         metric = next(v["metric"] for c, v in s.items() if c[0] == task)
         ax.set(xscale="log", xlabel="training examples", ylabel=metric, title=f"{task} -> {', '.join(AUX[task])}"[:70])
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle("MiniLM-L6 pruned to 0.9: learning curve (mean ± sd over seeds)")
+    labelled = {}  # every series of any panel, once (a panel may lack some, e.g. transfer not measured yet)
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            labelled.setdefault(label, handle)
+    if labelled:
+        axes[0][0].legend(list(labelled.values()), list(labelled), fontsize=8)
+    fig.suptitle(f"MiniLM-L6 pruned to 0.9, default head ({HEAD}-encoder): learning curve (mean ± sd over seeds)")
     fig.tight_layout()
     fig.savefig(PLOT, dpi=110)
 
@@ -225,20 +362,29 @@ def plot(records: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(AUX))
-    parser.add_argument("--examples", nargs="+", type=int, default=[n for n in SIZES if n != FROM_TRANSFER_BENCH])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--examples", nargs="+", type=int, default=[n for n in SIZES if n != FROM_BI_BENCH])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], help=f"at 4,000 examples only seed 1 runs "
+                        f"(the issue's plan: {SEEDS_AT})")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--threads", type=int, help="torch threads per cell; all cores when empty")
-    parser.add_argument("--table", action="store_true", help="print the README table and draw the plot, run nothing")
+    parser.add_argument("--table", action="store_true", help="print the README tables and draw the plot, run nothing")
     args = parser.parse_args()
+    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    bars = dict(results.get("bars_at_1000", {}))
+
+    def save_bars():  # computed 1,000-example bars, kept in the results file (under its lock)
+        if bars != results.get("bars_at_1000", {}):
+            with open(RESULTS.with_suffix(".lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                on_disk = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+                RESULTS.parent.mkdir(parents=True, exist_ok=True)
+                write_json(RESULTS, {**on_disk, "bars_at_1000": {**on_disk.get("bars_at_1000", {}), **bars}})
+            results["bars_at_1000"] = dict(bars)
+
     if args.table:
-        results = json.loads(RESULTS.read_text())
-        bars = results.setdefault("bars_at_1000", {})
-        known = dict(bars)
-        records = results["records"] + transfer_bench_rows(bars)
-        if bars != known:
-            write_json(RESULTS, results)
-        print(table(records))
+        records = merged_rows(bars)
+        save_bars()
+        print(tables(records))
         plot(records)
         return
     command = shlex.join(["python", "bench/learning_curve.py", *sys.argv[1:]])
@@ -247,16 +393,28 @@ def main() -> None:
         for seed in args.seeds:
             for task in args.tasks:
                 for method in args.methods:
-                    if (task, examples, seed, method) in recorded():
-                        print(f"[skip] {task} n={examples} seed {seed} {method}: in {RESULTS.name}", flush=True)
+                    cell = f"{task} n={examples} seed {seed} {method}"
+                    if examples in SEEDS_AT and seed not in SEEDS_AT[examples]:
+                        print(f"[skip] {cell}: the issue asks seed(s) {SEEDS_AT[examples]} only at {examples:,}", flush=True)
+                        continue
+                    done = available(bars)
+                    save_bars()
+                    if (task, examples, seed, method) in done:
+                        print(f"[skip] {cell}: in {done[(task, examples, seed, method)]}", flush=True)
+                        continue
+                    if examples == FROM_BI_BENCH:
+                        print(f"[skip] {cell}: the 1,000-example cells are bench/bi_encoder.py's (0.9 prunes its 0.6 "
+                              f"cell's teacher); run `python bench/bi_encoder.py --tasks {task} --seeds {seed} "
+                              f"--methods {method} --threads 1`", flush=True)
                         continue
                     report, wall, cell_command = run_cell(task, examples, seed, method, args.threads)
                     r = record(task, examples, seed, method, report, wall if wall is not None else report["timing"]["total"],
                                cell_command)
                     r["threads"] = args.threads
                     write(r, command)
-                    print(f"[done] {task} n={examples} seed {seed} {method}: teacher {r['teacher']:.4f} pruned "
-                          f"{r['pruned']:.4f} ({r['wall_s']:.0f}s)", flush=True)
+                    note = "" if r["head"] == HEAD else f" (head {r['head']}, not {HEAD}: not in the curve)"
+                    print(f"[done] {cell} ({r['head']}): teacher {r['teacher']:.4f} pruned {r['pruned']:.4f} "
+                          f"({r['wall_s']:.0f}s){note}", flush=True)
 
 
 if __name__ == "__main__":

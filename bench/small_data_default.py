@@ -1,9 +1,10 @@
 """Issue 16's small-data cells with today's default settings, beside the learning curve.
 
-bench/learning_curve.py pins the cross-encoder head its cells were measured with. Since issue 19,
-`model.head=auto` picks the bi-encoder for all-MiniLM-L6-v2 on a pair task, so a new user with 100
-or 300 STS-B or MRPC pairs gets that instead. These cells measure it: MiniLM-L6, sparsity 0.9,
-default settings, no auxiliary task, the `--max-train-examples` given.
+Since issue 19, `model.head=auto` picks the bi-encoder for all-MiniLM-L6-v2 on a pair task, so a new
+user with 100 or 300 STS-B or MRPC pairs gets that. These cells measure it: MiniLM-L6, sparsity 0.9,
+default settings, no auxiliary task, the `--max-train-examples` given: bench/learning_curve.py's
+baseline command, so the learning curve reads these records as its baseline cells (source
+small_data_default.json) instead of running them again.
 
 Resumable: a cell whose run folder has a finished report is read, not run. Results:
 bench/results/small_data_default.json (one record per cell, with its command).
