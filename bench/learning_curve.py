@@ -333,18 +333,25 @@ def plot(records: list[dict]) -> None:
     fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(5 * max(len(tasks), 1), 4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         sizes = sorted({c[1] for c in s if c[0] == task})
-        def line(method, field, **style):
+        def line(method, field, **style) -> list[float]:
             points = [(s[(task, n, method, HEAD)]["train_examples"], s[(task, n, method, HEAD)][field]) for n in sizes
                       if (task, n, method, HEAD) in s and s[(task, n, method, HEAD)][field][0] is not None]
             if points:
                 ax.errorbar([p[0] for p in points], [p[1][0] for p in points], yerr=[p[1][1] or 0 for p in points],
                             capsize=3, marker="o", **style)
-        line("baseline", "teacher", label="dense teacher", color="0.5", linestyle="--")
-        line("transfer", "teacher", label="dense teacher + transfer", color="tab:green", linestyle="--")
-        line("baseline", "pruned", label="pruned 0.9", color="tab:blue")
-        line("transfer", "pruned", label="pruned 0.9 + transfer", color="tab:red")
-        line("baseline", "untrained", label="untrained (cosine)", color="k", linestyle=":")
-        line("baseline", "constant", label="constant predictor", color="0.7", linestyle=":")
+            return [p[1][0] for p in points]
+        shown = line("baseline", "teacher", label="dense teacher", color="0.5", linestyle="--")
+        shown += line("transfer", "teacher", label="dense teacher + transfer", color="tab:green", linestyle="--")
+        shown += line("baseline", "pruned", label="pruned 0.9", color="tab:blue")
+        shown += line("transfer", "pruned", label="pruned 0.9 + transfer", color="tab:red")
+        shown += line("baseline", "untrained", label="untrained (cosine)", color="k", linestyle=":")
+        constant = line("baseline", "constant", label="constant predictor", color="0.7", linestyle=":")
+        low, high = min(shown), max(shown)
+        margin = 0.1 * (high - low) or 0.01
+        if constant and min(constant) < low - 3 * margin:  # a far-away bar (Pearson 0) would flatten the curves
+            ax.set_ylim(low - margin, high + margin)
+            ax.text(0.02, 0.02, f"constant predictor: {min(constant):.2f} (below)", transform=ax.transAxes,
+                    fontsize=8, color="0.4")
         metric = next(v["metric"] for c, v in s.items() if c[0] == task)
         ax.set(xscale="log", xlabel="training examples", ylabel=metric, title=f"{task} -> {', '.join(AUX[task])}"[:70])
         ax.grid(alpha=0.3)
