@@ -25,16 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
+from prune_cell import run_prune  # noqa: E402
 from results_file import add_record, machine  # noqa: E402
 from transfer_limited_data import AUX, aux_sets  # noqa: E402
 
@@ -60,8 +58,6 @@ def cell_name(task: str, sparsity: float, method: str, seed: int) -> str:
 def run_cell(task: str, sparsity: float, method: str, seed: int, threads: int | None) -> tuple[dict, float | None, str]:
     """The cell's report, its wall time (None when it finished in an earlier invocation), its command."""
     out = WORK / cell_name(task, sparsity, method, seed)
-    report_path = out / "report.json"
-    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     command = ["auxprune", "prune", "--task", task, "--sparsity", str(sparsity), "--max-train-examples", str(EXAMPLES),
                "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite", *HEAD]
     if method == "transfer":
@@ -70,22 +66,8 @@ def run_cell(task: str, sparsity: float, method: str, seed: int, threads: int | 
     shared = WORK / cell_name(task, SPARSITIES[0], method, seed) / "teacher"
     if sparsity != SPARSITIES[0] and (shared / "model.safetensors").is_file():
         command += ["--set", f"teacher.path={shared.relative_to(ROOT)}"]  # the same dense model, pruned further
-    if report.get("status") == "ok":
-        print(f"[skip] {out.name}: finished earlier", flush=True)
-        return report, None, shlex.join(command)
-    if (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
-        argv = ["prune", "--resume", str(out)]
-    else:
-        argv = command[1:] + (["--set", f"train.threads={threads}"] if threads else [])
-    print(f"[run] {out.name}: auxprune {shlex.join(argv)}", flush=True)
-    env = {**os.environ, "AUXPRUNE_DATA_DIR": os.environ.get("AUXPRUNE_DATA_DIR", str(ROOT.parent / "shared" / "data"))}
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    started = time.time()
-    subprocess.run([sys.executable, "-m", "auxprune.cli", *argv], check=True, env=env, cwd=ROOT)
-    wall = time.time() - started
-    report = json.loads(report_path.read_text())
-    return report, round(report["timing"]["total"] if "--resume" in argv else wall, 1), shlex.join(command)
+    report, wall, _ = run_prune(out, command, threads, out.name)
+    return report, wall, shlex.join(command)
 
 
 def record(task: str, sparsity: float, method: str, seed: int, report: dict, wall: float, command: str) -> dict:

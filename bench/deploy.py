@@ -91,15 +91,29 @@ def dense_name(teacher: Path) -> str:
 
 # ------------------------------------------------------------------------------------------ cells
 
+def latency_per_shape(runner, shapes, vocab_size: int, warmup: int, iterations: int, min_time: float) -> dict:
+    """`summarize` per shape ("BATCHxSEQ_LEN") of one model timed alone on random tokens; `runner(inputs)` is the
+    call to time (bench/size_matched.py's latency step times its models with it too)."""
+    from auxprune.model.inputs import random_inputs
+    from auxprune.speed import summarize, time_alternating
+
+    latency = {}
+    for shape in shapes:
+        batch, seq_len = (int(x) for x in shape.split("x"))
+        inputs = random_inputs(batch, seq_len, vocab_size)
+        seconds, _ = time_alternating(runner(inputs), lambda: None, warmup, iterations, min_time)  # one model alone
+        latency[shape] = summarize(seconds, batch)
+    return latency
+
+
 def measure(model_dir: Path, runtime: str, out_dir: Path, shapes: list[str], threads: int, warmup: int,
             iterations: int, min_time: float, data_dir: str | None) -> dict:
     """Dev metric, latency per shape and file size of one model folder under one runtime."""
     from auxprune.evaluate import evaluate_saved, load
     from auxprune.export import export_onnx, ort_session
     from auxprune.model.configuration import AuxpruneConfig
-    from auxprune.model.inputs import random_inputs
     from auxprune.quantize import export_int8
-    from auxprune.speed import summarize, time_alternating, torch_runner
+    from auxprune.speed import torch_runner
 
     torch.set_num_threads(threads)
     extra: dict = {}
@@ -125,12 +139,7 @@ def measure(model_dir: Path, runtime: str, out_dir: Path, shapes: list[str], thr
         session = ort_session(target, threads=threads, spinning=False)
         runner = lambda inputs: _ort_runner(session, inputs)  # noqa: E731
     vocab_size = AuxpruneConfig.from_pretrained(model_dir).vocab_size
-    latency = {}
-    for shape in shapes:
-        batch, seq_len = (int(x) for x in shape.split("x"))
-        inputs = random_inputs(batch, seq_len, vocab_size)
-        seconds, _ = time_alternating(runner(inputs), lambda: None, warmup, iterations, min_time)  # one model alone
-        latency[shape] = summarize(seconds, batch)
+    latency = latency_per_shape(runner, shapes, vocab_size, warmup, iterations, min_time)
     return {"runtime": runtime, "precision": "int8" if runtime.endswith("int8") else "fp32",
             "task": evaluation["task"], "dev_examples": evaluation["dev_examples"], "metrics": evaluation["metrics"],
             "eval_seconds": round(eval_seconds, 1), "latency": latency,

@@ -43,17 +43,15 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
-import os
 import shlex
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 
 from auxprune.output import write_json
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
+from prune_cell import run_prune  # noqa: E402
 from results_file import add_record, machine  # noqa: E402
 from transfer_limited_data import AUX, aux_sets  # noqa: E402
 
@@ -90,32 +88,12 @@ def run_cell(task: str, examples: int, seed: int, method: str, threads: int | No
     """The cell's report, its wall time (None when it finished in an earlier invocation), its command."""
     name = cell_name(task, examples, method, seed)
     out = WORK / name
-    report_path = out / "report.json"
-    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     command = ["auxprune", "prune", "--task", task, "--sparsity", str(SPARSITY), "--max-train-examples", str(examples),
                "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite"]  # default head: no pin
     if method == "transfer":
         command += aux_sets(task)
-    if report.get("status") == "ok":
-        print(f"[skip] {name}: finished earlier", flush=True)
-        return report, None, shlex.join(command)
-    if (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
-        argv = ["prune", "--resume", str(out)]  # interrupted earlier: continue with its saved config
-    else:
-        argv = command[1:]
-    if threads:
-        argv = [*argv, "--set", f"train.threads={threads}"] if "--resume" not in argv else argv
-    print(f"[run] {name}: auxprune {shlex.join(argv)}", flush=True)
-    env = {**os.environ, "AUXPRUNE_DATA_DIR": os.environ.get("AUXPRUNE_DATA_DIR", str(ROOT.parent / "shared" / "data"))}
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    started = time.time()
-    subprocess.run([sys.executable, "-m", "auxprune.cli", *argv], check=True, env=env, cwd=ROOT)
-    wall = time.time() - started
-    report = json.loads(report_path.read_text())
-    if "--resume" in argv:
-        wall = report["timing"]["total"]
-    return report, round(wall, 1), shlex.join(command)
+    report, wall, _ = run_prune(out, command, threads, name)
+    return report, wall, shlex.join(command)
 
 
 def head_of(value) -> str:

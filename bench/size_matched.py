@@ -51,15 +51,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
+from prune_cell import run_prune  # noqa: E402
 from results_file import add_record, machine  # noqa: E402
 from transfer_limited_data import AUX, AUX_EXAMPLES, aux_sets  # noqa: E402
 
@@ -132,25 +130,9 @@ def cell_command(task: str, model: str, method: str, seed: int) -> list[str]:
 def run_cell(task: str, model: str, method: str, seed: int, threads: int | None) -> tuple[dict, float, str]:
     """The cell's report, its wall time (the run's own when it finished earlier or resumed), its command."""
     out = WORK / cell_name(task, model, method, seed)
-    report_path = out / "report.json"
-    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     command = cell_command(task, model, method, seed)
-    if report.get("status") == "ok":
-        print(f"[skip] {out.name}: finished earlier", flush=True)
-        return report, report["timing"]["total"], shlex.join(command)
-    if (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
-        argv = ["prune", "--resume", display(out)]
-    else:
-        argv = command[1:] + (["--set", f"train.threads={threads}"] if threads else [])
-    print(f"[run] {out.name}: auxprune {shlex.join(argv)}", flush=True)
-    env = {**os.environ, "AUXPRUNE_DATA_DIR": os.environ.get("AUXPRUNE_DATA_DIR", str(ROOT.parent / "shared" / "data"))}
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    started = time.time()
-    subprocess.run([sys.executable, "-m", "auxprune.cli", *argv], check=True, env=env, cwd=ROOT)
-    wall = time.time() - started
-    report = json.loads(report_path.read_text())
-    return report, round(report["timing"]["total"] if "--resume" in argv else wall, 1), shlex.join(command)
+    report, wall, ran = run_prune(out, command, threads, out.name, resume_as=display(out))
+    return report, wall if ran else report["timing"]["total"], shlex.join(command)
 
 
 def record(task: str, model: str, method: str, seed: int, report: dict, wall: float, command: str) -> dict:
@@ -253,8 +235,8 @@ def measure_latency(model_dir: Path, runtime: str, onnx_dir: Path, threads: int,
 
     from auxprune.evaluate import load
     from auxprune.model.configuration import AuxpruneConfig
-    from auxprune.model.inputs import random_inputs
-    from auxprune.speed import summarize, time_alternating, torch_runner
+    from auxprune.speed import torch_runner
+    from deploy import latency_per_shape  # bench/deploy.py: the same timing loop
 
     torch.set_num_threads(threads)
     extra: dict = {}
@@ -271,12 +253,7 @@ def measure_latency(model_dir: Path, runtime: str, onnx_dir: Path, threads: int,
         session = ort_session(target, threads=threads, spinning=False)
         runner = lambda inputs: _ort_runner(session, inputs)  # noqa: E731
     vocab_size = AuxpruneConfig.from_pretrained(model_dir).vocab_size
-    latency = {}
-    for shape in SHAPES:
-        batch, seq_len = (int(x) for x in shape.split("x"))
-        seconds, _ = time_alternating(runner(random_inputs(batch, seq_len, vocab_size)), lambda: None,
-                                      warmup, iterations, min_time)  # one model alone
-        latency[shape] = summarize(seconds, batch)
+    latency = latency_per_shape(runner, SHAPES, vocab_size, warmup, iterations, min_time)
     return {"latency": latency, "latency_ms_p50": {s: v["latency_ms_p50"] for s, v in latency.items()}, **extra}
 
 

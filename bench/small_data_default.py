@@ -15,14 +15,13 @@ bench/results/small_data_default.json (one record per cell, with its command).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from prune_cell import run_prune  # noqa: E402
 from results_file import add_record, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,14 +34,9 @@ def run_cell(task: str, examples: int, seed: int, threads: int | None) -> tuple[
     out = WORK / f"{task.split('/')[-1]}_n{examples}_seed{seed}"
     command = ["auxprune", "prune", "--task", task, "--sparsity", str(SPARSITY), "--max-train-examples", str(examples),
                "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite"]
-    report_path = out / "report.json"
-    done = report_path.is_file() and json.loads(report_path.read_text()).get("status") == "ok"
-    if not done:
-        resume = (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir())
-        argv = ["prune", "--resume", str(out)] if resume else command[1:] + (["--set", f"train.threads={threads}"] if threads else [])
-        print(f"[run] auxprune {shlex.join(argv)}", flush=True)
-        subprocess.run([sys.executable, "-m", "auxprune.cli", *argv], check=True, cwd=ROOT, env=os.environ)
-    return json.loads(report_path.read_text()), shlex.join(command)
+    # no cell name printed, no [skip] line; the environment as it is (no data folder default, no OMP_NUM_THREADS)
+    report, _, _ = run_prune(out, command, threads, env=os.environ)
+    return report, shlex.join(command)
 
 
 def main() -> None:

@@ -34,14 +34,15 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from auxprune.output import write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
+from prune_cell import run_prune  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # These runs measured the cross-encoder head; pinned since model.head=auto picks the bi-encoder for
@@ -110,43 +111,24 @@ def run_cell(target: str, sparsity: float, method: str, seed: int, examples: int
     """The cell's report and its wall time, None when it finished in an earlier invocation."""
     name = f"{target.split('/')[-1]}_{method}_s{sparsity}_seed{seed}"
     out = WORK / name
-    report_path = out / "report.json"
-    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
-    if report.get("status") == "ok":
-        print(f"[skip] {name}: finished earlier", flush=True)
-        return report, None
     overrides, kind, teacher_only = METHODS[method]
     teacher = teacher_dir(target, kind, seed)
     reuse = (teacher / "model.safetensors").is_file()
     if reuse:
         overrides = [o for o in overrides if o not in teacher_only]
-    if (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
-        # Interrupted in an earlier invocation: continue from its newest checkpoint with its saved config.
-        command = [sys.executable, "-m", "auxprune.cli", "prune", "--resume", str(out)]
-    else:
-        command = [sys.executable, "-m", "auxprune.cli", "prune", "--task", target, "--sparsity", str(sparsity),
-                   "--max-train-examples", str(examples), "--seed", str(seed), "--output", str(out), "--overwrite",
-                   *CROSS]
-        if any(o.startswith("transfer.") for o in overrides):
-            command += aux_sets(target)
-        for setting in overrides:
-            command += ["--set", setting]
-        if reuse:
-            command += ["--set", f"teacher.path={teacher}"]
-    print(f"[run] {name}: {shlex.join(command[1:])}", flush=True)
-    # The shared data folder sits beside the repository unless AUXPRUNE_DATA_DIR says otherwise.
-    env = {**os.environ, "AUXPRUNE_DATA_DIR": os.environ.get("AUXPRUNE_DATA_DIR", str(ROOT.parent / "shared" / "data"))}
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    started = time.time()
-    subprocess.run(command, check=True, env=env)
-    wall = time.time() - started
-    report = json.loads(report_path.read_text())
-    if "--resume" in command:  # this invocation saw only the rest; the run's own timing spans every part
-        wall = report["timing"]["total"]
-    if (out / "teacher").is_dir() and not teacher.exists():  # this cell trained the teacher: share it
+    command = ["auxprune", "prune", "--task", target, "--sparsity", str(sparsity), "--max-train-examples", str(examples),
+               "--seed", str(seed), "--output", str(out), "--overwrite", *CROSS]
+    if any(o.startswith("transfer.") for o in overrides):
+        command += aux_sets(target)
+    for setting in overrides:
+        command += ["--set", setting]
+    if reuse:
+        command += ["--set", f"teacher.path={teacher}"]
+    # absolute paths, threads through OMP_NUM_THREADS only (no train.threads), the caller's working folder
+    report, wall, ran = run_prune(out, command, threads, name, train_threads=False, cwd=None)
+    if ran and (out / "teacher").is_dir() and not teacher.exists():  # this cell trained the teacher: share it
         os.replace(out / "teacher", teacher)
-    return report, round(wall, 1)
+    return report, wall
 
 
 def record(target: str, method: str, seed: int, report: dict, wall: float) -> dict:

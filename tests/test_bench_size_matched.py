@@ -55,7 +55,9 @@ def script(tmp_path, monkeypatch):
             (out / folder / "config.json").write_text("{}")
         (out / "report.json").write_text(json.dumps(fake_report(argv)))
 
-    monkeypatch.setattr(script, "subprocess", SimpleNamespace(run=fake_run))  # this script's calls only
+    import prune_cell  # where the script's cells run: bench/prune_cell.py
+
+    monkeypatch.setattr(prune_cell, "subprocess", SimpleNamespace(run=fake_run))  # the cells' calls only
     script.ran = ran
     return script
 
@@ -163,3 +165,14 @@ def test_table_reads_minilm_rows_from_bi_encoder_and_says_whether_the_target_is_
     script.main()
     out = capsys.readouterr().out
     assert "- glue/mrpc: target not met" in out and "- target (all three pairs): not met" in out
+
+
+def test_measure_latency_times_each_shape_with_the_deploy_loop(script, monkeypatch, tmp_path, tokenizer):
+    from conftest import save_pruned
+
+    save_pruned(tmp_path / "run", tokenizer)
+    monkeypatch.setattr(script, "SHAPES", ("1x8", "2x16"))
+    result = script.measure_latency(tmp_path / "run" / "model", "torch", tmp_path / "onnx", 1, 0, 2, 0.0)
+    assert set(result["latency"]) == {"1x8", "2x16"} and result["latency"]["2x16"]["iterations"] >= 2
+    assert result["latency_ms_p50"] == {s: v["latency_ms_p50"] for s, v in result["latency"].items()}
+    assert all(p50 > 0 for p50 in result["latency_ms_p50"].values())

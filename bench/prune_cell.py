@@ -1,0 +1,59 @@
+"""One `auxprune prune` run as a benchmark cell, shared by the resumable bench scripts.
+
+`run_prune(out, command, threads, label)`:
+- read: `out/report.json` with status "ok" is a cell finished in an earlier invocation: returned as it is,
+  nothing run (wall None, ran False);
+- resume: `out/checkpoints/` with entries is an interrupted run: `auxprune prune --resume OUT` continues
+  it with its saved config;
+- run: else `command` (`["auxprune", "prune", ...]`, as the results file records it) runs fresh, with
+  `--set train.threads=N` when `threads` is given;
+as `python -m auxprune.cli ...` (check=True), in an environment where AUXPRUNE_DATA_DIR defaults to
+the shared data folder beside the repository and OMP_NUM_THREADS is `threads` when given. Returns
+the run's report, its wall seconds (rounded to 0.1; a resumed run's own `timing.total`, since this
+invocation saw only the rest; None when it finished earlier) and whether it ran now.
+
+The keywords keep the scripts' own differences, each at its call site: how `--resume` names the folder
+(`resume_as`, default str(out)), no `train.threads` flag (`train_threads=False`), the environment as
+given (`env`), the working folder (`cwd`, default the repository). `label` names the cell in the
+`[skip]` and `[run]` lines; without it, no `[skip]` line and `[run] auxprune ...`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_prune(out: Path, command: list[str], threads: int | None, label: str | None = None, *,
+              resume_as: str | None = None, train_threads: bool = True, env: Mapping[str, str] | None = None,
+              cwd: Path | None = ROOT) -> tuple[dict, float | None, bool]:
+    """The cell's report, its wall seconds (None when it finished earlier) and whether it ran now (module docstring)."""
+    report_path = out / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    if report.get("status") == "ok":
+        if label is not None:
+            print(f"[skip] {label}: finished earlier", flush=True)
+        return report, None, False
+    resume = (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir())
+    if resume:  # interrupted earlier: continue from its newest checkpoint with its saved config
+        argv = ["prune", "--resume", resume_as if resume_as is not None else str(out)]
+    else:
+        argv = command[1:] + (["--set", f"train.threads={threads}"] if threads and train_threads else [])
+    print(f"[run] {label + ': ' if label is not None else ''}auxprune {shlex.join(argv)}", flush=True)
+    if env is None:  # the shared data folder sits beside the repository unless AUXPRUNE_DATA_DIR says otherwise
+        env = {**os.environ, "AUXPRUNE_DATA_DIR": os.environ.get("AUXPRUNE_DATA_DIR", str(ROOT.parent / "shared" / "data"))}
+        if threads:
+            env["OMP_NUM_THREADS"] = str(threads)
+    started = time.time()
+    subprocess.run([sys.executable, "-m", "auxprune.cli", *argv], check=True, env=env, cwd=cwd)
+    wall = time.time() - started
+    report = json.loads(report_path.read_text())
+    return report, round(report["timing"]["total"] if resume else wall, 1), True
