@@ -29,16 +29,23 @@ def is_sentence_embedding_model(path: Path) -> bool:
 
 
 @torch.no_grad()
-def sentence_embeddings(encoder, tokenizer, texts: Sequence[str], max_len: int, batch_size: int = 128) -> torch.Tensor:
+def sentence_embeddings(encoder, tokenizer, texts: Sequence[str], max_len: int, batch_size: int = 128,
+                        desc: str = "embed") -> torch.Tensor:
     """Pooled embeddings of single sentences (the encoder's own pooling), in the order given.
 
-    Sorted by length for batching, so that little of each batch is padding.
+    Sorted by length for batching, so that little of each batch is padding. A bar named `desc`
+    shows progress (a base-size model takes minutes over a dev set on a CPU).
     """
+    from tqdm.auto import tqdm
+
+    from auxprune import distributed
+
     encoder.eval()
     device = next(encoder.parameters()).device
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = torch.empty(len(texts), encoder.pooled_size)
-    for start in range(0, len(order), batch_size):
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc=desc, unit="batch", leave=False, dynamic_ncols=True, disable=not distributed.is_main()):
         chunk = order[start:start + batch_size]
         enc = tokenizer([texts[i] for i in chunk], truncation=True, max_length=max_len, padding=True, return_tensors="pt",
                         return_token_type_ids=True)
@@ -47,11 +54,11 @@ def sentence_embeddings(encoder, tokenizer, texts: Sequence[str], max_len: int, 
     return out
 
 
-def pair_cosines(encoder, tokenizer, examples: Sequence[Example], max_len: int) -> np.ndarray:
+def pair_cosines(encoder, tokenizer, examples: Sequence[Example], max_len: int, desc: str = "untrained model") -> np.ndarray:
     """Cosine similarity of each pair's two sides, each encoded on its own."""
     texts = sorted({t for e in examples for t in (e.text_a, e.text_b)})
     index = {t: i for i, t in enumerate(texts)}
-    emb = sentence_embeddings(encoder, tokenizer, texts, max_len)
+    emb = sentence_embeddings(encoder, tokenizer, texts, max_len, desc=desc)
     a = emb[[index[e.text_a] for e in examples]]
     b = emb[[index[e.text_b] for e in examples]]
     return F.cosine_similarity(a, b, dim=-1).numpy()
@@ -95,12 +102,13 @@ def untrained_cosine_score(encoder, tokenizer, spec: TaskSpec, train: Sequence[E
         return None
     if spec.kind == "classification" and spec.num_labels != 2:
         return None
-    dev_cos = pair_cosines(encoder, tokenizer, dev, max_len)
+    dev_cos = pair_cosines(encoder, tokenizer, dev, max_len, desc="untrained model, dev")
     labels = [e.label for e in dev]
     if spec.kind == "regression":
         return {"method": METHOD, "metrics": compute_metrics(spec, dev_cos.tolist(), labels)}
     fit = list(train[:THRESHOLD_FIT_EXAMPLES])
-    threshold, above = fit_threshold(pair_cosines(encoder, tokenizer, fit, max_len), np.array([e.label for e in fit]))
+    threshold, above = fit_threshold(pair_cosines(encoder, tokenizer, fit, max_len, desc="untrained model, threshold"),
+                                     np.array([e.label for e in fit]))
     predictions = ((dev_cos >= threshold) == above).astype(int)
     return {"method": METHOD + f", class 1 {'at or above' if above else 'below'} {threshold:.4f} (fit on "
                       f"{len(fit)} training pairs)",

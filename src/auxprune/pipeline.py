@@ -413,8 +413,8 @@ def init_cosine_threshold(model, tokenizer, data: TaskData, untrained: dict | No
         threshold, above = float(untrained["threshold"]), bool(untrained["class1_above"])
     else:
         fit = list(data.train[:THRESHOLD_FIT_EXAMPLES])
-        threshold, above = fit_threshold(pair_cosines(model.encoder, tokenizer, fit, max_len),
-                                         np.array([e.label for e in fit]))
+        cosines = pair_cosines(model.encoder, tokenizer, fit, max_len, desc="cosine threshold")
+        threshold, above = fit_threshold(cosines, np.array([e.label for e in fit]))
     with torch.no_grad():
         model.classifier.threshold.fill_(threshold)
         model.classifier.scale.mul_(1 if above else -1)
