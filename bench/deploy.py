@@ -91,12 +91,24 @@ def dense_name(teacher: Path) -> str:
 
 # ------------------------------------------------------------------------------------------ cells
 
-def latency_per_shape(runner, shapes, vocab_size: int, warmup: int, iterations: int, min_time: float) -> dict:
-    """`summarize` per shape ("BATCHxSEQ_LEN") of one model timed alone on random tokens; `runner(inputs)` is the
-    call to time (bench/size_matched.py's latency step times its models with it too)."""
+def latency_per_shape(model_dir: Path, onnx_file: Path | None, shapes, threads: int, warmup: int, iterations: int,
+                      min_time: float) -> dict:
+    """`summarize` per shape ("BATCHxSEQ_LEN") of one model timed alone on random tokens: the PyTorch model
+    of `model_dir`, or the ONNX file `onnx_file` with onnxruntime (bench/size_matched.py's latency step
+    times its models with it too)."""
+    from auxprune.evaluate import load
+    from auxprune.export import ort_session
+    from auxprune.model.configuration import AuxpruneConfig
     from auxprune.model.inputs import random_inputs
-    from auxprune.speed import summarize, time_alternating
+    from auxprune.speed import _ort_runner, summarize, time_alternating, torch_runner
 
+    if onnx_file is None:
+        model = load(model_dir)[0]
+        runner = lambda inputs: torch_runner(model, inputs)  # noqa: E731
+    else:
+        session = ort_session(onnx_file, threads=threads, spinning=False)
+        runner = lambda inputs: _ort_runner(session, inputs)  # noqa: E731
+    vocab_size = AuxpruneConfig.from_pretrained(model_dir).vocab_size
     latency = {}
     for shape in shapes:
         batch, seq_len = (int(x) for x in shape.split("x"))
@@ -109,11 +121,9 @@ def latency_per_shape(runner, shapes, vocab_size: int, warmup: int, iterations: 
 def measure(model_dir: Path, runtime: str, out_dir: Path, shapes: list[str], threads: int, warmup: int,
             iterations: int, min_time: float, data_dir: str | None) -> dict:
     """Dev metric, latency per shape and file size of one model folder under one runtime."""
-    from auxprune.evaluate import evaluate_saved, load
-    from auxprune.export import export_onnx, ort_session
-    from auxprune.model.configuration import AuxpruneConfig
+    from auxprune.evaluate import evaluate_saved
+    from auxprune.export import export_onnx
     from auxprune.quantize import export_int8
-    from auxprune.speed import torch_runner
 
     torch.set_num_threads(threads)
     extra: dict = {}
@@ -130,16 +140,8 @@ def measure(model_dir: Path, runtime: str, out_dir: Path, shapes: list[str], thr
     started = time.perf_counter()
     evaluation = evaluate_saved(target, data_dir=data_dir)
     eval_seconds = time.perf_counter() - started
-    if runtime == "torch":
-        model = load(model_dir)[0]
-        runner = lambda inputs: torch_runner(model, inputs)  # noqa: E731
-    else:
-        from auxprune.speed import _ort_runner
-
-        session = ort_session(target, threads=threads, spinning=False)
-        runner = lambda inputs: _ort_runner(session, inputs)  # noqa: E731
-    vocab_size = AuxpruneConfig.from_pretrained(model_dir).vocab_size
-    latency = latency_per_shape(runner, shapes, vocab_size, warmup, iterations, min_time)
+    latency = latency_per_shape(model_dir, None if runtime == "torch" else target, shapes, threads, warmup, iterations,
+                                min_time)
     return {"runtime": runtime, "precision": "int8" if runtime.endswith("int8") else "fp32",
             "task": evaluation["task"], "dev_examples": evaluation["dev_examples"], "metrics": evaluation["metrics"],
             "eval_seconds": round(eval_seconds, 1), "latency": latency,

@@ -233,27 +233,18 @@ def measure_latency(model_dir: Path, runtime: str, onnx_dir: Path, threads: int,
     """p50 (and the rest of `summarize`) per shape of one model folder under one runtime, alone in this process."""
     import torch
 
-    from auxprune.evaluate import load
-    from auxprune.model.configuration import AuxpruneConfig
-    from auxprune.speed import torch_runner
-    from deploy import latency_per_shape  # bench/deploy.py: the same timing loop
+    from deploy import latency_per_shape  # bench/deploy.py: the same runners and timing loop
 
     torch.set_num_threads(threads)
     extra: dict = {}
-    if runtime == "torch":
-        model = load(model_dir)[0]
-        runner = lambda inputs: torch_runner(model, inputs)  # noqa: E731
-    else:
-        from auxprune.export import export_onnx, ort_session
-        from auxprune.speed import _ort_runner
+    target = None
+    if runtime != "torch":
+        from auxprune.export import export_onnx
 
         onnx_dir.mkdir(parents=True, exist_ok=True)
         target = onnx_dir / "fp32.onnx"
         extra["check"] = {"max_abs_diff": export_onnx(model_dir, target)["max_abs_diff"]}
-        session = ort_session(target, threads=threads, spinning=False)
-        runner = lambda inputs: _ort_runner(session, inputs)  # noqa: E731
-    vocab_size = AuxpruneConfig.from_pretrained(model_dir).vocab_size
-    latency = latency_per_shape(runner, SHAPES, vocab_size, warmup, iterations, min_time)
+    latency = latency_per_shape(model_dir, target, SHAPES, threads, warmup, iterations, min_time)
     return {"latency": latency, "latency_ms_p50": {s: v["latency_ms_p50"] for s, v in latency.items()}, **extra}
 
 

@@ -188,14 +188,19 @@ class OnnxForSequenceClassification(nn.Module):
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None,
                 **_: object) -> SequenceClassifierOutput:
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
-        feeds = {name: t.detach().cpu().numpy().astype(np.int64)
-                 for name, t in zip(MODEL_INPUTS, (input_ids, attention_mask, token_type_ids))}
-        logits = torch.from_numpy(self.session.run([OUTPUT_NAME], feeds)[0]).to(input_ids.device)
-        return SequenceClassifierOutput(logits=logits)
+        return SequenceClassifierOutput(logits=run_graph(self.session, OUTPUT_NAME, input_ids, attention_mask, token_type_ids))
+
+
+def run_graph(session, output: str, input_ids: Tensor, attention_mask: Tensor | None = None,
+              token_type_ids: Tensor | None = None) -> Tensor:
+    """The graph's `output` for tokenizer tensors (no mask: every token; no segments: segment 0), on the inputs' device."""
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    if token_type_ids is None:
+        token_type_ids = torch.zeros_like(input_ids)
+    feeds = {name: t.detach().cpu().numpy().astype(np.int64)
+             for name, t in zip(MODEL_INPUTS, (input_ids, attention_mask, token_type_ids))}
+    return torch.from_numpy(session.run([output], feeds)[0]).to(input_ids.device)
 
 
 class OnnxEncoder(nn.Module):
@@ -207,13 +212,9 @@ class OnnxEncoder(nn.Module):
         self.session, self.pooled_size = session, pooled_size
         self.device_anchor = nn.Parameter(torch.zeros(0), requires_grad=False)
 
-    def encode(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None,
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None,
                *_: object) -> tuple[Tensor, None]:
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
-        feeds = {name: t.detach().cpu().numpy().astype(np.int64)
-                 for name, t in zip(MODEL_INPUTS, (input_ids, attention_mask, token_type_ids))}
-        return torch.from_numpy(self.session.run([EMBEDDING_OUTPUT], feeds)[0]).to(input_ids.device), None
+        return run_graph(self.session, EMBEDDING_OUTPUT, input_ids, attention_mask, token_type_ids), None
 
 
 class OnnxBiEncoder(OnnxForSequenceClassification):
@@ -249,8 +250,6 @@ class OnnxBiEncoder(OnnxForSequenceClassification):
         from auxprune.model.encoder import PairClassifierOutput
 
         self.require_task_head()
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
         embeddings, _ = self.encoder.encode(input_ids, attention_mask, token_type_ids)
         return PairClassifierOutput(logits=self.classifier(embeddings), embeddings=embeddings)
 

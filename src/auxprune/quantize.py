@@ -136,16 +136,19 @@ def compare(reference, candidate, batches: list[dict]) -> dict:
     For bi-encoders also the largest |difference| of the unit-length embeddings; it is the whole
     comparison when the candidate gives embeddings only (an ONNX file of the `concat` classifier).
     """
-    result = {}
-    if getattr(reference, "is_bi_encoder", False):
-        result["max_abs_embedding_diff"] = max(
-            float((unit_embeddings(reference, b) - unit_embeddings(candidate, b)).abs().max()) for b in batches)
-        if getattr(candidate, "classifier", True) is None:
-            return {"examples": sum(len(b["input_ids"]) for b in batches) // 2, **result}
-    ref = np.concatenate([reference(**b).logits.float().cpu().numpy() for b in batches])
-    got = np.concatenate([candidate(**b).logits.float().cpu().numpy() for b in batches])
+    bi = getattr(reference, "is_bi_encoder", False)
+    if bi and getattr(candidate, "classifier", True) is None:
+        worst = max(float((unit_embeddings(reference, b) - unit_embeddings(candidate, b)).abs().max()) for b in batches)
+        return {"examples": sum(len(b["input_ids"]) for b in batches) // 2, "max_abs_embedding_diff": worst}
+    ref_out, got_out = [reference(**b) for b in batches], [candidate(**b) for b in batches]
+    ref = np.concatenate([o.logits.float().cpu().numpy() for o in ref_out])
+    got = np.concatenate([o.logits.float().cpu().numpy() for o in got_out])
     diff = np.abs(ref - got)
-    result = {"examples": int(ref.shape[0]), "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()), **result}
+    result = {"examples": int(ref.shape[0]), "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
+    if bi:  # the outputs carry the embeddings: no second pass through either encoder
+        def unit(output) -> torch.Tensor:
+            return torch.nn.functional.normalize(output.embeddings.float().cpu(), dim=-1)
+        result["max_abs_embedding_diff"] = max(float((unit(r) - unit(g)).abs().max()) for r, g in zip(ref_out, got_out))
     if ref.shape[1] == 1:
         result["pearson"] = float(np.corrcoef(ref[:, 0], got[:, 0])[0, 1]) if ref.shape[0] > 1 else 1.0
     else:
