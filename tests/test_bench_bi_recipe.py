@@ -1,0 +1,80 @@
+"""The recipe benchmark's bookkeeping (bench/bi_recipe.py): each variant's `--set` flags and the shared
+teacher in its command, the `default` cell read from bi_encoder.json instead of run, skipped cells, and
+the table's paired difference. No training: the cell's subprocess is replaced by a fake that writes a report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def script(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import bi_encoder
+    import bi_recipe as script
+    import prune_cell
+
+    monkeypatch.setattr(script, "ROOT", tmp_path)
+    monkeypatch.setattr(script, "RESULTS", tmp_path / "results" / "bi_recipe.json")
+    monkeypatch.setattr(script, "WORK", tmp_path / "work" / "bi_recipe")
+    monkeypatch.setattr(bi_encoder, "WORK", tmp_path / "work" / "bi_encoder")
+    monkeypatch.setattr(bi_encoder, "RESULTS", tmp_path / "results" / "bi_encoder.json")
+    teacher = tmp_path / "work" / "bi_encoder" / "stsb_bi_s0.6_baseline_seed1" / "teacher"
+    teacher.mkdir(parents=True)
+    (teacher / "model.safetensors").write_bytes(b"")
+    bi_encoder.RESULTS.parent.mkdir(parents=True)
+    bi_encoder.RESULTS.write_text(json.dumps({"records": [
+        {"task": "glue/stsb", "sparsity": 0.9, "method": "baseline", "seed": 1, "teacher": 0.89, "pruned": 0.805}]}))
+    ran = []
+
+    def fake_run(argv, check, env, cwd):
+        ran.append(argv[3:])
+        out = tmp_path / argv[argv.index("--output") + 1]
+        out.mkdir(parents=True)
+        pruned = 0.83 if "prune.epochs=12" in argv else 0.80
+        (out / "report.json").write_text(json.dumps({
+            "status": "ok", "sparsity": 0.9, "timing": {"total": 9.0}, "warnings": [], "head": {"head": "bi"},
+            "config": {"teacher": {"path": "t"}}, "schedule": {"phases": {"prune": {"steps": 384}, "finetune": {"steps": 96}}},
+            "metrics": {"primary": "pearson", "teacher": {"pearson": 0.89}, "pruned": {"pearson": pruned},
+                        "untrained": {"pearson": 0.87}}}))
+
+    monkeypatch.setattr(prune_cell, "subprocess", SimpleNamespace(run=fake_run))
+    monkeypatch.setattr(prune_cell, "ROOT", tmp_path)
+    script.ran = ran
+    return script
+
+
+def test_variants_prune_the_shared_teacher_default_is_read_and_the_table_pairs_seeds(script, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--variants", "default", "prune_x2", "--seeds", "1"])
+    script.main()
+    assert len(script.ran) == 1  # `default` came from bi_encoder.json
+    argv = script.ran[0]
+    assert argv[argv.index("--sparsity") + 1] == "0.9"
+    assert "teacher.path=work/bi_encoder/stsb_bi_s0.6_baseline_seed1/teacher" in argv
+    assert "prune.epochs=12" in argv and "model.head=bi" in argv
+    script.main()  # recorded: nothing runs again
+    assert len(script.ran) == 1
+    records = json.loads(script.RESULTS.read_text())["records"]
+    assert {(r["variant"], r.get("source")) for r in records} == {("default", "bench/results/bi_encoder.json"),
+                                                                  ("prune_x2", None)}
+    monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--table"])
+    script.main()
+    rows = {line.split("|")[3].strip(): [c.strip() for c in line.split("|")] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| glue/stsb")}
+    assert rows["default"][7:9] == ["", "192+96"]
+    assert rows["prune_x2"][5:9] == ["83.0 (seed 1)", "83.0", "+2.5 (1)", "384+96"]
+
+
+def test_a_missing_teacher_is_one_line_naming_the_command_that_makes_it(script, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--variants", "prune_x2", "--seeds", "2"])
+    with pytest.raises(SystemExit) as stop:
+        script.main()
+    assert "bench/bi_encoder.py --tasks glue/stsb --sparsities 0.6 --methods baseline --seeds 2" in str(stop.value)
+    assert script.ran == []
