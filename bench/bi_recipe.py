@@ -7,11 +7,14 @@ task and seed (`teacher.path`), so a difference is the recipe's, not the teacher
 - `default`: the quick preset as it is (read from bench/results/bi_encoder.json when that file has it);
 - `prune_x2`: twice the pruning steps (prune.epochs=12, same ramp fraction);
 - `finetune_x2`: twice the fine-tuning steps (finetune.epochs=6);
-- `long`: both;
+- `prune_x4`: four times the pruning steps (prune.epochs=24);
+- `long`: twice the pruning and the fine-tuning steps;
 - `embedding_x4`: four times the weight of the embedding distillation (distill.embedding_weight=4);
 - `no_layer`: no hidden-state distillation (distill.layer_weight=0);
-- `hidden`: the hidden dimension prunable too (prune.families=[heads, ffn_units, hidden]).
-`--sparsities 0.6` runs the same variants at 0.6, from the same teacher. A variant becomes a default
+- `hidden`: the hidden dimension prunable too (prune.families=[heads, ffn_units, hidden]);
+- `prune_x2_hidden`: `prune_x2` and `hidden` together.
+`--sparsities 0.6` runs the same variants at 0.6, from the same teacher; `--model mpnet` runs them on
+MPNet-base pruned to MiniLM-L6's size, from bench/size_matched.py's baseline cell and its teacher. A variant becomes a default
 only after it also wins at another sparsity, task or seed (the README says which).
 
     python bench/bi_recipe.py --tasks glue/stsb --variants prune_x2 finetune_x2 --seeds 1 --threads 1
@@ -28,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
 import bi_encoder  # noqa: E402
+import size_matched  # noqa: E402
 from prune_cell import run_prune  # noqa: E402
 from results_file import add_record, machine  # noqa: E402
 
@@ -36,68 +40,94 @@ RESULTS = ROOT / "bench" / "results" / "bi_recipe.json"
 WORK = ROOT / "bench" / "work" / "bi_recipe"
 TASKS = ("glue/stsb", "glue/mrpc")
 SPARSITIES = (0.9, 0.6)
+MPNET_TARGET = "size of minilm"  # the `sparsity` of an MPNet-base cell: pruned with --size-of minilm (about 0.88)
 VARIANTS: dict[str, list[str]] = {
     "default": [],
     "prune_x2": ["prune.epochs=12"],
+    "prune_x4": ["prune.epochs=24"],
     "finetune_x2": ["finetune.epochs=6"],
     "long": ["prune.epochs=12", "finetune.epochs=6"],
     "embedding_x4": ["distill.embedding_weight=4"],
     "no_layer": ["distill.layer_weight=0"],
     "hidden": ["prune.families=[heads,ffn_units,hidden]"],
+    "prune_x2_hidden": ["prune.epochs=12", "prune.families=[heads,ffn_units,hidden]"],
 }
 # The steps of the `default` cells read from bi_encoder.json, whose records do not carry the schedule
 # (1,000 examples, batch 32: 32 steps an epoch).
 QUICK_STEPS = {"default": {"prune": {"steps": 192}, "finetune": {"steps": 96}}}
 
 
-def teacher_of(task: str, seed: int) -> Path:
-    """The dense bi-encoder bench/bi_encoder.py trained for this task and seed (its 0.6 baseline cell)."""
-    teacher = bi_encoder.WORK / bi_encoder.cell_name(task, 0.6, "baseline", seed) / "teacher"
+def teacher_of(model: str, task: str, seed: int) -> Path:
+    """The dense bi-encoder of the benchmark whose default cell this is: bench/bi_encoder.py's 0.6 baseline
+    cell (MiniLM-L6), bench/size_matched.py's MPNet baseline cell."""
+    if model == "mpnet":
+        teacher = size_matched.WORK / size_matched.cell_name(task, "mpnet", "baseline", seed) / "teacher"
+        command = f"python bench/size_matched.py --tasks {task} --seeds {seed}"
+    else:
+        teacher = bi_encoder.WORK / bi_encoder.cell_name(task, 0.6, "baseline", seed) / "teacher"
+        command = f"python bench/bi_encoder.py --tasks {task} --sparsities 0.6 --methods baseline --seeds {seed}"
     if not (teacher / "model.safetensors").is_file():
-        sys.exit(f"bi_recipe: no teacher at {teacher.relative_to(ROOT)}; run "
-                 f"`python bench/bi_encoder.py --tasks {task} --sparsities 0.6 --methods baseline --seeds {seed}` first")
+        sys.exit(f"bi_recipe: no teacher at {teacher.relative_to(ROOT)}; run `{command}` first")
     return teacher
 
 
-def from_bi_encoder(task: str, sparsity: float, seed: int) -> dict | None:
-    """The `default` cell, already measured by bench/bi_encoder.py with the same command."""
+def measured_default(model: str, task: str, sparsity: float | str, seed: int) -> dict | None:
+    """The `default` cell, already measured with the same command by bench/bi_encoder.py (MiniLM-L6) or
+    bench/size_matched.py (MPNet-base)."""
+    if model == "mpnet":
+        for r in size_matched.records():
+            if r["kind"] == "cell" and (r["task"], r["model"], r["method"], r["seed"]) == (task, "mpnet", "baseline", seed):
+                return {**r, "sparsity": MPNET_TARGET, "variant": "default", "sets": [],
+                        "source": "bench/results/size_matched.json"}
+        return None
     if not bi_encoder.RESULTS.is_file():
         return None
     for r in json.loads(bi_encoder.RESULTS.read_text())["records"]:
         if (r["task"], r["sparsity"], r["method"], r["seed"]) == (task, sparsity, "baseline", seed):
-            return {**r, "variant": "default", "sets": [], "source": "bench/results/bi_encoder.json"}
+            return {**r, "model": "minilm", "variant": "default", "sets": [], "source": "bench/results/bi_encoder.json"}
     return None
 
 
-def run_cell(task: str, sparsity: float, variant: str, seed: int, threads: int | None) -> dict:
-    out = WORK / f"{task.split('/')[-1]}_s{sparsity}_{variant}_seed{seed}"
-    command = ["auxprune", "prune", "--task", task, "--sparsity", str(sparsity), "--max-train-examples",
-               str(bi_encoder.EXAMPLES), "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite",
-               *bi_encoder.HEAD, "--set", f"teacher.path={teacher_of(task, seed).relative_to(ROOT)}"]
+def cell_command(model: str, task: str, sparsity: float | str, seed: int, out: Path) -> list[str]:
+    """The default cell's command with this cell's output folder and the default cell's teacher."""
+    teacher = ["--set", f"teacher.path={teacher_of(model, task, seed).relative_to(ROOT)}"]
+    if model == "mpnet":
+        command = size_matched.cell_command(task, "mpnet", "baseline", seed)
+        command[command.index("--output") + 1] = str(out.relative_to(ROOT))
+        return command + teacher
+    return ["auxprune", "prune", "--task", task, "--sparsity", str(sparsity), "--max-train-examples",
+            str(bi_encoder.EXAMPLES), "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite",
+            *bi_encoder.HEAD, *teacher]
+
+
+def run_cell(model: str, task: str, sparsity: float | str, variant: str, seed: int, threads: int | None) -> dict:
+    target = "minilm_size" if model == "mpnet" else f"s{sparsity}"
+    out = WORK / f"{task.split('/')[-1]}_{'mpnet_' if model == 'mpnet' else ''}{target}_{variant}_seed{seed}"
+    command = cell_command(model, task, sparsity, seed, out)
     for assignment in VARIANTS[variant]:
         command += ["--set", assignment]
     report, wall, _ = run_prune(out, command, threads, out.name)
     row = bi_encoder.record(task, sparsity, "baseline", seed, report, wall if wall is not None else report["timing"]["total"],
                             shlex.join(command))
-    return {**row, "variant": variant, "sets": VARIANTS[variant], "schedule": report.get("schedule"),
-            "structure": report.get("structure"), "threads": threads}
+    return {**row, "model": model, "variant": variant, "sets": VARIANTS[variant], "schedule": report.get("schedule"),
+            "structure": report.get("structure"), "params": report.get("params"), "threads": threads}
 
 
 def key(r: dict) -> tuple:
-    return r["task"], r["sparsity"], r["variant"], r["seed"]
+    return r.get("model", "minilm"), r["task"], str(r["sparsity"]), r["variant"], r["seed"]
 
 
 def table(records: list[dict]) -> str:
     """One row per task, sparsity and variant: the pruned metric per seed, its mean, and the paired
     difference to `default` on the same seeds."""
-    lines = ["| task | sparsity | variant | changes | pruned, per seed | mean | vs default (same seeds) | pruning + fine-tuning steps |",
-             "|---|---|---|---|---|---|---|---|"]
-    cells = sorted({(r["task"], r["sparsity"]) for r in records}, key=lambda c: (TASKS.index(c[0]), -c[1]))
-    for task, sparsity in cells:
-        default = {r["seed"]: r["pruned"] for r in records if (r["task"], r["sparsity"], r["variant"]) == (task, sparsity, "default")}
+    lines = ["| model | task | sparsity | variant | changes | pruned, per seed | mean | vs default (same seeds) "
+             "| pruning + fine-tuning steps |", "|---|---|---|---|---|---|---|---|---|"]
+    cells = sorted({key(r)[:3] for r in records}, key=lambda c: (c[0] == "mpnet", TASKS.index(c[1]), c[2] != "0.9", c[2]))
+    for model, task, sparsity in cells:
+        in_cell = [r for r in records if key(r)[:3] == (model, task, sparsity)]
+        default = {r["seed"]: r["pruned"] for r in in_cell if r["variant"] == "default"}
         for variant in VARIANTS:
-            rows = sorted((r for r in records if (r["task"], r["sparsity"], r["variant"]) == (task, sparsity, variant)),
-                          key=lambda r: r["seed"])
+            rows = sorted((r for r in in_cell if r["variant"] == variant), key=lambda r: r["seed"])
             if not rows:
                 continue
             values = [r["pruned"] for r in rows]
@@ -105,7 +135,8 @@ def table(records: list[dict]) -> str:
             gain = f"{100 * sum(paired) / len(paired):+.1f} ({len(paired)})" if paired and variant != "default" else ""
             phases = (rows[0].get("schedule") or {}).get("phases") or QUICK_STEPS.get(variant, {})
             steps = "+".join(str((phases.get(p) or {}).get("steps", "?")) for p in ("prune", "finetune")) if phases else ""
-            lines.append(f"| {task} | {sparsity} | {variant} | {', '.join(VARIANTS[variant]) or 'quick preset'} "
+            name = {"minilm": "MiniLM-L6", "mpnet": "MPNet-base"}[model]
+            lines.append(f"| {name} | {task} | {sparsity} | {variant} | {', '.join(VARIANTS[variant]) or 'quick preset'} "
                          f"| {' / '.join(f'{100 * v:.1f}' for v in values)} (seed {', '.join(str(r['seed']) for r in rows)}) "
                          f"| {100 * sum(values) / len(values):.1f} | {gain} | {steps} |")
     return "\n".join(lines)
@@ -114,7 +145,10 @@ def table(records: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=["glue/stsb"], choices=TASKS)
-    parser.add_argument("--sparsities", nargs="+", type=float, default=[0.9], choices=SPARSITIES)
+    parser.add_argument("--model", default="minilm", choices=["minilm", "mpnet"],
+                        help="mpnet: MPNet-base pruned to MiniLM-L6's size, bench/size_matched.py's protocol")
+    parser.add_argument("--sparsities", nargs="+", type=float, default=[0.9], choices=SPARSITIES,
+                        help="MiniLM-L6 only (MPNet-base: --size-of minilm)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1])
     parser.add_argument("--threads", type=int, help="torch threads per cell; all cores when empty")
@@ -131,14 +165,14 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         for task in args.tasks:
-            for sparsity in args.sparsities:
+            for sparsity in [MPNET_TARGET] if args.model == "mpnet" else args.sparsities:
                 for variant in args.variants:
-                    cell = f"{task} {sparsity} {variant} seed {seed}"
-                    if (task, sparsity, variant, seed) in {key(r) for r in records}:
+                    cell = f"{args.model} {task} {sparsity} {variant} seed {seed}"
+                    if (args.model, task, str(sparsity), variant, seed) in {key(r) for r in records}:
                         print(f"[skip] {cell}: in {RESULTS.name}", flush=True)
                         continue
-                    row = from_bi_encoder(task, sparsity, seed) if variant == "default" else None
-                    row = row or run_cell(task, sparsity, variant, seed, args.threads)
+                    row = measured_default(args.model, task, sparsity, seed) if variant == "default" else None
+                    row = row or run_cell(args.model, task, sparsity, variant, seed, args.threads)
                     add_record(RESULTS, row, command, key, header)
                     records = json.loads(RESULTS.read_text())["records"]
                     print(f"[done] {cell}: pruned {row['pruned']:.4f} (teacher {row['teacher']:.4f})", flush=True)

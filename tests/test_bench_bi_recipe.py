@@ -66,10 +66,33 @@ def test_variants_prune_the_shared_teacher_default_is_read_and_the_table_pairs_s
                                                                   ("prune_x2", None)}
     monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--table"])
     script.main()
-    rows = {line.split("|")[3].strip(): [c.strip() for c in line.split("|")] for line in capsys.readouterr().out.splitlines()
-            if line.startswith("| glue/stsb")}
-    assert rows["default"][7:9] == ["", "192+96"]
-    assert rows["prune_x2"][5:9] == ["83.0 (seed 1)", "83.0", "+2.5 (1)", "384+96"]
+    rows = {line.split("|")[4].strip(): [c.strip() for c in line.split("|")] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| MiniLM-L6 | glue/stsb | 0.9")}
+    assert rows["default"][8:10] == ["", "192+96"]
+    assert rows["prune_x2"][6:10] == ["83.0 (seed 1)", "83.0", "+2.5 (1)", "384+96"]
+
+
+def test_mpnet_cells_repeat_the_size_matched_command_from_its_teacher(script, monkeypatch, tmp_path):
+    import size_matched
+
+    monkeypatch.setattr(size_matched, "ROOT", tmp_path)
+    monkeypatch.setattr(size_matched, "WORK", tmp_path / "work" / "size_matched")
+    monkeypatch.setattr(size_matched, "RESULTS", tmp_path / "results" / "size_matched.json")
+    teacher = size_matched.WORK / "stsb_mpnet_baseline_seed1" / "teacher"
+    teacher.mkdir(parents=True)
+    (teacher / "model.safetensors").write_bytes(b"")
+    size_matched.RESULTS.write_text(json.dumps({"records": [
+        {"kind": "cell", "task": "glue/stsb", "model": "mpnet", "method": "baseline", "seed": 1, "teacher": 0.9,
+         "pruned": 0.85}]}))
+    monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--model", "mpnet", "--variants", "default", "prune_x2"])
+    script.main()
+    (argv,) = script.ran
+    assert argv[argv.index("--output") + 1] == "work/bi_recipe/stsb_mpnet_minilm_size_prune_x2_seed1"
+    assert ["--size-of", "minilm"] == argv[argv.index("--size-of"):argv.index("--size-of") + 2]
+    assert "model.max_seq_len=64" in argv and "teacher.path=work/size_matched/stsb_mpnet_baseline_seed1/teacher" in argv
+    records = json.loads(script.RESULTS.read_text())["records"]
+    assert sorted((r["model"], r["variant"], r["pruned"]) for r in records) == [("mpnet", "default", 0.85),
+                                                                               ("mpnet", "prune_x2", 0.83)]
 
 
 def test_a_missing_teacher_is_one_line_naming_the_command_that_makes_it(script, monkeypatch):
