@@ -1,5 +1,5 @@
 """The recipe benchmark's bookkeeping (bench/bi_recipe.py): each variant's `--set` flags and the shared
-teacher in its command, the `default` cell read from bi_encoder.json instead of run, skipped cells, and
+teacher in its command, the base cell (`prune_x1`) read from bi_encoder.json instead of run, skipped cells, and
 the table's paired difference. No training: the cell's subprocess is replaced by a fake that writes a report."""
 
 from __future__ import annotations
@@ -51,24 +51,28 @@ def script(tmp_path, monkeypatch):
     return script
 
 
-def test_variants_prune_the_shared_teacher_default_is_read_and_the_table_pairs_seeds(script, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--variants", "default", "prune_x2", "--seeds", "1"])
+def test_variants_prune_the_shared_teacher_the_base_is_read_and_the_table_pairs_seeds(script, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--variants", "prune_x1", "prune_x2", "--seeds", "1"])
     script.main()
-    assert len(script.ran) == 1  # `default` came from bi_encoder.json
+    assert len(script.ran) == 1  # `prune_x1` came from bi_encoder.json
     argv = script.ran[0]
     assert argv[argv.index("--sparsity") + 1] == "0.9"
     assert "teacher.path=work/bi_encoder/stsb_bi_s0.6_baseline_seed1/teacher" in argv
     assert "prune.epochs=12" in argv and "model.head=bi" in argv
+    monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--variants", "finetune_x2", "--seeds", "1"])
+    script.main()  # a variant of the old schedule says so, whatever today's default is
+    assert ["prune.epochs=6", "--set", "finetune.epochs=6"] == script.ran[1][-3:]
+    script.ran.pop()
     script.main()  # recorded: nothing runs again
     assert len(script.ran) == 1
     records = json.loads(script.RESULTS.read_text())["records"]
-    assert {(r["variant"], r.get("source")) for r in records} == {("default", "bench/results/bi_encoder.json"),
-                                                                  ("prune_x2", None)}
+    assert {(r["variant"], r.get("source")) for r in records} == {("prune_x1", "bench/results/bi_encoder.json"),
+                                                                  ("prune_x2", None), ("finetune_x2", None)}
     monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--table"])
     script.main()
     rows = {line.split("|")[4].strip(): [c.strip() for c in line.split("|")] for line in capsys.readouterr().out.splitlines()
             if line.startswith("| MiniLM-L6 | glue/stsb | 0.9")}
-    assert rows["default"][8:10] == ["", "192+96"]
+    assert rows["prune_x1"][8:10] == ["", "192+96"]
     assert rows["prune_x2"][6:10] == ["83.0 (seed 1)", "83.0", "+2.5 (1)", "384+96"]
 
 
@@ -84,14 +88,15 @@ def test_mpnet_cells_repeat_the_size_matched_command_from_its_teacher(script, mo
     size_matched.RESULTS.write_text(json.dumps({"records": [
         {"kind": "cell", "task": "glue/stsb", "model": "mpnet", "method": "baseline", "seed": 1, "teacher": 0.9,
          "pruned": 0.85}]}))
-    monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--model", "mpnet", "--variants", "default", "prune_x2"])
+    monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--model", "mpnet", "--variants", "prune_x1", "prune_x2"])
     script.main()
     (argv,) = script.ran
     assert argv[argv.index("--output") + 1] == "work/bi_recipe/stsb_mpnet_minilm_size_prune_x2_seed1"
     assert ["--size-of", "minilm"] == argv[argv.index("--size-of"):argv.index("--size-of") + 2]
     assert "model.max_seq_len=64" in argv and "teacher.path=work/size_matched/stsb_mpnet_baseline_seed1/teacher" in argv
+    assert argv[-1] == "prune.epochs=12"  # after size_matched's own schedule: the later --set wins
     records = json.loads(script.RESULTS.read_text())["records"]
-    assert sorted((r["model"], r["variant"], r["pruned"]) for r in records) == [("mpnet", "default", 0.85),
+    assert sorted((r["model"], r["variant"], r["pruned"]) for r in records) == [("mpnet", "prune_x1", 0.85),
                                                                                ("mpnet", "prune_x2", 0.83)]
 
 
