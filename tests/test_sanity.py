@@ -96,11 +96,13 @@ def test_results_below_a_bar_are_flagged():
     below = check_results("accuracy", {"accuracy": 0.80}, {"accuracy": 0.65}, constant, untrained)
     assert len(below) == 1 and "pruned model scores below the untrained model" in below[0]
     assert "(model.head=bi)" in below[0]  # a cross-encoder is told about the bi-encoder head
-    assert "a bi-encoder head (--set model.head=bi), an auxiliary task (--aux)" in cli_wording(below[0])
+    assert ("a bi-encoder head (--set model.head=bi), a longer pruning schedule (--set prune.epochs=...), a lower "
+            "sparsity, an auxiliary task (--aux) or more data") in cli_wording(below[0])
     bi = check_results("accuracy", {"accuracy": 0.80}, {"accuracy": 0.65}, constant, untrained, head="bi")
     assert "model.head=bi" not in bi[0] and "(transfer.aux)" in bi[0] and "(--aux)" in cli_wording(bi[0])
     both = check_results("accuracy", {"accuracy": 0.60}, {"accuracy": 0.65}, constant, untrained)
     assert "dense teacher and the pruned model" in both[0]
+    assert "prune.epochs" not in both[0]  # the teacher is below too: a longer pruning schedule cannot help
 
 
 def test_run_reports_its_schedule_the_untrained_bar_and_warnings(tmp_path, data_dir, capsys):

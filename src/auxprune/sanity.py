@@ -54,9 +54,12 @@ def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, unt
         bar = untrained["metrics"][primary]
         below = [name for name, m in (("dense teacher", teacher), ("pruned model", pruned)) if m[primary] < bar]
         if below:
-            remedy = "a bi-encoder head (model.head=bi), " if head == "cross" else ""
+            remedies = ["a bi-encoder head (model.head=bi)"] if head == "cross" else []
+            if below == ["pruned model"]:  # the teacher clears the bar: pruning lost it (bench/results/bi_recipe.json)
+                remedies += ["a longer pruning schedule (prune.epochs=...)", "a lower sparsity"]
+            remedies.append("an auxiliary task (transfer.aux)")
             verb = "scores" if len(below) == 1 else "score"
             warnings.append(f"the {' and the '.join(below)} {verb} below the untrained model used as a sentence "
                             f"encoder ({primary} {bar:.4f}, cosine similarity, no training): "
-                            f"for this task the untrained model is better; try {remedy}an auxiliary task (transfer.aux) or more data")
+                            f"for this task the untrained model is better; try {', '.join(remedies)} or more data")
     return warnings
