@@ -88,7 +88,8 @@ def key(r: dict) -> tuple:
 def write(row: dict, command: str) -> None:
     """Add one record to the results file (runners may work side by side)."""
     add_record(RESULTS, row, command, key, {
-        "protocol": "MiniLM-L6 (all-MiniLM-L6-v2), quick preset, model.head=bi, 1,000 target training examples "
+        "protocol": "MiniLM-L6 (all-MiniLM-L6-v2), quick preset with 6 pruning epochs (bench/prune_cell.py "
+                    "TABLE_SCHEDULE), model.head=bi, 1,000 target training examples "
                     "(stratified, seed), full dev set; transfer: the --aux recipe with the transfer benchmark's "
                     "auxiliary data; the 0.9 cell prunes the 0.6 cell's teacher (teacher.path)",
         "machine": machine(),

@@ -122,7 +122,8 @@ def key(r: dict) -> tuple:
 def write(row: dict, command: str) -> None:
     """Add one record to the results file (runners may work side by side)."""
     add_record(RESULTS, row, command, key, {
-        "protocol": f"MiniLM-L6 (all-MiniLM-L6-v2), default settings: quick preset (each epoch over at least "
+        "protocol": f"MiniLM-L6 (all-MiniLM-L6-v2), default settings with 6 pruning epochs (bench/prune_cell.py "
+                    f"TABLE_SCHEDULE): quick preset (each epoch over at least "
                     f"train.min_epoch_examples=1000 examples), model.head=auto (the bi-encoder for this model on "
                     f"pair tasks; `head` is the head each cell ran), sparsity {SPARSITY}, target training set "
                     "limited to `examples` (stratified, seed; the whole set where smaller), full dev set; transfer: "

@@ -161,7 +161,8 @@ def key(r: dict) -> tuple:
 def write(row: dict, command: str) -> None:
     """Add one record to the results file (runners may work side by side)."""
     add_record(RESULTS, row, command, key, {
-        "protocol": "RTE, MRPC, STS-B; 1,000 target training examples (stratified, seed), full dev set; quick preset, "
+        "protocol": "RTE, MRPC, STS-B; 1,000 target training examples (stratified, seed), full dev set; quick preset "
+                    "with 6 pruning epochs (bench/prune_cell.py TABLE_SCHEDULE), "
                     "fp32, model.head=auto (the bi-encoder for both models); MPNet-base (all-mpnet-base-v2) pruned "
                     "with --size-of minilm (MiniLM-L6's encoder-layer parameters), baseline and --aux (the transfer "
                     "benchmark's auxiliary data); MiniLM-L6 rows: the teachers of MiniLM sparsity-0.6 runs "

@@ -59,7 +59,8 @@ def main() -> None:
                    "retained": m["retained"], "measured_sparsity": report["sparsity"],
                    "warnings": report["warnings"], "timing_s": report["timing"], "command": command}
             add_record(RESULTS, row, script, lambda r: (r["task"], r["examples"], r["seed"]), {
-                "protocol": f"MiniLM-L6 (all-MiniLM-L6-v2), default settings (quick preset, model.head=auto), "
+                "protocol": f"MiniLM-L6 (all-MiniLM-L6-v2), default settings (quick preset, model.head=auto) with 6 "
+                            f"pruning epochs (bench/prune_cell.py TABLE_SCHEDULE), "
                             f"sparsity {SPARSITY}, no auxiliary task, full dev set",
                 "machine": machine(), "note": "2 cores shared with other benchmark runs: compare metrics, not times"})
             print(f"[done] {task} n={examples} seed {seed} ({row['head']}): teacher {row['teacher']:.4f} pruned "
