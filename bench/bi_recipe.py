@@ -81,14 +81,15 @@ def measured_base(model: str, task: str, sparsity: float | str, seed: int) -> di
     if model == "mpnet":
         for r in size_matched.records():
             if r["kind"] == "cell" and (r["task"], r["model"], r["method"], r["seed"]) == (task, "mpnet", "baseline", seed):
-                return {**r, "sparsity": MPNET_TARGET, "variant": BASE, "sets": [],
+                return {**r, "sparsity": MPNET_TARGET, "variant": BASE, "sets": VARIANTS[BASE],
                         "source": "bench/results/size_matched.json"}
         return None
     if not bi_encoder.RESULTS.is_file():
         return None
     for r in json.loads(bi_encoder.RESULTS.read_text())["records"]:
         if (r["task"], r["sparsity"], r["method"], r["seed"]) == (task, sparsity, "baseline", seed):
-            return {**r, "model": "minilm", "variant": BASE, "sets": [], "source": "bench/results/bi_encoder.json"}
+            return {**r, "model": "minilm", "variant": BASE, "sets": VARIANTS[BASE],
+                    "source": "bench/results/bi_encoder.json"}
     return None
 
 
@@ -140,7 +141,7 @@ def table(records: list[dict]) -> str:
             phases = (rows[0].get("schedule") or {}).get("phases") or (BASE_STEPS if variant == BASE else {})
             steps = "+".join(str((phases.get(p) or {}).get("steps", "?")) for p in ("prune", "finetune")) if phases else ""
             name = {"minilm": "MiniLM-L6", "mpnet": "MPNet-base"}[model]
-            lines.append(f"| {name} | {task} | {sparsity} | {variant} | {', '.join(VARIANTS[variant]) or 'quick preset'} "
+            lines.append(f"| {name} | {task} | {sparsity} | {variant} | {', '.join(VARIANTS[variant])} "
                          f"| {' / '.join(f'{100 * v:.1f}' for v in values)} (seed {', '.join(str(r['seed']) for r in rows)}) "
                          f"| {100 * sum(values) / len(values):.1f} | {gain} | {steps} |")
     return "\n".join(lines)
@@ -163,8 +164,9 @@ def main() -> None:
         print(table(records))
         return
     command = shlex.join(["python", "bench/bi_recipe.py", *sys.argv[1:]])
-    header = {"protocol": "MiniLM-L6, quick preset, model.head=bi, 1,000 target training examples, "
-                          "no transfer; every cell prunes bench/bi_encoder.py's teacher of the same task and seed",
+    header = {"protocol": "the quick preset with each variant's --set (module docstring), no transfer; MiniLM-L6: "
+                          "model.head=bi, 1,000 target training examples, bench/bi_encoder.py's teacher of the same "
+                          "task and seed; MPNet-base: bench/size_matched.py's baseline command and teacher",
               "machine": machine(), "note": "wall_s was measured on 2 cores shared with other work: compare metrics, not times"}
     WORK.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:

@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # The pruning schedule of the tables that grow over several sessions (bench/bi_encoder.py, learning_curve.py,
 # small_data_default.py, size_matched.py): the quick preset's 6 pruning epochs (192 steps at 1,000 examples)
-# until 2026-12-01, when bench/bi_recipe.py measured 12 better at every point it ran and the default moved to
-# 12. Their remaining cells keep 6, so that each table stays one protocol; bi_recipe.json has the new default.
+# until 2026-12-01, when bench/bi_recipe.py measured 12 better or level at every point it ran and the default
+# moved to 12. Their remaining cells keep 6, so that each table stays one protocol; bi_recipe.json has the new default.
 TABLE_SCHEDULE = ["--set", "prune.epochs=6"]
 
 

@@ -68,6 +68,7 @@ def test_variants_prune_the_shared_teacher_the_base_is_read_and_the_table_pairs_
     records = json.loads(script.RESULTS.read_text())["records"]
     assert {(r["variant"], r.get("source")) for r in records} == {("prune_x1", "bench/results/bi_encoder.json"),
                                                                   ("prune_x2", None), ("finetune_x2", None)}
+    assert {r["variant"]: r["sets"] for r in records}["prune_x1"] == ["prune.epochs=6"]  # what the base cell ran
     monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--table"])
     script.main()
     rows = {line.split("|")[4].strip(): [c.strip() for c in line.split("|")] for line in capsys.readouterr().out.splitlines()
