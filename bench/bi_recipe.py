@@ -14,7 +14,11 @@ pruning epochs, so a cell means the same whatever the default is:
 - `embedding_x4`: four times the weight of the embedding distillation (distill.embedding_weight=4);
 - `no_layer`: no hidden-state distillation (distill.layer_weight=0);
 - `hidden`: the hidden dimension prunable too (prune.families=[heads, ffn_units, hidden]);
-- `prune_x2_hidden`: `prune_x2` and `hidden` together.
+- `prune_x2_hidden`: `prune_x2` and `hidden` together;
+- `transfer_x1`, `transfer_x2`: the `--aux` recipe (the benchmark's transfer cell: its auxiliary data and its
+  teacher, trained on the auxiliary task first) with 6 and 12 pruning epochs; `transfer_x1` is read from the
+  benchmark's results file. Their "old schedule" comparison is with `transfer_x1`; the table also gives the
+  transfer gain at each schedule, against `prune_x1` and `prune_x2` of the same seed.
 `--sparsities 0.6` runs the same variants at 0.6, from the same teacher; `--model mpnet` runs them on
 MPNet-base pruned to MiniLM-L6's size, from bench/size_matched.py's baseline cell and its teacher.
 A variant becomes a default only after it also wins at another sparsity, task, seed or model (the
@@ -37,6 +41,7 @@ import bi_encoder  # noqa: E402
 import size_matched  # noqa: E402
 from prune_cell import run_prune  # noqa: E402
 from results_file import add_record, machine  # noqa: E402
+from transfer_limited_data import aux_sets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "bi_recipe.json"
@@ -44,7 +49,7 @@ WORK = ROOT / "bench" / "work" / "bi_recipe"
 TASKS = ("glue/stsb", "glue/mrpc")
 SPARSITIES = (0.9, 0.6)
 MPNET_TARGET = "size of minilm"  # the `sparsity` of an MPNet-base cell: pruned with --size-of minilm (about 0.88)
-BASE = "prune_x1"  # what the others are compared with
+BASE = "prune_x1"  # what the no-transfer variants are compared with
 VARIANTS: dict[str, list[str]] = {
     "prune_x1": ["prune.epochs=6"],
     "prune_x2": ["prune.epochs=12"],
@@ -55,64 +60,81 @@ VARIANTS: dict[str, list[str]] = {
     "no_layer": ["prune.epochs=6", "distill.layer_weight=0"],
     "hidden": ["prune.epochs=6", "prune.families=[heads,ffn_units,hidden]"],
     "prune_x2_hidden": ["prune.epochs=12", "prune.families=[heads,ffn_units,hidden]"],
+    "transfer_x1": ["prune.epochs=6"],
+    "transfer_x2": ["prune.epochs=12"],
 }
+# The variants with the benchmark's transfer recipe (--aux, and the teacher of its transfer cell), each with the
+# no-transfer variant of the same schedule whose difference is the transfer gain.
+TRANSFER = {"transfer_x1": "prune_x1", "transfer_x2": "prune_x2"}
+
+
+def method_of(variant: str) -> str:
+    """The benchmark method a variant repeats: `transfer` (the --aux recipe) or `baseline`."""
+    return "transfer" if variant in TRANSFER else "baseline"
+
+
+def base_of(variant: str) -> str:
+    """The old-schedule cell a variant is compared with: the same method with 6 pruning epochs."""
+    return "transfer_x1" if variant in TRANSFER else BASE
+
 # The steps of the base cells read from bi_encoder.json, whose records do not carry the schedule
 # (1,000 examples, batch 32: 32 steps an epoch).
 BASE_STEPS = {"prune": {"steps": 192}, "finetune": {"steps": 96}}
 
 
-def teacher_of(model: str, task: str, seed: int) -> Path:
-    """The dense bi-encoder of the benchmark whose base cell this is: bench/bi_encoder.py's 0.6 baseline
-    cell (MiniLM-L6), bench/size_matched.py's MPNet baseline cell."""
+def teacher_of(model: str, task: str, seed: int, method: str = "baseline") -> Path:
+    """The dense bi-encoder of the benchmark whose base cell this is: bench/bi_encoder.py's 0.6 cell of the
+    method (MiniLM-L6), bench/size_matched.py's MPNet cell of the method."""
     if model == "mpnet":
-        teacher = size_matched.WORK / size_matched.cell_name(task, "mpnet", "baseline", seed) / "teacher"
-        command = f"python bench/size_matched.py --tasks {task} --seeds {seed}"
+        teacher = size_matched.WORK / size_matched.cell_name(task, "mpnet", method, seed) / "teacher"
+        command = f"python bench/size_matched.py --tasks {task} --methods {method} --seeds {seed}"
     else:
-        teacher = bi_encoder.WORK / bi_encoder.cell_name(task, 0.6, "baseline", seed) / "teacher"
-        command = f"python bench/bi_encoder.py --tasks {task} --sparsities 0.6 --methods baseline --seeds {seed}"
+        teacher = bi_encoder.WORK / bi_encoder.cell_name(task, 0.6, method, seed) / "teacher"
+        command = f"python bench/bi_encoder.py --tasks {task} --sparsities 0.6 --methods {method} --seeds {seed}"
     if not (teacher / "model.safetensors").is_file():
         sys.exit(f"bi_recipe: no teacher at {teacher.relative_to(ROOT)}; run `{command}` first")
     return teacher
 
 
-def measured_base(model: str, task: str, sparsity: float | str, seed: int) -> dict | None:
-    """The base cell, already measured with the old default's command by bench/bi_encoder.py (MiniLM-L6) or
-    bench/size_matched.py (MPNet-base)."""
+def measured_base(model: str, task: str, sparsity: float | str, seed: int, variant: str = BASE) -> dict | None:
+    """An old-schedule cell (`variant`: prune_x1 or transfer_x1), already measured with the old default's
+    command by bench/bi_encoder.py (MiniLM-L6) or bench/size_matched.py (MPNet-base)."""
+    method = method_of(variant)
     if model == "mpnet":
         for r in size_matched.records():
-            if r["kind"] == "cell" and (r["task"], r["model"], r["method"], r["seed"]) == (task, "mpnet", "baseline", seed):
-                return {**r, "sparsity": MPNET_TARGET, "variant": BASE, "sets": VARIANTS[BASE],
+            if r["kind"] == "cell" and (r["task"], r["model"], r["method"], r["seed"]) == (task, "mpnet", method, seed):
+                return {**r, "sparsity": MPNET_TARGET, "variant": variant, "sets": VARIANTS[variant],
                         "source": "bench/results/size_matched.json"}
         return None
     if not bi_encoder.RESULTS.is_file():
         return None
     for r in json.loads(bi_encoder.RESULTS.read_text())["records"]:
-        if (r["task"], r["sparsity"], r["method"], r["seed"]) == (task, sparsity, "baseline", seed):
-            return {**r, "model": "minilm", "variant": BASE, "sets": VARIANTS[BASE],
+        if (r["task"], r["sparsity"], r["method"], r["seed"]) == (task, sparsity, method, seed):
+            return {**r, "model": "minilm", "variant": variant, "sets": VARIANTS[variant],
                     "source": "bench/results/bi_encoder.json"}
     return None
 
 
-def cell_command(model: str, task: str, sparsity: float | str, seed: int, out: Path) -> list[str]:
+def cell_command(model: str, task: str, sparsity: float | str, seed: int, out: Path, method: str = "baseline") -> list[str]:
     """The base cell's command with this cell's output folder and the base cell's teacher."""
-    teacher = ["--set", f"teacher.path={teacher_of(model, task, seed).relative_to(ROOT)}"]
+    teacher = ["--set", f"teacher.path={teacher_of(model, task, seed, method).relative_to(ROOT)}"]
     if model == "mpnet":
-        command = size_matched.cell_command(task, "mpnet", "baseline", seed)
+        command = size_matched.cell_command(task, "mpnet", method, seed)
         command[command.index("--output") + 1] = str(out.relative_to(ROOT))
         return command + teacher
     return ["auxprune", "prune", "--task", task, "--sparsity", str(sparsity), "--max-train-examples",
             str(bi_encoder.EXAMPLES), "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite",
-            *bi_encoder.HEAD, *teacher]
+            *bi_encoder.HEAD, *(aux_sets(task) if method == "transfer" else []), *teacher]
 
 
 def run_cell(model: str, task: str, sparsity: float | str, variant: str, seed: int, threads: int | None) -> dict:
     target = "minilm_size" if model == "mpnet" else f"s{sparsity}"
     out = WORK / f"{task.split('/')[-1]}_{'mpnet_' if model == 'mpnet' else ''}{target}_{variant}_seed{seed}"
-    command = cell_command(model, task, sparsity, seed, out)
+    command = cell_command(model, task, sparsity, seed, out, method_of(variant))
     for assignment in VARIANTS[variant]:
         command += ["--set", assignment]
     report, wall, _ = run_prune(out, command, threads, out.name)
-    row = bi_encoder.record(task, sparsity, "baseline", seed, report, wall if wall is not None else report["timing"]["total"],
+    row = bi_encoder.record(task, sparsity, method_of(variant), seed, report, wall if wall is not None else report["timing"]["total"],
                             shlex.join(command))
     return {**row, "model": model, "variant": variant, "sets": VARIANTS[variant], "schedule": report.get("schedule"),
             "structure": report.get("structure"), "params": report.get("params"), "threads": threads}
@@ -123,27 +145,32 @@ def key(r: dict) -> tuple:
 
 
 def table(records: list[dict]) -> str:
-    """One row per model, task, sparsity and variant: the pruned metric per seed, its mean, and the paired
-    difference to the base variant on the same seeds."""
-    lines = ["| model | task | sparsity | variant | changes | pruned, per seed | mean | vs prune_x1 (same seeds) "
-             "| pruning + fine-tuning steps |", "|---|---|---|---|---|---|---|---|---|"]
+    """One row per model, task, sparsity and variant: the pruned metric per seed, its mean, the paired
+    difference to the same method's old-schedule cell and, for the transfer variants, to the no-transfer
+    cell of the same schedule (both on the seeds the two have)."""
+    lines = ["| model | task | sparsity | variant | changes | pruned, per seed | mean | vs the old schedule (seeds) "
+             "| transfer gain (seeds) | pruning + fine-tuning steps |", "|---|---|---|---|---|---|---|---|---|---|"]
     cells = sorted({key(r)[:3] for r in records}, key=lambda c: (c[0] == "mpnet", TASKS.index(c[1]), c[2] != "0.9", c[2]))
     for model, task, sparsity in cells:
         in_cell = [r for r in records if key(r)[:3] == (model, task, sparsity)]
-        base = {r["seed"]: r["pruned"] for r in in_cell if r["variant"] == BASE}
+        def paired(rows: list[dict], against: str) -> str:
+            other = {r["seed"]: r["pruned"] for r in in_cell if r["variant"] == against}
+            diffs = [r["pruned"] - other[r["seed"]] for r in rows if r["seed"] in other]
+            return f"{100 * sum(diffs) / len(diffs):+.1f} ({len(diffs)})" if diffs else ""
+
         for variant in VARIANTS:
             rows = sorted((r for r in in_cell if r["variant"] == variant), key=lambda r: r["seed"])
             if not rows:
                 continue
             values = [r["pruned"] for r in rows]
-            paired = [r["pruned"] - base[r["seed"]] for r in rows if r["seed"] in base]
-            gain = f"{100 * sum(paired) / len(paired):+.1f} ({len(paired)})" if paired and variant != BASE else ""
-            phases = (rows[0].get("schedule") or {}).get("phases") or (BASE_STEPS if variant == BASE else {})
+            gain = paired(rows, base_of(variant)) if variant != base_of(variant) else ""
+            transfer_gain = paired(rows, TRANSFER[variant]) if variant in TRANSFER else ""
+            phases = (rows[0].get("schedule") or {}).get("phases") or (BASE_STEPS if variant == base_of(variant) else {})
             steps = "+".join(str((phases.get(p) or {}).get("steps", "?")) for p in ("prune", "finetune")) if phases else ""
             name = {"minilm": "MiniLM-L6", "mpnet": "MPNet-base"}[model]
             lines.append(f"| {name} | {task} | {sparsity} | {variant} | {', '.join(VARIANTS[variant])} "
                          f"| {' / '.join(f'{100 * v:.1f}' for v in values)} (seed {', '.join(str(r['seed']) for r in rows)}) "
-                         f"| {100 * sum(values) / len(values):.1f} | {gain} | {steps} |")
+                         f"| {100 * sum(values) / len(values):.1f} | {gain} | {transfer_gain} | {steps} |")
     return "\n".join(lines)
 
 
@@ -164,9 +191,10 @@ def main() -> None:
         print(table(records))
         return
     command = shlex.join(["python", "bench/bi_recipe.py", *sys.argv[1:]])
-    header = {"protocol": "the quick preset with each variant's --set (module docstring), no transfer; MiniLM-L6: "
-                          "model.head=bi, 1,000 target training examples, bench/bi_encoder.py's teacher of the same "
-                          "task and seed; MPNet-base: bench/size_matched.py's baseline command and teacher",
+    header = {"protocol": "the quick preset with each variant's --set (module docstring), no transfer except in "
+                          "the transfer_* variants; MiniLM-L6: model.head=bi, 1,000 target training examples, "
+                          "bench/bi_encoder.py's teacher of the same task, method and seed (transfer_*: its --aux "
+                          "recipe); MPNet-base: bench/size_matched.py's command and teacher of the method",
               "machine": machine(), "note": "wall_s was measured on 2 cores shared with other work: compare metrics, not times"}
     WORK.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
@@ -177,7 +205,7 @@ def main() -> None:
                     if (args.model, task, str(sparsity), variant, seed) in {key(r) for r in records}:
                         print(f"[skip] {cell}: in {RESULTS.name}", flush=True)
                         continue
-                    row = measured_base(args.model, task, sparsity, seed) if variant == BASE else None
+                    row = measured_base(args.model, task, sparsity, seed, variant) if variant == base_of(variant) else None
                     row = row or run_cell(args.model, task, sparsity, variant, seed, args.threads)
                     add_record(RESULTS, row, command, key, header)
                     records = json.loads(RESULTS.read_text())["records"]

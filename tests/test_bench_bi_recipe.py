@@ -73,8 +73,37 @@ def test_variants_prune_the_shared_teacher_the_base_is_read_and_the_table_pairs_
     script.main()
     rows = {line.split("|")[4].strip(): [c.strip() for c in line.split("|")] for line in capsys.readouterr().out.splitlines()
             if line.startswith("| MiniLM-L6 | glue/stsb | 0.9")}
-    assert rows["prune_x1"][8:10] == ["", "192+96"]
-    assert rows["prune_x2"][6:10] == ["83.0 (seed 1)", "83.0", "+2.5 (1)", "384+96"]
+    assert rows["prune_x1"][8:11] == ["", "", "192+96"]
+    assert rows["prune_x2"][6:11] == ["83.0 (seed 1)", "83.0", "+2.5 (1)", "", "384+96"]
+
+
+def test_transfer_variants_repeat_the_aux_recipe_from_its_own_teacher_and_the_table_gives_both_gains(
+        script, monkeypatch, capsys, tmp_path):
+    import bi_encoder
+
+    teacher = tmp_path / "work" / "bi_encoder" / "stsb_bi_s0.6_transfer_seed1" / "teacher"
+    teacher.mkdir(parents=True)
+    (teacher / "model.safetensors").write_bytes(b"")
+    bi_encoder.RESULTS.write_text(json.dumps({"records": [
+        {"task": "glue/stsb", "sparsity": 0.9, "method": method, "seed": 1, "teacher": 0.89, "pruned": pruned}
+        for method, pruned in (("baseline", 0.805), ("transfer", 0.815))]}))
+    monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--variants", "prune_x1", "prune_x2", "transfer_x1", "transfer_x2"])
+    script.main()
+    assert len(script.ran) == 2  # both old-schedule cells came from bi_encoder.json
+    baseline, transfer = script.ran
+    assert "--aux" not in baseline and "teacher.path=work/bi_encoder/stsb_bi_s0.6_baseline_seed1/teacher" in baseline
+    assert transfer[transfer.index("--aux") + 1] == "aux/sick_relatedness.tsv"
+    assert "teacher.path=work/bi_encoder/stsb_bi_s0.6_transfer_seed1/teacher" in transfer
+    assert transfer[-1] == "prune.epochs=12"
+    records = {r["variant"]: r for r in json.loads(script.RESULTS.read_text())["records"]}
+    assert records["transfer_x2"]["method"] == "transfer" and records["transfer_x2"]["aux"] == ["aux/sick_relatedness.tsv"]
+    assert (records["transfer_x1"]["method"], records["transfer_x1"]["pruned"]) == ("transfer", 0.815)
+    monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--table"])
+    script.main()
+    rows = {line.split("|")[4].strip(): [c.strip() for c in line.split("|")] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| MiniLM-L6 | glue/stsb | 0.9")}
+    assert rows["transfer_x1"][8:11] == ["", "+1.0 (1)", "192+96"]  # against prune_x1 of the same seed
+    assert rows["transfer_x2"][8:10] == ["+1.5 (1)", "+0.0 (1)"]  # against transfer_x1, and against prune_x2
 
 
 def test_mpnet_cells_repeat_the_size_matched_command_from_its_teacher(script, monkeypatch, tmp_path):
