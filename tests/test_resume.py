@@ -125,6 +125,27 @@ def test_ctrl_c_stops_cleanly_and_resumes(reference, tiny_bert, data_dir, tmp_pa
     assert_same_as_reference(out, reference)
 
 
+def test_resume_reads_the_dev_scores_measured_before_the_checkpoint(reference, tiny_bert, data_dir, tmp_path):
+    # The teacher's dev metrics and the untrained bar are measured once; a resumed run takes them from the
+    # checkpoint's metadata instead of spending minutes (a base-size model) on the same numbers again.
+    out = tmp_path / "run"
+    first = run(prune_command(tiny_bert, data_dir, out), kill_at="step:prune:9")
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    newest = Checkpointer(out).latest()
+    meta = json.loads((newest.path / "meta.json").read_text())
+    assert meta["known"]["teacher_metrics"] == reference[0]["metrics"]["teacher"]
+    assert meta["known"]["untrained"] is None  # a tiny random BERT is no sentence-embedding model: no bar
+    teacher = {**meta["known"]["teacher_metrics"], "accuracy": 0.123}
+    untrained = {"method": "stand-in", "metrics": {"accuracy": 0.456}}
+    meta["known"] = {"teacher_metrics": teacher, "untrained": untrained}
+    (newest.path / "meta.json").write_text(json.dumps(meta))
+    finished = run(resume_command(out))
+    assert finished.returncode == 0, finished.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["metrics"]["teacher"] == teacher and report["untrained"] == untrained
+    assert report["metrics"]["pruned"] == reference[0]["metrics"]["pruned"]  # the rest as an uninterrupted run
+
+
 def test_resume_refuses_finished_runs_and_conflicting_options(tiny_bert, data_dir, tmp_path, capsys):
     from auxprune.cli import main
 

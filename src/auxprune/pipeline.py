@@ -137,8 +137,12 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         warnings = check_training_set(data.train, spec, config.data.train_file or config.data.task)
         warnings += precision_warnings(config.train.precision)
         aux = build_aux(config, data, tokenizer, teacher, train_loader)
+    # Dev scores a resumed run's first part already measured, from its checkpoint's metadata: minutes for a
+    # base-size model, and the same numbers again (the untrained model and the finished teacher do not change).
+    known = latest.meta.get("known", {}) if latest else {}
     with timer.phase("untrained"):
-        untrained = untrained_score(config, data, teacher if config.teacher.path is None else None, accelerator)
+        untrained = known["untrained"] if "untrained" in known else \
+            untrained_score(config, data, teacher if config.teacher.path is None else None, accelerator)
         if config.teacher.path is None and teacher.is_bi_encoder and teacher.classifier.kind == "cosine":
             head["threshold"] = init_cosine_threshold(teacher, tokenizer, data, untrained, config.model.max_seq_len)
     if not resume and main:  # the main process alone writes the run folder
@@ -151,11 +155,13 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
     stop = StopRequest()
 
     def loop_state(phase: str) -> LoopState:
-        meta = lambda: {"timing": timer.snapshot(), "precision": config.train.precision, "processes": processes}  # noqa: E731
+        meta = lambda: {"timing": timer.snapshot(), "precision": config.train.precision, "processes": processes,  # noqa: E731
+                        "known": {"untrained": untrained,
+                                  **({"teacher_metrics": job.teacher_metrics} if job.teacher_metrics else {})}}
         return LoopState(phase, checkpoints, saved.get(phase), stop, meta=meta)
 
     job = PruneJob(config, output, accelerator, log, pruner, teacher, tokenizer, train_loader, dev_loader, dev_labels,
-                   spec, aux)
+                   spec, aux, known.get("teacher_metrics"))
     continuation = {"sampler": train_loader.batch_sampler, **({"aux": aux} if aux is not None else {})}
     try:
         run_phases(job.phases(), checkpoints=checkpoints, latest=latest, loop_state=loop_state,
@@ -212,7 +218,7 @@ class PruneJob:
     |---|---|---|
     | stage1 | trains the encoder on the auxiliary tasks (transfer) | the model's weights, what stage 2 ties to, aux dev metrics |
     | teacher | fine-tunes the dense teacher | none besides the `teacher/` folder it writes |
-    | eval_teacher | the teacher's dev metrics | recomputed |
+    | eval_teacher | the teacher's dev metrics | read from the checkpoint's metadata when it has them, else recomputed |
     | prune | gates and weights under the sparsity constraint | the student, the pruner, its summary |
     | cut | the final structure and the smaller model | recomputed |
     | finetune | fine-tunes the cut model | its weights |
@@ -220,7 +226,8 @@ class PruneJob:
     """
 
     def __init__(self, config: RunConfig, output: Path, accelerator: Accelerator, log: RunLog, pruner: PrunerFactory,
-                 teacher, tokenizer, train_loader, dev_loader, dev_labels: list, spec, aux: AuxBranch | None):
+                 teacher, tokenizer, train_loader, dev_loader, dev_labels: list, spec, aux: AuxBranch | None,
+                 known_teacher_metrics: dict | None = None):
         self.config, self.output, self.accelerator, self.log, self.pruner = config, output, accelerator, log, pruner
         self.teacher, self.tokenizer, self.spec, self.aux = teacher, tokenizer, spec, aux
         self.train_loader, self.dev_loader, self.dev_labels = train_loader, dev_loader, dev_labels
@@ -228,6 +235,7 @@ class PruneJob:
         self.stage1: StageOne | None = None
         self.aux_metrics: dict = {}
         self.teacher_metrics = self.pruned_metrics = self.speed = None
+        self.known_teacher_metrics = known_teacher_metrics  # measured before the checkpoint this run resumes from
         self.student = self.result = self.masks = self.small = None
 
     def phases(self) -> list[Phase]:
@@ -275,6 +283,9 @@ class PruneJob:
 
     def evaluate_teacher(self, state: LoopState) -> None:
         self.teacher = self.accelerator.unwrap_model(self.teacher).eval()
+        if self.known_teacher_metrics is not None:
+            self.teacher_metrics = self.known_teacher_metrics
+            return
         self.teacher_metrics = evaluate(self.teacher, self.dev_loader, self.dev_labels, self.spec, self.accelerator,
                                         "eval teacher")
 
