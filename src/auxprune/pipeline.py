@@ -234,8 +234,8 @@ class PruneJob:
         self.joint = aux if config.transfer.how == "joint" else None
         self.stage1: StageOne | None = None
         self.aux_metrics: dict = {}
-        self.teacher_metrics = self.pruned_metrics = self.speed = None
-        self.known_teacher_metrics = known_teacher_metrics  # measured before the checkpoint this run resumes from
+        self.pruned_metrics = self.speed = None
+        self.teacher_metrics = known_teacher_metrics  # measured before the checkpoint this run resumes from, or None
         self.student = self.result = self.masks = self.small = None
 
     def phases(self) -> list[Phase]:
@@ -283,8 +283,7 @@ class PruneJob:
 
     def evaluate_teacher(self, state: LoopState) -> None:
         self.teacher = self.accelerator.unwrap_model(self.teacher).eval()
-        if self.known_teacher_metrics is not None:
-            self.teacher_metrics = self.known_teacher_metrics
+        if self.teacher_metrics is not None:
             return
         self.teacher_metrics = evaluate(self.teacher, self.dev_loader, self.dev_labels, self.spec, self.accelerator,
                                         "eval teacher")
