@@ -102,6 +102,9 @@ class DistillSection(Section):
     embedding_weight: float = Field(1.0, ge=0, description="bi-encoders: weight of the sentence embeddings' distance "
                                     "(1 - cosine) to the teacher's")
     teacher_layers: list[int] | None = Field(None, description="1-based teacher layers to match; evenly spaced when empty")
+    teacher_cache_mb: int = Field(2048, ge=0, description="the teacher's outputs on the training set are computed once "
+                                  "and kept in memory when they fit in this many MB (the states of the matched layers "
+                                  "are most of it); otherwise, or with 0, the teacher runs in every step")
 
 
 class FinetuneSection(Section):

@@ -36,6 +36,13 @@ def embedding_loss(student: Tensor, teacher: Tensor, layer_map: "LayerDistiller 
     return 1.0 - F.cosine_similarity(student, teacher, dim=-1).mean()
 
 
+def teacher_layers(config, teacher) -> list[int]:
+    """The teacher layers layer distillation matches (1-based; none when its weight is 0)."""
+    if not config.distill.enabled or config.distill.layer_weight <= 0:
+        return []
+    return config.distill.teacher_layers or default_teacher_layers(teacher.config.num_hidden_layers)
+
+
 def default_teacher_layers(num_layers: int, count: int = 4) -> list[int]:
     """Evenly spaced 1-based layers ending at the last: 12 layers -> [3, 6, 9, 12], 6 -> [2, 3, 5, 6]."""
     count = min(count, num_layers)
@@ -62,7 +69,7 @@ class LayerDistiller(nn.Module):
         tokens (its share, scaled so that the averaged gradients are those of the whole batch) and
         every process picks the same matches."""
         valid = attention_mask[..., None].to(student_states[0].dtype)
-        count = valid.sum() * teacher_states[0].shape[-1]
+        count = valid.sum() * teacher_states[self.teacher_layers[-1]].shape[-1]  # the matched layers are all a cache keeps
         if distributed.active():
             count = distributed.total(count) / distributed.processes()
         mapped = [self.map(s) for s in student_states[1:]]

@@ -26,6 +26,7 @@ from auxprune.distill import LayerDistiller, embedding_loss, prediction_loss
 from auxprune.model.encoder import AuxpruneForSequenceClassification
 from auxprune.model.inputs import MODEL_INPUTS
 from auxprune.pruners import Pruner
+from auxprune.teacher_outputs import TeacherOutputs
 
 
 def squared_distance(pairs: Iterable[tuple[Tensor, Tensor]]) -> Tensor:
@@ -51,18 +52,21 @@ class Objective(nn.Module):
 
     `schedule(step)` names the step for the transfer schedule: (phase, step within it), e.g.
     ("warmup", 3) for pruning's third step. `teacher` (frozen, not a submodule) switches on
-    distillation; `stage1` the tie to the stage-1 values of a sequential transfer.
+    distillation, `teacher_outputs` (its outputs on the target training set, computed once) stands in
+    for its forward pass on target batches; `stage1` the tie to the stage-1 values of a sequential transfer.
     """
 
     def __init__(self, model: AuxpruneForSequenceClassification, config, *, schedule: Callable[[int], tuple[str, int]],
                  pruner: Pruner | None = None, layer_map: LayerDistiller | None = None, aux=None,
-                 teacher: AuxpruneForSequenceClassification | None = None, stage1=None):
+                 teacher: AuxpruneForSequenceClassification | None = None, stage1=None,
+                 teacher_outputs: TeacherOutputs | None = None):
         super().__init__()
         self.model, self.pruner, self.layer_map = model, pruner, layer_map
         self.aux_modules = nn.ModuleList(aux.trainable()[1] if aux is not None and pruner is not None
                                          else [aux.heads] if aux is not None else [])
         object.__setattr__(self, "aux", aux)
         object.__setattr__(self, "teacher", teacher)
+        self.teacher_outputs = teacher_outputs
         self.run_config, self.schedule, self.stage1 = config, schedule, stage1
         self.matches: list[int] = []
 
@@ -87,8 +91,7 @@ class Objective(nn.Module):
             out = self.model(**x, gates=z, output_hidden_states=hidden)
             parts["task"] = loss = self.model.task_loss(out.logits, labels)
             if self.teacher is not None:
-                with torch.no_grad():
-                    t_out = self.teacher(**x, output_hidden_states=hidden)
+                t_out = self._teacher_on(batch, x, hidden)
                 parts["prediction"] = prediction_loss(out.logits, t_out.logits, distill.temperature)
                 loss = distill.task_weight * loss + distill.prediction_weight * parts["prediction"]
                 if self.model.is_bi_encoder and distill.embedding_weight > 0:
@@ -111,6 +114,15 @@ class Objective(nn.Module):
         if pruner is not None:
             parts["regularization"] = pruner.regularization(step)
         return parts
+
+    def _teacher_on(self, batch: dict[str, Tensor], x: dict[str, Tensor], hidden: bool):
+        """The teacher's output on a target batch: read from its outputs computed once when there are
+        some (and they hold the layers asked for), else a forward pass."""
+        cached = self.teacher_outputs
+        if cached is not None and "index" in batch and (not hidden or cached.layers == self.layer_map.teacher_layers):
+            return cached.for_batch(batch["index"], x["attention_mask"], hidden)
+        with torch.no_grad():
+            return self.teacher(**x, output_hidden_states=hidden)
 
     def _aux_terms(self, loss: Tensor, parts: dict, z, step: int, phase: str, phase_step: int, device) -> Tensor:
         """The weighted auxiliary loss and, while pruning, its own gates' constraint and the ties."""

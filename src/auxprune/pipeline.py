@@ -21,6 +21,7 @@ from auxprune.config import RunConfig, to_yaml
 from auxprune.data.batching import encode, make_loader
 from auxprune.data.metrics import constant_baseline
 from auxprune.data.tasks import TaskData, load_task, subsample
+from auxprune.distill import teacher_layers
 from auxprune.errors import CannotResume, UserError
 from auxprune.losses import inputs as model_inputs
 from auxprune.model.loading import (load_for_task, load_pretrained, load_tokenizer, model_config, read_json,
@@ -35,6 +36,7 @@ from auxprune.sparsity import count_parameters, dense_encoder_params, encoder_pa
 from auxprune.speed import time_alternating, torch_runner
 from auxprune.structure import Dims
 from auxprune.surgery import cut
+from auxprune.teacher_outputs import MB, TeacherOutputs, estimated_bytes
 from auxprune.train import (PruneResult, RunLog, epoch_batches, evaluate, fine_tune, fine_tune_aux, prune,
                             prune_aux, steps_for)
 from auxprune.transfer.branch import AuxBranch
@@ -181,6 +183,8 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         report["untrained"] = untrained
         report["schedule"] = schedule_report(config, len(data.train), train_loader)
         report["head"] = head
+        if config.distill.enabled:
+            report["distillation"]["teacher_outputs"] = job.teacher_outputs_plan()
         report["warnings"] = warnings
         report["model"] = {"name": config.teacher.path or config.model.name, "pooling": pooling.as_dict()}
         if size is not None:
@@ -237,6 +241,7 @@ class PruneJob:
         self.pruned_metrics = self.speed = None
         self.teacher_metrics = known_teacher_metrics  # measured before the checkpoint this run resumes from, or None
         self.student = self.result = self.masks = self.small = None
+        self.cached_teacher: TeacherOutputs | None = None
 
     def phases(self) -> list[Phase]:
         t = self.config.transfer
@@ -288,11 +293,33 @@ class PruneJob:
         self.teacher_metrics = evaluate(self.teacher, self.dev_loader, self.dev_labels, self.spec, self.accelerator,
                                         "eval teacher")
 
+    def teacher_outputs_plan(self) -> dict | None:
+        """For the report: whether distillation reads the teacher's outputs computed once (they fit in
+        distill.teacher_cache_mb) or runs the teacher in every step, their size and the layers kept."""
+        c = self.config
+        if not c.distill.enabled:
+            return None
+        layers = teacher_layers(c, self.teacher)
+        needed = estimated_bytes(self.train_loader.dataset, layers, self.teacher.config.hidden_size)
+        fits = 0 < c.distill.teacher_cache_mb and needed <= c.distill.teacher_cache_mb * MB
+        return {"computed_once": fits, "mb": round(needed / MB, 1), "layers": layers}
+
+    def teacher_outputs(self) -> TeacherOutputs | None:
+        """The finished teacher's outputs on the training set, computed at first use (pruning, or fine-tuning
+        when a resumed run skips pruning); None when `teacher_outputs_plan` says the teacher runs every step."""
+        plan = self.teacher_outputs_plan()
+        if self.cached_teacher is None and plan is not None and plan["computed_once"]:
+            c = self.config
+            self.cached_teacher = TeacherOutputs.compute(
+                self.teacher, self.train_loader.dataset, layers=plan["layers"], batch_size=c.train.batch_size,
+                pad_id=self.tokenizer.pad_token_id or 0, device=self.accelerator.device, autocast=self.accelerator.autocast)
+        return self.cached_teacher
+
     def prune_student(self, state: LoopState) -> None:
         self.student = copy.deepcopy(self.teacher).train()  # the student starts as the fine-tuned teacher
         self.result = prune(self.student, self.teacher if self.config.distill.enabled else None, self.train_loader,
                             config=self.config, accelerator=self.accelerator, log=self.log, state=state, aux=self.joint,
-                            stage1=self.stage1, pruner=self.pruner)
+                            stage1=self.stage1, pruner=self.pruner, teacher_outputs=self.teacher_outputs())
 
     def prune_outcome(self) -> dict:
         r = self.result
@@ -320,7 +347,7 @@ class PruneJob:
         c = self.config
         fine_tune(self.small, self.train_loader, epochs=c.finetune.epochs, lr=c.finetune.lr, config=c,
                   accelerator=self.accelerator, log=self.log, phase="finetune", teacher=self.teacher, state=state,
-                  aux=self.joint)
+                  aux=self.joint, teacher_outputs=self.teacher_outputs())
 
     def evaluate(self, state: LoopState) -> None:
         self.small = self.accelerator.unwrap_model(self.small).eval()

@@ -26,12 +26,13 @@ from auxprune.config import RunConfig
 from auxprune.data.batching import ordered_predictions
 from auxprune.data.metrics import compute_metrics
 from auxprune.data.tasks import TaskSpec
-from auxprune.distill import LayerDistiller, default_teacher_layers
+from auxprune.distill import LayerDistiller, teacher_layers
 from auxprune.losses import Objective, inputs
 from auxprune.loop import RunLog  # noqa: F401 - the run log, used by the pipeline through here
 from auxprune.model.encoder import AuxpruneForSequenceClassification
 from auxprune.pruners import PRUNERS, Pruner, PrunerFactory
 from auxprune.structure import Dims
+from auxprune.teacher_outputs import TeacherOutputs
 from auxprune.transfer.branch import AuxBranch
 from auxprune.transfer.schedule import phase_step, prune_phase
 from auxprune.transfer.sequential import StageOne
@@ -55,15 +56,18 @@ def aux_steps_for(epochs: float, aux: AuxBranch) -> int:
 def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, epochs: float, lr: float,
               config: RunConfig, accelerator: Accelerator, log: RunLog, phase: str,
               teacher: AuxpruneForSequenceClassification | None = None, state: LoopState | None = None,
-              aux: AuxBranch | None = None, tie: StageOne | None = None) -> None:
+              aux: AuxBranch | None = None, tie: StageOne | None = None,
+              teacher_outputs: TeacherOutputs | None = None) -> None:
     """Plain task training, with prediction distillation when a teacher is given.
 
-    `state` checkpoints the loop and, when it carries a saved state, resumes it. With `aux`, the
+    `teacher_outputs`: the teacher's outputs on `loader`'s examples, computed once (see
+    `auxprune.teacher_outputs`). `state` checkpoints the loop and, when it carries a saved state, resumes it. With `aux`, the
     auxiliary loss (weighted by its schedule for `phase`) is added through the same encoder; with
     `tie`, the pull towards the stage-1 weights of a sequential transfer.
     """
+    distilled = teacher is not None and config.distill.enabled
     objective = Objective(model, config, schedule=lambda step: (phase, step), aux=aux, stage1=tie,
-                          teacher=teacher if teacher is not None and config.distill.enabled else None)
+                          teacher=teacher if distilled else None, teacher_outputs=teacher_outputs if distilled else None)
     weights = list(model.parameters()) + (list(aux.heads.parameters()) if aux is not None else [])
     loop.run(objective, weights=weights, lr=lr, steps=steps_for(epochs, loader, config), loader=loader, config=config,
              accelerator=accelerator, log=log, phase=phase, state=state)
@@ -104,11 +108,12 @@ class PruneResult:
 def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequenceClassification | None,
           loader: DataLoader, *, config: RunConfig, accelerator: Accelerator, log: RunLog,
           state: LoopState | None = None, aux: AuxBranch | None = None, stage1: StageOne | None = None,
-          pruner: PrunerFactory | None = None) -> PruneResult:
+          pruner: PrunerFactory | None = None, teacher_outputs: TeacherOutputs | None = None) -> PruneResult:
     """Learn gates and weights together under the sparsity constraint, distilling from the teacher.
 
     `pruner` makes the pruning method (default: hard-concrete gates with the Lagrangian controller);
-    `stage1` (sequential transfer) gives the gates' starting mask parameters and/or the tie to its values.
+    `stage1` (sequential transfer) gives the gates' starting mask parameters and/or the tie to its values;
+    `teacher_outputs` the teacher's outputs on `loader`'s examples, computed once.
     """
     cfg, distill = config.prune, config.distill
     steps = steps_for(cfg.epochs, loader, config)
@@ -118,15 +123,14 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
     teacher = teacher if teacher is not None and distill.enabled else None
     layer_map = None
     if teacher is not None and distill.layer_weight > 0:
-        layers = distill.teacher_layers or default_teacher_layers(teacher.config.num_hidden_layers)
-        layer_map = LayerDistiller(student.config.hidden_size, teacher.config.hidden_size, layers)
+        layer_map = LayerDistiller(student.config.hidden_size, teacher.config.hidden_size, teacher_layers(config, teacher))
     weights = list(student.parameters()) + (list(layer_map.parameters()) if layer_map else [])
     if aux is not None:
         aux.for_pruning(student, gates, config.transfer.what, config.transfer.share)
         weights += aux.trainable()[0]
     warmup_steps = int(cfg.sparsity_warmup * steps)
     objective = Objective(student, config, pruner=gates, layer_map=layer_map, aux=aux, teacher=teacher, stage1=stage1,
-                          schedule=lambda step: (prune_phase(step, warmup_steps), phase_step(step, warmup_steps)))
+                          teacher_outputs=teacher_outputs if teacher is not None else None, schedule=lambda step: (prune_phase(step, warmup_steps), phase_step(step, warmup_steps)))
     trained = loop.run(objective, weights=weights, lr=cfg.lr, steps=steps, loader=loader, config=config,
                        accelerator=accelerator, log=log, phase="prune", state=state)
     with torch.no_grad():

@@ -122,7 +122,8 @@ class BucketBatchSampler(Sampler[list[int]]):
 
 def make_loader(encoded: list[dict], batch_size: int, pad_id: int, shuffle: bool, seed: int = 0,
                 shard: tuple[int, int] | None = None) -> DataLoader:
-    """Training loaders shuffle by length buckets; evaluation loaders sort by length and carry indices.
+    """Training loaders shuffle by length buckets; evaluation loaders sort by length. Batches carry their
+    examples' indices in the list `encoded` (`index`).
 
     A training loader's batches are `batch_size` examples over all processes, each process taking
     its slice (`shard` = (rank, processes); default: this run's, see `auxprune.distributed`).
@@ -133,7 +134,9 @@ def make_loader(encoded: list[dict], batch_size: int, pad_id: int, shuffle: bool
         sampler = BucketBatchSampler([item_length(item) for item in encoded], batch_size, seed, shard=shard)
         # A generator of its own: otherwise every new epoch's iterator draws a worker seed from the
         # global RNG, and a run resumed mid-epoch would see a shifted dropout and gate noise stream.
-        return DataLoader(encoded, batch_sampler=sampler, collate_fn=collate_fn, generator=torch.Generator())
+        # Batches carry their examples' `index` too: the teacher's outputs computed once are read back by it.
+        return DataLoader([dict(item, index=i) for i, item in enumerate(encoded)], batch_sampler=sampler,
+                          collate_fn=collate_fn, generator=torch.Generator())
     order = sorted(range(len(encoded)), key=lambda i: item_length(encoded[i]))
     return DataLoader([dict(encoded[i], index=i) for i in order], batch_size=batch_size, collate_fn=collate_fn)
 
