@@ -119,7 +119,7 @@ class Objective(nn.Module):
         """The teacher's output on a target batch: read from its outputs computed once when there are
         some (and they hold the layers asked for), else a forward pass."""
         cached = self.teacher_outputs
-        if cached is not None and "index" in batch and (not hidden or cached.layers == self.layer_map.teacher_layers):
+        if cached is not None and "index" in batch and (not hidden or set(self.layer_map.teacher_layers) <= set(cached.layers)):
             return cached.for_batch(batch["index"], x["attention_mask"], hidden)
         with torch.no_grad():
             return self.teacher(**x, output_hidden_states=hidden)
