@@ -63,9 +63,9 @@ class PruneSection(Section):
     # Heads and FFN units only by default: on short CPU schedules, gating whole blocks and hidden
     # dimensions too cost far more accuracy (bench notes in README); `full` uses all five, as CoFi.
     families: list[str] = Field(default_factory=lambda: ["heads", "ffn_units"])
-    # 12, not 6: twice the pruning steps lifted the pruned bi-encoder on STS-B (+3.6 at 0.9, +1.0 at 0.6, seeds 1-3)
-    # and lost nowhere it ran (MRPC 0.9 and 0.6, MPNet-base): bench/results/bi_recipe.json. Older tables keep 6
-    # (bench/prune_cell.py).
+    # 12, not 6: twice the pruning steps lifted the pruned bi-encoder on STS-B (+3.6 at 0.9, +1.0 at 0.6, seeds 1-3),
+    # MRPC 0.9 (+0.5) and MPNet-base (+0.8), and was level within noise on MRPC 0.6 (-0.6, seeds 1-2):
+    # bench/results/bi_recipe.json. Older tables keep 6 (bench/prune_cell.py).
     epochs: float = Field(12.0, gt=0)
     sparsity_warmup: float = Field(0.5, gt=0, le=1, description="fraction of pruning steps over which the target ramps up")
     lr: float = Field(1e-4, gt=0)
