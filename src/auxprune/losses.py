@@ -53,7 +53,8 @@ class Objective(nn.Module):
     `schedule(step)` names the step for the transfer schedule: (phase, step within it), e.g.
     ("warmup", 3) for pruning's third step. `teacher` (frozen, not a submodule) switches on
     distillation, `teacher_outputs` (its outputs on the target training set, computed once) stands in
-    for its forward pass on target batches; `stage1` the tie to the stage-1 values of a sequential transfer.
+    for its forward pass on target batches (unused without a teacher); `stage1` the tie to the stage-1
+    values of a sequential transfer.
     """
 
     def __init__(self, model: AuxpruneForSequenceClassification, config, *, schedule: Callable[[int], tuple[str, int]],

@@ -183,8 +183,8 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         report["untrained"] = untrained
         report["schedule"] = schedule_report(config, len(data.train), train_loader)
         report["head"] = head
-        if config.distill.enabled:
-            report["distillation"]["teacher_outputs"] = job.teacher_outputs_plan()
+        if (plan := job.teacher_outputs_plan()) is not None:
+            report["distillation"]["teacher_outputs"] = plan
         report["warnings"] = warnings
         report["model"] = {"name": config.teacher.path or config.model.name, "pooling": pooling.as_dict()}
         if size is not None:
@@ -307,8 +307,10 @@ class PruneJob:
     def teacher_outputs(self) -> TeacherOutputs | None:
         """The finished teacher's outputs on the training set, computed at first use (pruning, or fine-tuning
         when a resumed run skips pruning); None when `teacher_outputs_plan` says the teacher runs every step."""
+        if self.cached_teacher is not None:
+            return self.cached_teacher
         plan = self.teacher_outputs_plan()
-        if self.cached_teacher is None and plan is not None and plan["computed_once"]:
+        if plan is not None and plan["computed_once"]:
             c = self.config
             self.cached_teacher = TeacherOutputs.compute(
                 self.teacher, self.train_loader.dataset, layers=plan["layers"], batch_size=c.train.batch_size,

@@ -70,6 +70,8 @@ class TeacherOutputs:
         logits: list[Tensor | None] = [None] * n
         embeddings: list[Tensor | None] = [None] * n
         states: dict[int, list[list[Tensor] | None]] = {layer: [None] * n for layer in layers}
+        # Batched by length as the evaluation loader is, but not through a DataLoader: iterating one draws
+        # from the global RNG, which would shift the gate noise of the steps that follow (resumes must match).
         order = sorted(range(n), key=lambda i: item_length(items[i]))
         chunks = [order[i:i + batch_size] for i in range(0, n, batch_size)]
         was_training = teacher.training

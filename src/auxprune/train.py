@@ -65,9 +65,9 @@ def fine_tune(model: AuxpruneForSequenceClassification, loader: DataLoader, *, e
     resumes it. With `aux`, the auxiliary loss (weighted by its schedule for `phase`) is added
     through the same encoder; with `tie`, the pull towards the stage-1 weights of a sequential transfer.
     """
-    distilled = teacher is not None and config.distill.enabled
     objective = Objective(model, config, schedule=lambda step: (phase, step), aux=aux, stage1=tie,
-                          teacher=teacher if distilled else None, teacher_outputs=teacher_outputs if distilled else None)
+                          teacher=teacher if teacher is not None and config.distill.enabled else None,
+                          teacher_outputs=teacher_outputs)
     weights = list(model.parameters()) + (list(aux.heads.parameters()) if aux is not None else [])
     loop.run(objective, weights=weights, lr=lr, steps=steps_for(epochs, loader, config), loader=loader, config=config,
              accelerator=accelerator, log=log, phase=phase, state=state)
@@ -130,7 +130,7 @@ def prune(student: AuxpruneForSequenceClassification, teacher: AuxpruneForSequen
         weights += aux.trainable()[0]
     warmup_steps = int(cfg.sparsity_warmup * steps)
     objective = Objective(student, config, pruner=gates, layer_map=layer_map, aux=aux, teacher=teacher, stage1=stage1,
-                          teacher_outputs=teacher_outputs if teacher is not None else None,
+                          teacher_outputs=teacher_outputs,
                           schedule=lambda step: (prune_phase(step, warmup_steps), phase_step(step, warmup_steps)))
     trained = loop.run(objective, weights=weights, lr=cfg.lr, steps=steps, loader=loader, config=config,
                        accelerator=accelerator, log=log, phase="prune", state=state)
