@@ -29,6 +29,13 @@ transfer benchmark's cross-encoder cells at 1,000 (bench/results/transfer_limite
 left out of the curve and the plot and printed by `--table` as a separate table labelled as history.
 Means group by head as well, so no mean ever spans two heads.
 
+Stage 1 of the `--aux` recipe (the teacher's training on the auxiliary pairs, about 70 minutes of a
+transfer cell on MRPC's Twitter URL) never sees the target's data, so the transfer cells of one task
+and seed share one: the first that runs trains it, the others start from it
+(`--set transfer.stage1_from=...`, which checks that it was trained with the same auxiliary data,
+seed and settings). bench/bi_encoder.py's 0.6 transfer cell of the task and seed is the first place
+looked. The curve's sizes are then paired on stage 1 as they are on the seed.
+
 Every cell run here is its own run folder under bench/work/learning_curve/ (`<task>_default_n...`).
 Resumable: a cell already in a source is skipped, a finished run folder is read, an interrupted one
 resumes from its newest checkpoint. Results: bench/results/learning_curve.json (records with their
@@ -65,6 +72,7 @@ BI_RESULTS = ROOT / "bench" / "results" / "bi_encoder.json"  # bi-encoder, 1,000
 WORK = ROOT / "bench" / "work" / "learning_curve"
 SPARSITY = 0.9
 SIZES = [100, 300, 1000, 4000]
+BI_WORK = ROOT / "bench" / "work" / "bi_encoder"  # bench/bi_encoder.py's run folders (a stage 1 to start from)
 FROM_BI_BENCH = 1000  # examples whose cells are bench/bi_encoder.py's (not run here)
 FROM_TRANSFER_BENCH = FROM_BI_BENCH  # the cross-encoder history's 1,000-example cells (transfer benchmark)
 SEEDS_AT = {4000: (1,)}  # the issue: seeds 1-3 at 100 and 300, seed 1 at 4,000
@@ -92,8 +100,27 @@ def run_cell(task: str, examples: int, seed: int, method: str, threads: int | No
                "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite", *TABLE_SCHEDULE]  # no head pin
     if method == "transfer":
         command += aux_sets(task)
+        source = stage1_source(task, seed, out)
+        if source is not None:
+            command += ["--set", f"transfer.stage1_from={display(source)}"]
     report, wall, _ = run_prune(out, command, threads, name)
     return report, wall, shlex.join(command)
+
+
+def stage1_source(task: str, seed: int, out: Path) -> Path | None:
+    """A finished run of this task and seed with the --aux recipe whose stage 1 (kept as `stage1/`) this cell
+    can start from: bench/bi_encoder.py's 0.6 transfer cell, else another size's cell here. A cell that was
+    started already keeps what it started with (its config.yaml), so that resuming it gives the same run."""
+    if (out / "config.yaml").is_file():
+        import yaml
+        given = (yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8")).get("transfer") or {}).get("stage1_from")
+        return ROOT / given if given else None
+    short = task.split("/")[-1]
+    for run in [BI_WORK / f"{short}_bi_s0.6_transfer_seed{seed}",
+                *sorted(WORK.glob(f"{short}_default_n*_transfer_seed{seed}"))]:
+        if run != out and (run / "stage1" / "meta.json").is_file():
+            return run
+    return None
 
 
 def head_of(value) -> str:

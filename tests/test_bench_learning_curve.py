@@ -173,3 +173,27 @@ def test_merged_rows_name_their_source_and_leave_cross_out_of_the_curve(sources,
     assert sources.PLOT.is_file()
     assert sources.bars_computed == []  # the run above kept them in the results file
     assert set(json.loads(sources.RESULTS.read_text())["bars_at_1000"]) == {"glue/stsb 1", "glue/stsb 2"}
+
+
+def test_transfer_cells_of_a_task_and_seed_share_one_stage1(runner, monkeypatch, tmp_path):
+    monkeypatch.setattr(runner, "BI_WORK", tmp_path / "bi")
+    out = runner.WORK / runner.cell_name("glue/mrpc", 100, "transfer", 2)
+
+    def finished(folder: Path) -> Path:
+        (folder / "stage1").mkdir(parents=True)
+        (folder / "stage1" / "meta.json").write_text('{"phase": "stage1"}')
+        return folder
+
+    assert runner.stage1_source("glue/mrpc", 2, out) is None  # the first cell trains it
+    other_size = finished(runner.WORK / runner.cell_name("glue/mrpc", 300, "transfer", 2))
+    finished(runner.WORK / runner.cell_name("glue/mrpc", 300, "transfer", 1))  # another seed: never
+    finished(runner.WORK / runner.cell_name("glue/stsb", 300, "transfer", 2))  # another task: never
+    assert runner.stage1_source("glue/mrpc", 2, out) == other_size
+    bi_cell = finished(tmp_path / "bi" / "mrpc_bi_s0.6_transfer_seed2")
+    assert runner.stage1_source("glue/mrpc", 2, out) == bi_cell  # the 1,000-example cell's comes first
+    # a cell already started keeps the source its config names (or none), whatever exists now
+    out.mkdir(parents=True)
+    (out / "config.yaml").write_text(f"transfer:\n  stage1_from: {other_size}\n")  # absolute: ROOT / it is itself
+    assert runner.stage1_source("glue/mrpc", 2, out) == other_size
+    (out / "config.yaml").write_text("transfer:\n  aux: []\n")
+    assert runner.stage1_source("glue/mrpc", 2, out) is None

@@ -165,6 +165,9 @@ class TransferSection(Section):
     stage1_lr: float = Field(5e-5, gt=0)
     teacher_aux_epochs: float | None = Field(None, ge=0, description="train the teacher on the auxiliary data first "
                                              "(intermediate task); empty: 1 with how=joint and no teacher.path, else 0")
+    stage1_from: str | None = Field(None, description="start from the stage 1 another run trained (its folder, with its "
+                                    "stage1/) instead of training it again: the same model, auxiliary data, seed and "
+                                    "stage-1 settings, any target")
     aux_batch_size: int | None = Field(None, ge=1, description="auxiliary batch size (default: train.batch_size)")
     aux_distill_weight: float | None = Field(
         None, ge=0, description="how=joint: weight of distilling the teacher on auxiliary inputs (its target "
@@ -219,6 +222,9 @@ class RunConfig(Section):
             object.__setattr__(t, "teacher_aux_epochs", 1.0 if t.how == "joint" and self.teacher.path is None else 0.0)
         if t.aux_distill_weight is None:
             object.__setattr__(t, "aux_distill_weight", 1.0 if t.how == "joint" and self.distill.enabled else 0.0)
+        if t.stage1_from and not (t.how == "sequential" or t.teacher_aux_epochs > 0):
+            raise ValueError("stage1_from replaces the training on the auxiliary tasks before the teacher, which this "
+                             "run does not have: it needs transfer.aux without teacher.path (or how=sequential)")
         return self
 
 

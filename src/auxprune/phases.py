@@ -31,6 +31,7 @@ class Phase:
     save: Callable[[], Mapping[str, Stateful]] | None = None  # None: recomputed on resume
     restore: Callable[[dict], None] | None = None  # gets what `save` returned, as saved state dicts
     timer: str | None = None  # the report's timing entry (default: the name)
+    meta: Callable[[], dict] | None = None  # plain values written beside its record (meta.json)
 
 
 def run_phases(phases: list[Phase], *, checkpoints: Checkpointer, latest: Checkpoint | None,
@@ -49,7 +50,7 @@ def run_phases(phases: list[Phase], *, checkpoints: Checkpointer, latest: Checkp
                 continue
             phase.run(loop_state(phase.name))
             if phase.save is not None:
-                checkpoints.save_record(phase.name, phase.save(), continuation)
+                checkpoints.save_record(phase.name, phase.save(), continuation, phase.meta() if phase.meta else None)
 
 
 def _finished(phases: list[Phase], checkpoints: Checkpointer, latest: Checkpoint | None) -> dict[str, Checkpoint]:

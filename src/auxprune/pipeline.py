@@ -16,7 +16,7 @@ from accelerate import Accelerator
 
 from auxprune import distributed
 from auxprune.baselines import THRESHOLD_FIT_EXAMPLES, fit_threshold, is_sentence_embedding_model, pair_cosines, untrained_cosine_score
-from auxprune.checkpoint import Checkpointer, LoopState, StopRequest, Value
+from auxprune.checkpoint import Checkpoint, Checkpointer, LoopState, StopRequest, Value, restore_continuation
 from auxprune.config import RunConfig, to_yaml
 from auxprune.data.batching import encode, make_loader
 from auxprune.data.metrics import constant_baseline
@@ -39,6 +39,7 @@ from auxprune.surgery import cut
 from auxprune.teacher_outputs import MB, TeacherOutputs, estimated_bytes
 from auxprune.train import (PruneResult, RunLog, epoch_batches, evaluate, fine_tune, fine_tune_aux, prune,
                             prune_aux, steps_for)
+from auxprune.transfer import stage1_store
 from auxprune.transfer.branch import AuxBranch
 from auxprune.transfer.schedule import Schedule
 from auxprune.transfer.sequential import StageOne
@@ -139,6 +140,15 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         warnings = check_training_set(data.train, spec, config.data.train_file or config.data.task)
         warnings += precision_warnings(config.train.precision)
         aux = build_aux(config, data, tokenizer, teacher, train_loader)
+        stage1_inputs = stage1_store.trained_with(config, head["head"], aux, stage1_epochs(config), processes) \
+            if aux is not None and stage1_epochs(config) > 0 else None
+        stage1_source = None
+        if config.transfer.stage1_from and checkpoints.record(stage1_store.PHASE) is None:
+            stage1_source = stage1_store.find(config.transfer.stage1_from)
+            stage1_store.check(stage1_source, stage1_inputs)
+            if not resume and Path(output).resolve() in stage1_source.path.resolve().parents:
+                raise UserError(f"transfer.stage1_from: {stage1_source.path} is inside {output}, which this run "
+                                "replaces; write the run to another folder")
     # Dev scores a resumed run's first part already measured, from its checkpoint's metadata: minutes for a
     # base-size model, and the same numbers again (the untrained model and the finished teacher do not change).
     known = latest.meta.get("known", {}) if latest else {}
@@ -163,7 +173,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         return LoopState(phase, checkpoints, saved.get(phase), stop, meta=meta)
 
     job = PruneJob(config, output, accelerator, log, pruner, teacher, tokenizer, train_loader, dev_loader, dev_labels,
-                   spec, aux, known.get("teacher_metrics"))
+                   spec, aux, known.get("teacher_metrics"), stage1_inputs, stage1_source)
     continuation = {"sampler": train_loader.batch_sampler, **({"aux": aux} if aux is not None else {})}
     try:
         run_phases(job.phases(), checkpoints=checkpoints, latest=latest, loop_state=loop_state,
@@ -196,6 +206,8 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         if main:
             write_json(output / "report.json", report)
             write_model_card(output / "model", report)  # model/README.md, from the report
+            if config.transfer.stage1_from is None:  # stage 1 trained here: kept for other runs to start from
+                stage1_store.keep(checkpoints, output)
             checkpoints.clear()  # the outputs are complete; checkpoints would only fill the disk
         return report
     except BaseException as err:
@@ -231,7 +243,8 @@ class PruneJob:
 
     def __init__(self, config: RunConfig, output: Path, accelerator: Accelerator, log: RunLog, pruner: PrunerFactory,
                  teacher, tokenizer, train_loader, dev_loader, dev_labels: list, spec, aux: AuxBranch | None,
-                 known_teacher_metrics: dict | None = None):
+                 known_teacher_metrics: dict | None = None, stage1_inputs: dict | None = None,
+                 stage1_source: Checkpoint | None = None):
         self.config, self.output, self.accelerator, self.log, self.pruner = config, output, accelerator, log, pruner
         self.teacher, self.tokenizer, self.spec, self.aux = teacher, tokenizer, spec, aux
         self.train_loader, self.dev_loader, self.dev_labels = train_loader, dev_loader, dev_labels
@@ -242,16 +255,17 @@ class PruneJob:
         self.teacher_metrics = known_teacher_metrics  # measured before the checkpoint this run resumes from, or None
         self.student = self.result = self.masks = self.small = None
         self.cached_teacher: TeacherOutputs | None = None
+        # What stage 1 depends on (written beside its record), and the other run's stage 1 it restores instead
+        self.stage1_inputs, self.stage1_source = stage1_inputs, stage1_source
 
     def phases(self) -> list[Phase]:
-        t = self.config.transfer
-        stage1_epochs = t.stage1_epochs if t.how == "sequential" else t.teacher_aux_epochs
+        epochs = stage1_epochs(self.config)
         phases = []
-        if self.aux is not None and stage1_epochs > 0:
+        if self.aux is not None and epochs > 0:
             # Sequential stage 1 / intermediate-task teacher: the encoder learns the auxiliary
             # tasks first, and the target's teacher (hence the student) starts from it.
-            phases.append(Phase("stage1", lambda state: self.run_stage1(stage1_epochs, state), self.stage1_outcome,
-                                self.restore_stage1))
+            run = self.reuse_stage1 if self.stage1_source is not None else lambda state: self.run_stage1(epochs, state)
+            phases.append(Phase(stage1_store.PHASE, run, self.stage1_outcome, self.restore_stage1, meta=self.stage1_meta))
         if self.config.teacher.path is None:
             phases.append(Phase("teacher", self.train_teacher, dict, self.restore_teacher))
         phases += [Phase("eval_teacher", self.evaluate_teacher, timer="eval"),
@@ -271,8 +285,24 @@ class PruneJob:
         return {"model": self.teacher, "stage1": Value(dataclasses.asdict(self.stage1) if self.stage1 else None),
                 "metrics": Value(dict(self.aux_metrics))}
 
-    def restore_stage1(self, saved: dict) -> None:
-        self.teacher.load_state_dict(saved["model"])
+    def stage1_meta(self) -> dict:
+        return {"trained_with": self.stage1_inputs,
+                **({"from": str(self.stage1_source.path)} if self.stage1_source is not None else {})}
+
+    def reuse_stage1(self, state: LoopState) -> None:
+        """Stage 1 as another run left it (transfer.stage1_from): its encoder, the auxiliary heads and streams,
+        and the random state, so that on the same target this run continues exactly as that one did."""
+        saved = self.stage1_source.load()
+        self.restore_stage1(saved["outcome"], encoder_only=True)
+        restore_continuation({"aux": self.aux}, {"aux": saved["continuation"]["aux"]}, saved)
+
+    def restore_stage1(self, saved: dict, encoder_only: bool = False) -> None:
+        if encoder_only:  # the target's head stays this run's own: stage 1 never trains it, and the target may differ
+            prefix = next(name for name, module in self.teacher.named_children() if module is self.teacher.encoder)
+            self.teacher.encoder.load_state_dict({key[len(prefix) + 1:]: value for key, value in saved["model"].items()
+                                                  if key.startswith(prefix + ".")})
+        else:
+            self.teacher.load_state_dict(saved["model"])
         self.stage1 = StageOne(**saved["stage1"]) if saved["stage1"] is not None else None
         self.aux_metrics.update(saved["metrics"])
 
@@ -358,6 +388,13 @@ class PruneJob:
         if self.joint is not None:
             self.aux_metrics["pruned"] = self.joint.evaluate(self.small, self.accelerator.device)
         self.speed = measure_speed(self.teacher, self.small, self.train_loader, self.accelerator) if distributed.is_main() else None
+
+
+def stage1_epochs(config: RunConfig) -> float:
+    """Epochs of stage 1 over the auxiliary data: sequential transfer's first stage, else the teacher's
+    intermediate-task training (0: none)."""
+    t = config.transfer
+    return t.stage1_epochs if t.how == "sequential" else t.teacher_aux_epochs
 
 
 def run_stage1(model, aux: AuxBranch, epochs: float, config: RunConfig, accelerator: Accelerator, log: RunLog,
@@ -569,6 +606,7 @@ def transfer_report(config: RunConfig, aux: AuxBranch, metrics: dict) -> dict:
         "teacher_aux_epochs": t.teacher_aux_epochs or None,
         "aux_distill_weight": t.aux_distill_weight or None,
         "aux_distill_phases": list(t.aux_distill_phases) if t.aux_distill_weight else None,
+        "stage1_from": t.stage1_from,
         "aux_steps": aux.steps,
         "aux_metrics": metrics,
     }

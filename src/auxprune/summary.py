@@ -81,7 +81,9 @@ def transfer_lines(t: dict) -> list[str]:
     choices = [f"what {t['what']}/{t['share']}"]
     if t["when"]:
         choices.append(f"weight {t['when']['weight']} {t['when']['shape']} over {'+'.join(t['when']['phases'])}")
-    if t.get("teacher_aux_epochs"):
+    if t.get("stage1_from"):
+        choices.append(f"stage 1 from {t['stage1_from']}")
+    elif t.get("teacher_aux_epochs"):
         choices.append(f"teacher {t['teacher_aux_epochs']} epoch(s) on them first")
     distill_weight = t.get("aux_distill_weight", t.get("aux_distill"))  # reports before issue 17 say aux_distill
     if distill_weight:
