@@ -108,8 +108,8 @@ def run_cell(task: str, examples: int, seed: int, method: str, threads: int | No
 
 
 def stage1_source(task: str, seed: int, out: Path) -> Path | None:
-    """A finished run of this task and seed with the --aux recipe whose stage 1 (kept as `stage1/`) this cell
-    can start from: bench/bi_encoder.py's 0.6 transfer cell, else another size's cell here. A cell that was
+    """A run of this task and seed with the --aux recipe whose stage 1 (kept as `stage1/`, or its record in a run
+    stopped after it) this cell can start from: bench/bi_encoder.py's 0.6 transfer cell, else another size's cell here. A cell that was
     started already keeps what it started with (its config.yaml), so that resuming it gives the same run."""
     if (out / "config.yaml").is_file():
         import yaml
@@ -118,7 +118,8 @@ def stage1_source(task: str, seed: int, out: Path) -> Path | None:
     short = task.split("/")[-1]
     for run in [BI_WORK / f"{short}_bi_s0.6_transfer_seed{seed}",
                 *sorted(WORK.glob(f"{short}_default_n*_transfer_seed{seed}"))]:
-        if run != out and (run / "stage1" / "meta.json").is_file():
+        kept = [run / "stage1", run / "checkpoints" / "phases" / "stage1"]  # finished, or stopped after stage 1
+        if run != out and any((folder / "meta.json").is_file() for folder in kept):
             return run
     return None
 

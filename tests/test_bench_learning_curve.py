@@ -189,7 +189,9 @@ def test_transfer_cells_of_a_task_and_seed_share_one_stage1(runner, monkeypatch,
     finished(runner.WORK / runner.cell_name("glue/mrpc", 300, "transfer", 1))  # another seed: never
     finished(runner.WORK / runner.cell_name("glue/stsb", 300, "transfer", 2))  # another task: never
     assert runner.stage1_source("glue/mrpc", 2, out) == other_size
-    bi_cell = finished(tmp_path / "bi" / "mrpc_bi_s0.6_transfer_seed2")
+    bi_cell = tmp_path / "bi" / "mrpc_bi_s0.6_transfer_seed2"
+    (bi_cell / "checkpoints" / "phases" / "stage1").mkdir(parents=True)  # stopped after its stage 1
+    (bi_cell / "checkpoints" / "phases" / "stage1" / "meta.json").write_text('{"phase": "stage1"}')
     assert runner.stage1_source("glue/mrpc", 2, out) == bi_cell  # the 1,000-example cell's comes first
     # a cell already started keeps the source its config names (or none), whatever exists now
     out.mkdir(parents=True)
