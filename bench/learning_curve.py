@@ -29,8 +29,8 @@ transfer benchmark's cross-encoder cells at 1,000 (bench/results/transfer_limite
 left out of the curve and the plot and printed by `--table` as a separate table labelled as history.
 Means group by head as well, so no mean ever spans two heads.
 
-Stage 1 of the `--aux` recipe (the teacher's training on the auxiliary pairs, about 70 minutes of a
-transfer cell on MRPC's Twitter URL) never sees the target's data, so the transfer cells of one task
+Stage 1 of the `--aux` recipe (the teacher's training on the auxiliary pairs: 23-70 minutes of a
+transfer cell on MRPC's Twitter URL, one core) never sees the target's data, so the transfer cells of one task
 and seed share one: the first that runs trains it, the others start from it
 (`--set transfer.stage1_from=...`, which checks that it was trained with the same auxiliary data,
 seed and settings). bench/bi_encoder.py's 0.6 transfer cell of the task and seed is the first place
