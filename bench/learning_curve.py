@@ -55,6 +55,7 @@ import statistics
 import sys
 from pathlib import Path
 
+import yaml
 
 from auxprune.output import write_json
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
@@ -108,11 +109,11 @@ def run_cell(task: str, examples: int, seed: int, method: str, threads: int | No
 
 
 def stage1_source(task: str, seed: int, out: Path) -> Path | None:
-    """A run of this task and seed with the --aux recipe whose stage 1 (kept as `stage1/`, or its record in a run
-    stopped after it) this cell can start from: bench/bi_encoder.py's 0.6 transfer cell, else another size's cell here. A cell that was
-    started already keeps what it started with (its config.yaml), so that resuming it gives the same run."""
+    """A run of this task and seed with the --aux recipe whose stage 1 (kept as `stage1/`, or its record in a
+    run stopped after it) this cell can start from: bench/bi_encoder.py's 0.6 transfer cell, else another
+    size's cell here. A cell already started keeps what it started with (its config.yaml), so that resuming
+    it gives the same run."""
     if (out / "config.yaml").is_file():
-        import yaml
         given = (yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8")).get("transfer") or {}).get("stage1_from")
         return ROOT / given if given else None
     short = task.split("/")[-1]
