@@ -140,8 +140,10 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         warnings = check_training_set(data.train, spec, config.data.train_file or config.data.task)
         warnings += precision_warnings(config.train.precision)
         aux = build_aux(config, data, tokenizer, teacher, train_loader)
-        stage1_inputs = stage1_store.trained_with(config, head["head"], aux, stage1_epochs(config), processes) \
-            if aux is not None and stage1_epochs(config) > 0 else None
+        # What stage 1 depends on; None: this run has no stage 1 (the job's phases follow this)
+        epochs = stage1_epochs(config)
+        stage1_inputs = stage1_store.trained_with(config, head["head"], aux, epochs, processes) \
+            if aux is not None and epochs > 0 else None
         stage1_source = None
         if config.transfer.stage1_from and checkpoints.record(stage1_store.PHASE) is None:
             stage1_source = stage1_store.find(config.transfer.stage1_from)
@@ -255,15 +257,16 @@ class PruneJob:
         self.teacher_metrics = known_teacher_metrics  # measured before the checkpoint this run resumes from, or None
         self.student = self.result = self.masks = self.small = None
         self.cached_teacher: TeacherOutputs | None = None
-        # What stage 1 depends on (written beside its record), and the other run's stage 1 it restores instead
+        # What stage 1 depends on (written beside its record; None: no stage 1), and the other run's stage 1 it
+        # restores instead
         self.stage1_inputs, self.stage1_source = stage1_inputs, stage1_source
 
     def phases(self) -> list[Phase]:
-        epochs = stage1_epochs(self.config)
         phases = []
-        if self.aux is not None and epochs > 0:
+        if self.stage1_inputs is not None:
             # Sequential stage 1 / intermediate-task teacher: the encoder learns the auxiliary
             # tasks first, and the target's teacher (hence the student) starts from it.
+            epochs = self.stage1_inputs["epochs"]
             run = self.reuse_stage1 if self.stage1_source is not None else lambda state: self.run_stage1(epochs, state)
             phases.append(Phase(stage1_store.PHASE, run, self.stage1_outcome, self.restore_stage1, meta=self.stage1_meta))
         if self.config.teacher.path is None:

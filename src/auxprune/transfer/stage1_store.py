@@ -1,7 +1,7 @@
 """Stage 1 (the encoder trained on the auxiliary tasks alone) as a folder another run can start from.
 
-Stage 1 never sees the target's labels, and with 20,000 auxiliary examples it is most of the time of
-an `--aux` run. A run that trains it keeps it as `DIR/stage1/` (the phase's record, see `phases.py`:
+Stage 1 never sees the target's labels, and with 20,000 auxiliary examples it is a large part of an
+`--aux` run (MRPC with Twitter URL: 23-70 minutes on one core, beside about an hour for the rest). A run that trains it keeps it as `DIR/stage1/` (the phase's record, see `phases.py`:
 the encoder, the auxiliary heads and the random and data streams as stage 1 left them).
 `transfer.stage1_from=DIR` starts another run from it: another sparsity, another size of the same
 target's training set, another target task. With the same config and target it ends exactly as the
