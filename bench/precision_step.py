@@ -5,7 +5,8 @@ The issue's bf16 benchmark (whole jobs, seeds 1-3) presumes a CPU that multiplie
 slower; this script measures by how much, on the step that dominates every phase: forward and
 backward of a 32 x 64 batch through all-MiniLM-L6-v2 (our encoder, a cross-encoder head), fp32
 and `torch.autocast("cpu", torch.bfloat16)` timed alternately so that a busy machine slows both
-alike. Writes bench/results/precision_step.json with the command, the CPU's flags and the load.
+alike. Adds a record to bench/results/precision_step.json with the command, whether the CPU multiplies
+bf16 in hardware, and the load; one record per (CPU kind, threads), so machines of both kinds stay side by side.
 
     python bench/precision_step.py --threads 2 --repeats 3
 """
@@ -13,7 +14,6 @@ alike. Writes bench/results/precision_step.json with the command, the CPU's flag
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import statistics
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_file import machine  # noqa: E402
+from results_file import add_record, machine  # noqa: E402
 
 from auxprune.model.loading import load_for_task, packaged_minilm_path  # noqa: E402
 from auxprune.precision import cpu_has_native_bf16  # noqa: E402
@@ -70,7 +70,8 @@ def main() -> None:
               "median_s": {"fp32": fp32, "bf16": bf16}, "bf16_over_fp32": round(bf16 / fp32, 2),
               "cpu_multiplies_bf16": cpu_has_native_bf16(), "load_average_before": [round(x, 2) for x in load_before],
               "load_average_after": [round(x, 2) for x in os.getloadavg()], "machine": machine()}
-    RESULTS.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    add_record(RESULTS, record, record["command"], lambda r: (r["cpu_multiplies_bf16"], r["threads"]),
+               {"what": "forward+backward of one batch, fp32 and bf16 autocast timed alternately (median seconds)"})
     print(f"fp32 {fp32:.2f} s, bf16 {bf16:.2f} s per step: bf16 takes {bf16 / fp32:.1f}x "
           f"({'bf16 in hardware' if record['cpu_multiplies_bf16'] else 'emulated: no AVX512-BF16 or AMX'}) -> {RESULTS}")
 
