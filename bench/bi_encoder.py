@@ -32,7 +32,7 @@ from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
-from prune_cell import TABLE_SCHEDULE, run_prune  # noqa: E402
+from prune_cell import TABLE_PRECISION, TABLE_SCHEDULE, run_prune  # noqa: E402
 from results_file import add_record, machine  # noqa: E402
 from transfer_limited_data import AUX, aux_sets  # noqa: E402
 
@@ -62,7 +62,7 @@ def run_cell(task: str, sparsity: float, method: str, seed: int, threads: int | 
                "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite", *HEAD]
     if method == "transfer":
         command += aux_sets(task)
-    command += METHOD_SETS[method] + TABLE_SCHEDULE
+    command += METHOD_SETS[method] + TABLE_SCHEDULE + TABLE_PRECISION
     shared = WORK / cell_name(task, SPARSITIES[0], method, seed) / "teacher"
     if sparsity != SPARSITIES[0] and (shared / "model.safetensors").is_file():
         command += ["--set", f"teacher.path={shared.relative_to(ROOT)}"]  # the same dense model, pruned further

@@ -59,7 +59,7 @@ import yaml
 
 from auxprune.output import write_json
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
-from prune_cell import TABLE_SCHEDULE, run_prune  # noqa: E402
+from prune_cell import TABLE_PRECISION, TABLE_SCHEDULE, run_prune  # noqa: E402
 from results_file import add_record, machine  # noqa: E402
 from transfer_limited_data import AUX, aux_sets  # noqa: E402
 
@@ -98,7 +98,8 @@ def run_cell(task: str, examples: int, seed: int, method: str, threads: int | No
     name = cell_name(task, examples, method, seed)
     out = WORK / name
     command = ["auxprune", "prune", "--task", task, "--sparsity", str(SPARSITY), "--max-train-examples", str(examples),
-               "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite", *TABLE_SCHEDULE]  # no head pin
+               "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite", *TABLE_SCHEDULE,
+               *TABLE_PRECISION]  # no head pin
     if method == "transfer":
         command += aux_sets(task)
         source = stage1_source(task, seed, out)

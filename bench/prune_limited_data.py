@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # These runs measured the cross-encoder head; pinned since model.head=auto picks the bi-encoder for
 # sentence-embedding models on pair tasks (bench/bi_encoder.py), so that rerunning a cell reproduces it.
 CROSS = ["--set", "model.head=cross"]
+FP32 = ["--set", "train.precision=fp32"]  # the default when this table was measured (train.precision=auto since)
 RESULTS = ROOT / "bench" / "results" / "prune_limited_data.json"
 WORK = ROOT / "bench" / "work"
 
@@ -58,7 +59,7 @@ def run_cell(task: str, sparsity: float, seed: int, examples: int, settings: lis
     teacher = WORK / f"{task.split('/')[-1]}_teacher_seed{seed}{suffix}"
     extra = [x for s in settings for x in ("--set", s)]
     command = [sys.executable, "-m", "auxprune.cli", "prune", "--task", task, "--sparsity", str(sparsity),
-               "--max-train-examples", str(examples), "--seed", str(seed), "--output", str(out), "--overwrite", *CROSS, *extra]
+               "--max-train-examples", str(examples), "--seed", str(seed), "--output", str(out), "--overwrite", *CROSS, *FP32, *extra]
     if (teacher / "model.safetensors").is_file():
         command += ["--set", f"teacher.path={teacher}"]
     print(f"[run] {name}: {' '.join(command[1:])}", flush=True)

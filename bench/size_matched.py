@@ -57,7 +57,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
-from prune_cell import TABLE_SCHEDULE, run_prune  # noqa: E402
+from prune_cell import TABLE_PRECISION, TABLE_SCHEDULE, run_prune  # noqa: E402
 from results_file import add_record, machine  # noqa: E402
 from transfer_limited_data import AUX, AUX_EXAMPLES, aux_sets  # noqa: E402
 
@@ -120,7 +120,7 @@ def aux_flags(task: str, total: int) -> list[str]:
 def cell_command(task: str, model: str, method: str, seed: int) -> list[str]:
     out = display(WORK / cell_name(task, model, method, seed))
     common = ["--task", task, "--max-train-examples", str(EXAMPLES), "--seed", str(seed), "--output", out, "--overwrite",
-              *TABLE_SCHEDULE]
+              *TABLE_SCHEDULE, *TABLE_PRECISION]
     if model == "mpnet":
         return (["auxprune", "prune", "--model", "mpnet-base", "--size-of", "minilm", *common, *MPNET_SETS]
                 + (aux_flags(task, MPNET_AUX_EXAMPLES) if method == "transfer" else []))

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from prune_cell import TABLE_SCHEDULE, run_prune  # noqa: E402
+from prune_cell import TABLE_PRECISION, TABLE_SCHEDULE, run_prune  # noqa: E402
 from results_file import add_record, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +33,8 @@ SPARSITY = 0.9
 def run_cell(task: str, examples: int, seed: int, threads: int | None) -> tuple[dict, str]:
     out = WORK / f"{task.split('/')[-1]}_n{examples}_seed{seed}"
     command = ["auxprune", "prune", "--task", task, "--sparsity", str(SPARSITY), "--max-train-examples", str(examples),
-               "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite", *TABLE_SCHEDULE]
+               "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite", *TABLE_SCHEDULE,
+               *TABLE_PRECISION]
     # no cell name printed, no [skip] line; the environment as it is (no data folder default, no OMP_NUM_THREADS)
     report, _, _ = run_prune(out, command, threads, env=os.environ)
     return report, shlex.join(command)

@@ -42,7 +42,7 @@ import torch
 from auxprune.output import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
-from prune_cell import run_prune  # noqa: E402
+from prune_cell import TABLE_PRECISION, run_prune  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # These runs measured the cross-encoder head; pinned since model.head=auto picks the bi-encoder for
@@ -117,7 +117,7 @@ def run_cell(target: str, sparsity: float, method: str, seed: int, examples: int
     if reuse:
         overrides = [o for o in overrides if o not in teacher_only]
     command = ["auxprune", "prune", "--task", target, "--sparsity", str(sparsity), "--max-train-examples", str(examples),
-               "--seed", str(seed), "--output", str(out), "--overwrite", *CROSS]
+               "--seed", str(seed), "--output", str(out), "--overwrite", *CROSS, *TABLE_PRECISION]
     if any(o.startswith("transfer.") for o in overrides):
         command += aux_sets(target)
     for setting in overrides:

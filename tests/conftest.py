@@ -10,6 +10,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, BertTokenizerFast, MPNetConfig, MPNetModel
 
+from auxprune import precision
 from auxprune.structure import Dims
 from auxprune.model.configuration import AuxpruneConfig
 from auxprune.model.encoder import AuxpruneForSequenceClassification
@@ -151,6 +152,16 @@ def run(tmp_path_factory, tokenizer):
     folder = tmp_path_factory.mktemp("run")
     save_pruned(folder, tokenizer, head_scale=30.0)
     return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fp32_on_every_machine():
+    """`train.precision=auto` trains in bf16 where the CPU multiplies bf16: the tests see a CPU without it, so that
+    they compute the same on every machine; tests of `auto` itself say which CPU they want. Yields the real reader."""
+    real = precision.cpu_has_native_bf16
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+        yield real
 
 
 @pytest.fixture(scope="session")

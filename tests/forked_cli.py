@@ -23,7 +23,8 @@ from pathlib import Path
 # child's exit code (-N when a signal N ended it, as subprocess reports).
 HELPER = r"""
 import json, os, sys, traceback
-import auxprune.cli
+import auxprune.cli, auxprune.precision
+auxprune.precision.cpu_has_native_bf16 = lambda: False  # as conftest: the tests train in fp32 on every machine
 for line in sys.stdin:
     request = json.loads(line)
     pid = os.fork()

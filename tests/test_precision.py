@@ -60,9 +60,36 @@ def test_resuming_in_another_precision_is_refused(tiny_bert, data_dir, tmp_path,
 
 @pytest.mark.parametrize("flags, native", [("flags : fpu avx2 avx512_bf16", True), ("flags : fpu avx2 amx_bf16", True),
                                            ("flags : fpu avx2 avx512f", False)])
-def test_native_bf16_is_read_from_the_cpu_flags(flags, native, monkeypatch, tmp_path):
+def test_native_bf16_is_read_from_the_cpu_flags(flags, native, monkeypatch, tmp_path, fp32_on_every_machine):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(flags)
     real_open = open
     monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(cpuinfo if path == "/proc/cpuinfo" else path, *a, **k))
-    assert precision.cpu_has_native_bf16() is native
+    assert fp32_on_every_machine() is native  # the real reader; the tests' CPU has no bf16 otherwise (conftest)
+
+
+@pytest.mark.parametrize("native, chosen, why", [(True, "bf16", "multiplies bf16 in hardware"),
+                                                 (False, "fp32", "no bf16 hardware")])
+def test_auto_trains_in_bf16_only_where_the_cpu_multiplies_it(native, chosen, why, tiny_bert, data_dir, tmp_path,
+                                                              monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    out = tmp_path / "run"
+    assert prune(tiny_bert, data_dir, out) == 0  # train.precision left at its default, auto
+    report = json.loads((out / "report.json").read_text())
+    assert report["precision"] == chosen and report["precision_why"].startswith("auto: ") and why in report["precision_why"]
+    # What was chosen is what the run folder holds: a resume on another machine continues in it.
+    assert f"precision: {chosen}" in (out / "config.yaml").read_text()
+    assert not any("emulated" in w for w in report["warnings"])
+
+
+def test_several_processes_train_in_the_precision_chosen_once(tiny_bert, data_dir, tmp_path, monkeypatch):
+    from auxprune import distributed
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    launched = []
+    monkeypatch.setattr(distributed, "launch", lambda argv, count: launched.append(argv) or 0)
+    assert prune(tiny_bert, data_dir, tmp_path / "run", "--processes", "2") == 0
+    assert launched[0][-2:] == ["--set", "train.precision=bf16"] and "--processes" not in launched[0]
+    launched.clear()
+    assert prune(tiny_bert, data_dir, tmp_path / "run2", "--processes", "2", "--set", "train.precision=fp32") == 0
+    assert not any(a.startswith("train.precision=bf16") for a in launched[0])

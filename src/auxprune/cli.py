@@ -235,7 +235,12 @@ def cmd_prune(args: argparse.Namespace, argv: list[str]) -> int:
 
         # What the processes would refuse, refused once here before starting them.
         check_processes(config, output, Checkpointer(output).latest() if args.resume else None, args.processes)
-        return distributed.launch(without_option(argv, "--processes"), args.processes)
+        launched = without_option(argv, "--processes")
+        if config.train.precision == "auto":  # chosen once here, so that every process trains in the same one
+            from auxprune.precision import choose_precision
+
+            launched += ["--set", f"train.precision={choose_precision('auto')[0]}"]
+        return distributed.launch(launched, args.processes)
     try:
         report = run_prune(config, output, overwrite=args.overwrite, resume=bool(args.resume))
     except Stopped as stop:

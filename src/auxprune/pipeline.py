@@ -29,7 +29,7 @@ from auxprune.model.loading import (load_for_task, load_pretrained, load_tokeniz
 from auxprune.model_card import write_model_card
 from auxprune.phases import Phase, run_phases
 from auxprune.output import atomic_write_text, check_output_dir, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
-from auxprune.precision import make_accelerator, precision_warnings
+from auxprune.precision import choose_precision, make_accelerator, precision_warnings
 from auxprune.pruners import PRUNERS, PrunerFactory
 from auxprune.sanity import check_results, check_training_set
 from auxprune.sparsity import count_parameters, dense_encoder_params, encoder_params, fewest_encoder_params
@@ -102,6 +102,9 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
     `pruner` makes the pruning method (default: hard-concrete gates with the Lagrangian controller).
     """
     pruner = pruner or PRUNERS["hard_concrete"]
+    # `auto` becomes what this machine trains in; the saved config.yaml holds that, so a resume continues in it
+    precision, precision_why = choose_precision(config.train.precision)
+    config = config.model_copy(update={"train": config.train.model_copy(update={"precision": precision})})
     checkpoints = Checkpointer(output, config.train.checkpoint_every, config.train.keep_checkpoints)
     latest = checkpoints.latest() if resume else None
     if not resume:
@@ -193,6 +196,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                               constant, job.speed, timing, len(data.train), len(data.dev))
         report["metrics"]["untrained"] = untrained["metrics"] if untrained else None
         report["untrained"] = untrained
+        report["precision_why"] = precision_why
         report["schedule"] = schedule_report(config, len(data.train), train_loader)
         report["head"] = head
         if (plan := job.teacher_outputs_plan()) is not None:

@@ -37,7 +37,8 @@ def print_prune_summary(report: dict, output: Path) -> None:
     console.print(table)
     processes = report.get("processes", 1)
     console.print(f"sparsity {report['sparsity']:.4f} (target {report['target_sparsity']}), "
-                  f"speed-up {speed['speedup']}x, {report.get('precision', 'fp32')}, "
+                  f"speed-up {speed['speedup']}x, {report.get('precision', 'fp32')}"
+                  f"{' (auto)' if report.get('precision_why', '').startswith('auto') else ''}, "
                   f"{processes} process{'es' if processes > 1 else ''}, time {report['timing']['total']:.0f} s "
                   f"({', '.join(f'{k} {v:.0f}s' for k, v in report['timing'].items() if k != 'total')})")
     if report.get("target"):
