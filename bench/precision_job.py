@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import shlex
+import statistics
 import sys
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from auxprune.precision import cpu_has_native_bf16  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "precision_job.json"
 WORK = ROOT / "bench" / "work" / "precision_job"
+BI_RECIPE = ROOT / "bench" / "results" / "bi_recipe.json"
 EXAMPLES = 1000
 PRECISIONS = ("fp32", "bf16")
 
@@ -64,19 +66,46 @@ def key(r: dict) -> tuple:
     return r["task"], r["sparsity"], r["seed"], PRECISIONS.index(r["precision"])
 
 
-def table(records: list[dict]) -> str:
-    """One row per cell; the bf16 row gives its phases' time as a share of the fp32 cell's of the same seed."""
+def recorded_fp32(path: Path = BI_RECIPE) -> dict[tuple, dict]:
+    """bench/bi_recipe.py's `prune_x2` cells of MiniLM-L6, keyed like this file's fp32 cells: the same recipe in fp32
+    (12 pruning epochs, the default bi-encoder head, a teacher trained with the same settings and read through
+    `teacher.path`), measured on another machine."""
+    if not path.is_file():
+        return {}
+    return {(r["task"], r["sparsity"], r["seed"]): r for r in json.loads(path.read_text())["records"]
+            if r.get("variant") == "prune_x2" and r.get("model", "minilm") == "minilm"}
+
+
+def table(records: list[dict], reference: dict[tuple, dict]) -> str:
+    """One row per cell, the bf16 row with its time as a share of the fp32 cell's of the same seed, and
+    bi_recipe.json's fp32 cell of the seed as a reference row; then the mean pruned metric per precision."""
     lines = ["| task | sparsity | seed | precision | teacher | pruned | teacher s | prune s | fine-tune s | total s "
              "| bf16 / fp32 time |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     by_key = {key(r): r for r in records}
-    for r in sorted(records, key=key):
-        t = r["timing_s"]
-        teacher_s = t.get("teacher", 0.0) + t.get("teacher_outputs", 0.0)
-        fp32 = by_key.get((r["task"], r["sparsity"], r["seed"], 0))
-        ratio = f"{t['total'] / fp32['timing_s']['total']:.2f}x" if r["precision"] == "bf16" and fp32 else ""
-        lines.append(f"| {r['task']} ({r['metric_name']}) | {r['sparsity']} | {r['seed']} | {r['precision']} "
-                     f"| {100 * r['teacher']:.1f} | {100 * r['pruned']:.1f} | {teacher_s:.0f} | {t.get('prune', 0.0):.0f} "
-                     f"| {t.get('finetune', 0.0):.0f} | {t['total']:.0f} | {ratio} |")
+    cells = sorted({(r["task"], r["sparsity"], r["seed"]) for r in records})
+    for cell in cells:
+        for r in (by_key[k] for k in sorted(by_key) if k[:3] == cell):
+            t = r["timing_s"]
+            fp32 = by_key.get((*cell, 0))
+            ratio = f"{t['total'] / fp32['timing_s']['total']:.2f}x" if r["precision"] == "bf16" and fp32 else ""
+            lines.append(f"| {r['task']} ({r['metric_name']}) | {r['sparsity']} | {r['seed']} | {r['precision']} "
+                         f"| {100 * r['teacher']:.1f} | {100 * r['pruned']:.1f} | {t.get('teacher', 0.0):.0f} "
+                         f"| {t.get('prune', 0.0):.0f} | {t.get('finetune', 0.0):.0f} | {t['total']:.0f} | {ratio} |")
+        if cell in reference:
+            r = reference[cell]
+            lines.append(f"| {r['task']} | {r['sparsity']} | {r['seed']} | fp32, bi_recipe.json (another machine) "
+                         f"| {100 * r['teacher']:.1f} | {100 * r['pruned']:.1f} |  |  |  |  |  |")
+    lines.append("")
+    for task, sparsity in sorted({c[:2] for c in cells}):
+        seeds = sorted(c[2] for c in cells if c[:2] == (task, sparsity))
+        means = []
+        for name, rows in (("bf16", [by_key.get((task, sparsity, s, 1)) for s in seeds]),
+                           ("fp32 here", [by_key.get((task, sparsity, s, 0)) for s in seeds]),
+                           ("fp32 bi_recipe.json", [reference.get((task, sparsity, s)) for s in seeds])):
+            values = [100 * r["pruned"] for r in rows if r is not None]
+            if values:
+                means.append(f"{name} {statistics.mean(values):.1f} ({len(values)} seed{'s' if len(values) > 1 else ''})")
+        lines.append(f"- {task} {sparsity}, pruned, mean over seeds {', '.join(map(str, seeds))}: {'; '.join(means)}")
     return "\n".join(lines)
 
 
@@ -89,7 +118,7 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="print the README table, run nothing")
     args = parser.parse_args()
     if args.table:
-        print(table(json.loads(RESULTS.read_text())["records"]))
+        print(table(json.loads(RESULTS.read_text())["records"], recorded_fp32()))
         return
     script = shlex.join(["python", "bench/precision_job.py", *sys.argv[1:]])
     for seed in args.seeds:

@@ -35,9 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # until 2026-12-01, when bench/bi_recipe.py measured 12 better or level at every point it ran and the default
 # moved to 12. Their remaining cells keep 6, so that each table stays one protocol; bi_recipe.json has the new default.
 TABLE_SCHEDULE = ["--set", "prune.epochs=6"]
-# Their precision: every table so far was measured in fp32, the default until train.precision=auto (2026-12-06)
-# trained in bf16 where the CPU multiplies it. Pinned so that a cell run on such a machine stays in its table's
-# protocol; bench/precision_job.py measures what bf16 changes.
+# Their precision, pinned: fp32, the default, in which every table was measured; written out so that a change of
+# default, or `train.precision=auto` on a CPU that multiplies bf16, cannot move a cell out of its table's protocol.
 TABLE_PRECISION = ["--set", "train.precision=fp32"]
 
 

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # These runs measured the cross-encoder head; pinned since model.head=auto picks the bi-encoder for
 # sentence-embedding models on pair tasks (bench/bi_encoder.py), so that rerunning a cell reproduces it.
 CROSS = ["--set", "model.head=cross"]
-FP32 = ["--set", "train.precision=fp32"]  # the default when this table was measured (train.precision=auto since)
+FP32 = ["--set", "train.precision=fp32"]  # as measured (bench/prune_cell.py TABLE_PRECISION)
 RESULTS = ROOT / "bench" / "results" / "prune_limited_data.json"
 WORK = ROOT / "bench" / "work"
 

@@ -74,12 +74,27 @@ def test_auto_trains_in_bf16_only_where_the_cpu_multiplies_it(native, chosen, wh
                                                               monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
     out = tmp_path / "run"
-    assert prune(tiny_bert, data_dir, out) == 0  # train.precision left at its default, auto
+    assert prune(tiny_bert, data_dir, out, "--set", "train.precision=auto") == 0
     report = json.loads((out / "report.json").read_text())
     assert report["precision"] == chosen and report["precision_why"].startswith("auto: ") and why in report["precision_why"]
     # What was chosen is what the run folder holds: a resume on another machine continues in it.
     assert f"precision: {chosen}" in (out / "config.yaml").read_text()
     assert not any("emulated" in w for w in report["warnings"])
+    assert report["precision_hint"] is None  # it trained in what this CPU does best
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_fp32_the_default_says_when_this_cpu_would_train_faster_in_bf16(native, tiny_bert, data_dir, tmp_path,
+                                                                        monkeypatch, capsys):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    assert prune(tiny_bert, data_dir, tmp_path / "run") == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["precision"] == "fp32" and report["precision_why"] == "train.precision=fp32"
+    out = capsys.readouterr().out
+    if native:
+        assert "train.precision=bf16" in report["precision_hint"] and "precision: this CPU multiplies bf16" in out
+    else:
+        assert report["precision_hint"] is None and "multiplies bf16" not in out
 
 
 def test_several_processes_train_in_the_precision_chosen_once(tiny_bert, data_dir, tmp_path, monkeypatch):
@@ -88,7 +103,7 @@ def test_several_processes_train_in_the_precision_chosen_once(tiny_bert, data_di
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     launched = []
     monkeypatch.setattr(distributed, "launch", lambda argv, count: launched.append(argv) or 0)
-    assert prune(tiny_bert, data_dir, tmp_path / "run", "--processes", "2") == 0
+    assert prune(tiny_bert, data_dir, tmp_path / "run", "--processes", "2", "--set", "train.precision=auto") == 0
     assert launched[0][-2:] == ["--set", "train.precision=bf16"] and "--processes" not in launched[0]
     launched.clear()
     assert prune(tiny_bert, data_dir, tmp_path / "run2", "--processes", "2", "--set", "train.precision=fp32") == 0

@@ -126,7 +126,7 @@ class TrainSection(Section):
     log_every: int = Field(10, ge=1)
     threads: int | None = Field(None, ge=1, description="CPU threads for torch; all cores when empty")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="fp32, or bf16/fp16 mixed precision (matrix products in 16 bits; weights, gates, losses "
+        "fp32", description="fp32, or bf16/fp16 mixed precision (matrix products in 16 bits; weights, gates, losses "
                             "fp32); auto: bf16 where the CPU or GPU multiplies bf16 in hardware, else fp32")
     checkpoint_every: int = Field(50, ge=0, description="save a resumable checkpoint every N training steps (0: only at phase ends)")
     keep_checkpoints: int = Field(2, ge=1, description="newest checkpoints kept; older ones are deleted")

@@ -29,7 +29,7 @@ from auxprune.model.loading import (load_for_task, load_pretrained, load_tokeniz
 from auxprune.model_card import write_model_card
 from auxprune.phases import Phase, run_phases
 from auxprune.output import atomic_write_text, check_output_dir, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
-from auxprune.precision import choose_precision, make_accelerator, precision_warnings
+from auxprune.precision import choose_precision, faster_precision_hint, make_accelerator, precision_warnings
 from auxprune.pruners import PRUNERS, PrunerFactory
 from auxprune.sanity import check_results, check_training_set
 from auxprune.sparsity import count_parameters, dense_encoder_params, encoder_params, fewest_encoder_params
@@ -197,6 +197,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         report["metrics"]["untrained"] = untrained["metrics"] if untrained else None
         report["untrained"] = untrained
         report["precision_why"] = precision_why
+        report["precision_hint"] = faster_precision_hint(precision)
         report["schedule"] = schedule_report(config, len(data.train), train_loader)
         report["head"] = head
         if (plan := job.teacher_outputs_plan()) is not None:

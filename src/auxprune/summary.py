@@ -41,6 +41,8 @@ def print_prune_summary(report: dict, output: Path) -> None:
                   f"{' (auto)' if report.get('precision_why', '').startswith('auto') else ''}, "
                   f"{processes} process{'es' if processes > 1 else ''}, time {report['timing']['total']:.0f} s "
                   f"({', '.join(f'{k} {v:.0f}s' for k, v in report['timing'].items() if k != 'total')})")
+    if report.get("precision_hint"):
+        console.print(f"precision: {report['precision_hint']}")
     if report.get("target"):
         console.print(f"size: {report['target']['why']}")
     pooling = (report.get("model") or {}).get("pooling")
