@@ -156,8 +156,9 @@ def run(tmp_path_factory, tokenizer):
 
 @pytest.fixture(scope="session", autouse=True)
 def fp32_on_every_machine():
-    """`train.precision=auto` trains in bf16 where the CPU multiplies bf16: the tests see a CPU without it, so that
-    they compute the same on every machine; tests of `auto` itself say which CPU they want. Yields the real reader."""
+    """The tests see a CPU without bf16 hardware, so that they compute and print the same on every machine
+    (`train.precision=auto` picks bf16 on one that has it, and an fp32 run there prints a hint); the tests of
+    those say which CPU they want. Yields the real reader."""
     real = precision.cpu_has_native_bf16
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(precision, "cpu_has_native_bf16", lambda: False)
