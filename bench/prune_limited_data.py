@@ -27,11 +27,13 @@ import torch
 
 from auxprune.output import write_json
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
+from prune_cell import TABLE_PRECISION  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 # These runs measured the cross-encoder head; pinned since model.head=auto picks the bi-encoder for
 # sentence-embedding models on pair tasks (bench/bi_encoder.py), so that rerunning a cell reproduces it.
 CROSS = ["--set", "model.head=cross"]
-FP32 = ["--set", "train.precision=fp32"]  # as measured (bench/prune_cell.py TABLE_PRECISION)
 RESULTS = ROOT / "bench" / "results" / "prune_limited_data.json"
 WORK = ROOT / "bench" / "work"
 
@@ -59,7 +61,7 @@ def run_cell(task: str, sparsity: float, seed: int, examples: int, settings: lis
     teacher = WORK / f"{task.split('/')[-1]}_teacher_seed{seed}{suffix}"
     extra = [x for s in settings for x in ("--set", s)]
     command = [sys.executable, "-m", "auxprune.cli", "prune", "--task", task, "--sparsity", str(sparsity),
-               "--max-train-examples", str(examples), "--seed", str(seed), "--output", str(out), "--overwrite", *CROSS, *FP32, *extra]
+               "--max-train-examples", str(examples), "--seed", str(seed), "--output", str(out), "--overwrite", *CROSS, *TABLE_PRECISION, *extra]
     if (teacher / "model.safetensors").is_file():
         command += ["--set", f"teacher.path={teacher}"]
     print(f"[run] {name}: {' '.join(command[1:])}", flush=True)

@@ -23,6 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
+from prune_cell import TABLE_PRECISION  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work" / "scaling"
 RESULTS = ROOT / "bench" / "results" / "scaling.json"
@@ -30,7 +33,7 @@ JOB = ["--task", "glue/stsb", "--sparsity", "0.6", "--max-train-examples", "200"
        "--set", "teacher.epochs=1", "--set", "prune.epochs=2", "--set", "finetune.epochs=1",
        "--set", "train.min_epoch_examples=0", "--set", "data.max_dev_examples=200", "--set", "train.checkpoint_every=0",
        # measured with the cross-encoder head (the default then); pinned since model.head=auto picks the bi-encoder
-       "--set", "model.head=cross", "--set", "train.precision=fp32"]  # as measured (bench/prune_cell.py TABLE_PRECISION)
+       "--set", "model.head=cross", *TABLE_PRECISION]
 LAYOUTS = {"1x2": (1, 2), "2x1": (2, 1)}  # processes x threads per process
 
 
