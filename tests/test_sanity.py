@@ -103,6 +103,14 @@ def test_results_below_a_bar_are_flagged():
     both = check_results("accuracy", {"accuracy": 0.60}, {"accuracy": 0.65}, constant, untrained)
     assert "dense teacher and the pruned model" in both[0]
     assert "prune.epochs" not in both[0]  # the teacher is below too: a longer pruning schedule cannot help
+    # The teacher learned, the pruned model fell to the constant predictor: said apart from the untrained bar.
+    lost = check_results("accuracy", {"accuracy": 0.57}, {"accuracy": 0.52}, constant, untrained, head="bi")
+    assert len(lost) == 2 and "pruned model's dev accuracy 0.5200 is at or barely above the constant predictor's 0.5300" in lost[0]
+    assert "(dense teacher: 0.5700)" in lost[0] and "a lower sparsity" in lost[0]
+    assert "(--set prune.epochs=...) or an auxiliary task (--aux)" in cli_wording(lost[0])
+    assert "below the untrained model" in lost[1]
+    # The teacher already at the floor: one line about it, none repeated about the pruned model.
+    assert len(check_results("accuracy", {"accuracy": 0.535}, {"accuracy": 0.50}, constant, None)) == 1
 
 
 def test_run_reports_its_schedule_the_untrained_bar_and_warnings(tmp_path, data_dir, capsys):
