@@ -52,7 +52,7 @@ def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, unt
                         "(teacher.epochs=...) or an auxiliary task (transfer.aux)")
     elif floor is not None and pruned[primary] <= floor + BARELY_ABOVE:
         # The teacher learned something and pruning lost it (seen: RTE, 100 examples, sparsity 0.9).
-        warnings.append(f"the pruned model's dev {primary} {pruned[primary]:.4f} is at or barely above the constant "
+        warnings.append(f"the pruned model's dev {primary} {pruned[primary]:.4f} does not clear the constant "
                         f"predictor's {floor:.4f} (dense teacher: {teacher[primary]:.4f}): pruning lost what the "
                         "teacher learned; try a lower sparsity, a longer pruning schedule (prune.epochs=...) or an "
                         "auxiliary task (transfer.aux)")
