@@ -1,0 +1,137 @@
+"""Issue 16 follow-up: does a stronger coupling make transfer pay most where data is scarcest?
+
+The learning curve (bench/learning_curve.py) measured the --aux recipe's gain over the pruned baseline at
+100, 300 and 1,000 target examples and found it largest at 300, not at 100 (STS-B +0.8 at 100, +2.1 at
+300; MRPC 0.0 and +2.9). The recipe's coupling was fit at 1,000 examples. At 100 examples the schedule
+still counts each epoch over 1,000 examples (train.min_epoch_examples), so the pruned model sees the
+same 100 target inputs about 60 times; the auxiliary inputs are the only new ones. This script runs the
+recipe at one size with one coupling setting changed (a `variant`), on the learning curve's protocol
+otherwise (same command and seed; the teacher is the curve's transfer cell's own, via teacher.path, so
+that a pair differs in pruning and fine-tuning only; without it, stage 1 via transfer.stage1_from) and
+prints the paired gain against that curve's baseline and default-recipe cells of the same task, size
+and seed.
+
+Variants (each one `--set` on top of the recipe):
+- aux_distill_3: transfer.aux_distill_weight=3 (distil the teacher on auxiliary inputs three times as hard);
+- aux_constant: transfer.when=constant (the auxiliary label loss keeps its weight instead of decaying).
+
+Resumable like the other bench scripts: a finished run folder is read, an interrupted one resumes.
+Results: bench/results/small_data_coupling.json (records with their command).
+
+    python bench/small_data_coupling.py --tasks glue/stsb --examples 100 --seeds 1 2 3 --variants aux_distill_3 --threads 1
+    python bench/small_data_coupling.py --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
+import learning_curve as curve  # noqa: E402
+from prune_cell import TABLE_PRECISION, TABLE_SCHEDULE, run_prune  # noqa: E402
+from results_file import add_record, machine  # noqa: E402
+from transfer_limited_data import aux_sets  # noqa: E402
+
+ROOT = curve.ROOT
+RESULTS = ROOT / "bench" / "results" / "small_data_coupling.json"
+WORK = ROOT / "bench" / "work" / "small_data_coupling"
+VARIANTS = {
+    "aux_distill_3": ["--set", "transfer.aux_distill_weight=3"],
+    "aux_constant": ["--set", "transfer.when=constant"],
+}
+
+
+def run_cell(task: str, examples: int, seed: int, variant: str, threads: int | None) -> tuple[dict, float | None, str]:
+    name = f"{task.split('/')[-1]}_n{examples}_{variant}_seed{seed}"
+    out = WORK / name
+    command = ["auxprune", "prune", "--task", task, "--sparsity", str(curve.SPARSITY), "--max-train-examples",
+               str(examples), "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite",
+               *TABLE_SCHEDULE, *TABLE_PRECISION, *aux_sets(task), *VARIANTS[variant]]
+    teacher = curve.WORK / curve.cell_name(task, examples, "transfer", seed) / "teacher"
+    if (teacher / "model.safetensors").is_file():  # the default recipe's own teacher: the pair differs in pruning only
+        command += ["--set", f"teacher.path={curve.display(teacher)}"]
+    elif (source := curve.stage1_source(task, seed, out)) is not None:
+        command += ["--set", f"transfer.stage1_from={curve.display(source)}"]
+    report, wall, _ = run_prune(out, command, threads, name)
+    return report, wall, shlex.join(command)
+
+
+def key(r: dict) -> tuple:
+    return r["task"], r["examples"], r["seed"], r["variant"]
+
+
+def table() -> str:
+    """Per task, size and variant: the pruned model's mean, and its paired gain over the curve's baseline and
+    default recipe (same task, size and seed)."""
+    if not RESULTS.is_file():
+        return "(no cells yet)"
+    records = json.loads(RESULTS.read_text())["records"]
+    bars = json.loads(curve.RESULTS.read_text()).get("bars_at_1000", {}) if curve.RESULTS.is_file() else {}
+    reference = {(r["task"], r["examples"], r["seed"], r["method"]): r["pruned"]
+                 for r in curve.merged_rows(bars, history=False) if r["head"] == curve.HEAD}
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["task"], r["examples"], r["variant"]), []).append(r)
+    lines = ["| task | train examples | variant | seeds | teacher | pruned 0.9 | gain over baseline (paired) | "
+             "gain over the default recipe (paired) |", "|---|---|---|---|---|---|---|---|"]
+
+    def mean(values: list[float]) -> str:
+        if not values:
+            return ""
+        spread = f" ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else ""
+        return f"{100 * statistics.mean(values):.1f}{spread}"
+
+    def gain(rows: list[dict], method: str) -> str:
+        pairs = [(r["pruned"], reference[(r["task"], r["examples"], r["seed"], method)]) for r in rows
+                 if (r["task"], r["examples"], r["seed"], method) in reference]
+        if not pairs:
+            return ""
+        each = ", ".join(f"{100 * (a - b):+.1f}" for a, b in pairs)
+        return f"{100 * statistics.mean(a - b for a, b in pairs):+.1f} ({each})"
+
+    for (task, examples, variant), rows in sorted(groups.items()):
+        rows.sort(key=lambda r: r["seed"])
+        lines.append(f"| {task} ({rows[0]['metric_name']}) | {examples:,} | {variant} | "
+                     f"{','.join(str(r['seed']) for r in rows)} | {mean([r['teacher'] for r in rows])} | "
+                     f"{mean([r['pruned'] for r in rows])} | {gain(rows, 'baseline')} | {gain(rows, 'transfer')} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=["glue/stsb"])
+    parser.add_argument("--examples", nargs="+", type=int, default=[100])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--threads", type=int, help="torch threads per cell; all cores when empty")
+    parser.add_argument("--table", action="store_true", help="print the table from the results file, run nothing")
+    args = parser.parse_args()
+    if args.table:
+        print(table())
+        return
+    command = shlex.join(["python", "bench/small_data_coupling.py", *sys.argv[1:]])
+    WORK.mkdir(parents=True, exist_ok=True)
+    for examples in args.examples:
+        for seed in args.seeds:
+            for task in args.tasks:
+                for variant in args.variants:
+                    report, wall, cell_command = run_cell(task, examples, seed, variant, args.threads)
+                    r = curve.record(task, examples, seed, "transfer", report,
+                                     wall if wall is not None else report["timing"]["total"], cell_command)
+                    r.update(variant=variant, variant_sets=VARIANTS[variant], threads=args.threads)
+                    add_record(RESULTS, r, command, key, {
+                        "protocol": "bench/learning_curve.py's transfer cell (MiniLM-L6, sparsity 0.9, default head, "
+                                    "6 pruning epochs, fp32, the transfer benchmark's auxiliary data, stage 1 shared "
+                                    "per task and seed) with the variant's settings added (variant_sets)",
+                        "machine": machine()})
+                    print(f"[done] {task} n={examples} seed {seed} {variant}: teacher {r['teacher']:.4f} "
+                          f"pruned {r['pruned']:.4f} ({r['wall_s']:.0f}s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
