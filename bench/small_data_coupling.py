@@ -126,8 +126,10 @@ def main() -> None:
                     r.update(variant=variant, variant_sets=VARIANTS[variant], threads=args.threads)
                     add_record(RESULTS, r, command, key, {
                         "protocol": "bench/learning_curve.py's transfer cell (MiniLM-L6, sparsity 0.9, default head, "
-                                    "6 pruning epochs, fp32, the transfer benchmark's auxiliary data, stage 1 shared "
-                                    "per task and seed) with the variant's settings added (variant_sets)",
+                                    "6 pruning epochs, fp32, the transfer benchmark's auxiliary data) with the "
+                                    "variant's settings added (variant_sets), pruning the teacher of the curve's "
+                                    "transfer cell of the same task, size and seed (teacher.path; else stage 1 "
+                                    "shared per task and seed, transfer.stage1_from)",
                         "machine": machine()})
                     print(f"[done] {task} n={examples} seed {seed} {variant}: teacher {r['teacher']:.4f} "
                           f"pruned {r['pruned']:.4f} ({r['wall_s']:.0f}s)", flush=True)
