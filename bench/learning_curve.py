@@ -93,13 +93,17 @@ def cell_name(task: str, examples: int, method: str, seed: int) -> str:
     return f"{task.split('/')[-1]}_default_n{examples}_{method}_seed{seed}"
 
 
+def base_command(task: str, examples: int, seed: int, output: Path) -> list[str]:
+    """A cell's `auxprune prune` command before its method's flags: the curve's protocol, no head pin."""
+    return ["auxprune", "prune", "--task", task, "--sparsity", str(SPARSITY), "--max-train-examples", str(examples),
+            "--seed", str(seed), "--output", str(output), "--overwrite", *TABLE_SCHEDULE, *TABLE_PRECISION]
+
+
 def run_cell(task: str, examples: int, seed: int, method: str, threads: int | None) -> tuple[dict, float | None, str]:
     """The cell's report, its wall time (None when it finished in an earlier invocation), its command."""
     name = cell_name(task, examples, method, seed)
     out = WORK / name
-    command = ["auxprune", "prune", "--task", task, "--sparsity", str(SPARSITY), "--max-train-examples", str(examples),
-               "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite", *TABLE_SCHEDULE,
-               *TABLE_PRECISION]  # no head pin
+    command = base_command(task, examples, seed, out.relative_to(ROOT))
     if method == "transfer":
         command += aux_sets(task)
         source = stage1_source(task, seed, out)
@@ -261,6 +265,21 @@ def available(bars: dict[str, dict]) -> dict[tuple, str]:
     return {key(r)[:4]: r["source"] for r in merged_rows(bars, history=False) if r["head"] == HEAD}
 
 
+def mean_spread(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and standard deviation over seeds (None for one value; both None for none)."""
+    if not values:
+        return None, None
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def percent(stat: tuple[float | None, float | None]) -> str:
+    """A (mean, spread) of fractions as the tables print it: '81.8 ± 0.5', '81.8', or empty."""
+    mean, spread = stat
+    if mean is None:
+        return ""
+    return f"{100 * mean:.1f}" + (f" ± {100 * spread:.1f}" if spread is not None else "")
+
+
 def summary(records: list[dict]) -> dict:
     """Mean and spread over seeds per (task, examples, method, head) of teacher and pruned metrics; the
     seeds of each source."""
@@ -270,8 +289,7 @@ def summary(records: list[dict]) -> dict:
     out = {}
     for cell, rows in sorted(groups.items()):
         def stat(field):
-            values = [r[field] for r in rows if r.get(field) is not None]
-            return (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None) if values else (None, None)
+            return mean_spread([r[field] for r in rows if r.get(field) is not None])
         sources: dict[str, list[int]] = {}
         for r in sorted(rows, key=lambda r: r["seed"]):
             sources.setdefault(r.get("source", display(RESULTS)), []).append(r["seed"])
@@ -297,7 +315,6 @@ def table(records: list[dict], head: str = HEAD) -> str:
     """The markdown table of the cells of one head (never a mean over two heads), with the sources' legend."""
     records = [r for r in records if r["head"] == head]
     s = summary(records)
-    fmt = lambda v: "" if v[0] is None else (f"{100 * v[0]:.1f}" + (f" ± {100 * v[1]:.1f}" if v[1] is not None else ""))
     bar = lambda v: "" if v[0] is None else f"{100 * v[0]:.1f}"  # the same data for every method: no spread to show
     lines = ["| task | train examples | baseline seeds (source) | transfer seeds (source) | untrained (cosine) | constant "
              "| teacher | pruned 0.9 | teacher + transfer | pruned 0.9 + transfer | transfer gain | baseline retained |",
@@ -313,8 +330,8 @@ def table(records: list[dict], head: str = HEAD) -> str:
             retained = f"{100 * base['pruned'][0] / base['teacher'][0]:.0f}%" if base else ""
             lines.append(f"| {task} ({first['metric']}) | {first['train_examples']:,} | {seeds_cell(base)} | "
                          f"{seeds_cell(aux)} | {bar(first['untrained'])} | {bar(first['constant'])} | "
-                         f"{fmt(base['teacher']) if base else ''} | {fmt(base['pruned']) if base else ''} | "
-                         f"{fmt(aux['teacher']) if aux else ''} | {fmt(aux['pruned']) if aux else ''} | {gain} | {retained} |")
+                         f"{percent(base['teacher']) if base else ''} | {percent(base['pruned']) if base else ''} | "
+                         f"{percent(aux['teacher']) if aux else ''} | {percent(aux['pruned']) if aux else ''} | {gain} | {retained} |")
     used = sorted({r.get("source", display(RESULTS)) for r in records})
     if used:
         lines += ["", "Sources: " + "; ".join(f"{short(u)} = `{u}`" for u in used) + "."]

@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
 import learning_curve as curve  # noqa: E402
-from prune_cell import TABLE_PRECISION, TABLE_SCHEDULE, run_prune  # noqa: E402
+from prune_cell import run_prune  # noqa: E402
 from results_file import add_record, machine  # noqa: E402
 from transfer_limited_data import aux_sets  # noqa: E402
 
@@ -49,9 +49,7 @@ VARIANTS = {
 def run_cell(task: str, examples: int, seed: int, variant: str, threads: int | None) -> tuple[dict, float | None, str]:
     name = f"{task.split('/')[-1]}_n{examples}_{variant}_seed{seed}"
     out = WORK / name
-    command = ["auxprune", "prune", "--task", task, "--sparsity", str(curve.SPARSITY), "--max-train-examples",
-               str(examples), "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite",
-               *TABLE_SCHEDULE, *TABLE_PRECISION, *aux_sets(task), *VARIANTS[variant]]
+    command = [*curve.base_command(task, examples, seed, out.relative_to(ROOT)), *aux_sets(task), *VARIANTS[variant]]
     teacher = curve.WORK / curve.cell_name(task, examples, "transfer", seed) / "teacher"
     if (teacher / "model.safetensors").is_file():  # the default recipe's own teacher: the pair differs in pruning only
         command += ["--set", f"teacher.path={curve.display(teacher)}"]
@@ -80,12 +78,6 @@ def table() -> str:
     lines = ["| task | train examples | variant | seeds | teacher | pruned 0.9 | gain over baseline (paired) | "
              "gain over the default recipe (paired) |", "|---|---|---|---|---|---|---|---|"]
 
-    def mean(values: list[float]) -> str:
-        if not values:
-            return ""
-        spread = f" ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else ""
-        return f"{100 * statistics.mean(values):.1f}{spread}"
-
     def gain(rows: list[dict], method: str) -> str:
         pairs = [(r["pruned"], reference[(r["task"], r["examples"], r["seed"], method)]) for r in rows
                  if (r["task"], r["examples"], r["seed"], method) in reference]
@@ -96,9 +88,11 @@ def table() -> str:
 
     for (task, examples, variant), rows in sorted(groups.items()):
         rows.sort(key=lambda r: r["seed"])
+        teacher, pruned = (curve.percent(curve.mean_spread([r[field] for r in rows]))
+                           for field in ("teacher", "pruned"))
         lines.append(f"| {task} ({rows[0]['metric_name']}) | {examples:,} | {variant} | "
-                     f"{','.join(str(r['seed']) for r in rows)} | {mean([r['teacher'] for r in rows])} | "
-                     f"{mean([r['pruned'] for r in rows])} | {gain(rows, 'baseline')} | {gain(rows, 'transfer')} |")
+                     f"{','.join(str(r['seed']) for r in rows)} | {teacher} | {pruned} | {gain(rows, 'baseline')} | "
+                     f"{gain(rows, 'transfer')} |")
     return "\n".join(lines)
 
 
