@@ -20,6 +20,9 @@ Results: bench/results/small_data_coupling.json (records with their command).
 
     python bench/small_data_coupling.py --tasks glue/stsb --examples 100 --seeds 1 2 3 --variants aux_distill_3 --threads 1
     python bench/small_data_coupling.py --table
+
+At 1,000 examples the curve's cells are bench/bi_encoder.py's: a variant cell prunes its 0.6 transfer cell's
+teacher when that folder is here, else trains its own from the same stage 1 (the record's command says which).
 """
 
 from __future__ import annotations
@@ -50,13 +53,24 @@ def run_cell(task: str, examples: int, seed: int, variant: str, threads: int | N
     name = f"{task.split('/')[-1]}_n{examples}_{variant}_seed{seed}"
     out = WORK / name
     command = [*curve.base_command(task, examples, seed, out.relative_to(ROOT)), *aux_sets(task), *VARIANTS[variant]]
-    teacher = curve.WORK / curve.cell_name(task, examples, "transfer", seed) / "teacher"
-    if (teacher / "model.safetensors").is_file():  # the default recipe's own teacher: the pair differs in pruning only
+    teacher = recipe_teacher(task, examples, seed)
+    if teacher is not None:  # the default recipe's own teacher: the pair differs in pruning only
         command += ["--set", f"teacher.path={curve.display(teacher)}"]
     elif (source := curve.stage1_source(task, seed, out)) is not None:
         command += ["--set", f"transfer.stage1_from={curve.display(source)}"]
     report, wall, _ = run_prune(out, command, threads, name)
     return report, wall, shlex.join(command)
+
+
+def recipe_teacher(task: str, examples: int, seed: int) -> Path | None:
+    """The teacher of the curve's default-recipe cell of this task, size and seed, when its folder is here: at
+    1,000 examples bench/bi_encoder.py's 0.6 transfer cell (whose teacher its 0.9 cell pruned), else this
+    curve's own transfer cell."""
+    if examples == curve.FROM_BI_BENCH:
+        run = curve.BI_WORK / f"{task.split('/')[-1]}_bi_s0.6_transfer_seed{seed}"
+    else:
+        run = curve.WORK / curve.cell_name(task, examples, "transfer", seed)
+    return run / "teacher" if (run / "teacher" / "model.safetensors").is_file() else None
 
 
 def key(r: dict) -> tuple:

@@ -75,3 +75,18 @@ def test_the_table_pairs_each_variant_seed_with_the_curves_cells(coupling, monke
     # variant pruned 0.81 and 0.82; over the baseline +3.0 and +3.0; over the recipe seed 1 only: +1.0
     assert row == ("| glue/stsb (pearson) | 100 | aux_constant | 1,2 | 88.0 ± 0.0 | 81.5 ± 0.7 | +3.0 (+3.0, +3.0) | "
                    "+1.0 (+1.0) |")
+
+
+def test_at_1000_examples_the_variant_prunes_the_bi_encoder_benchmarks_teacher(coupling, monkeypatch):
+    script, curve = coupling
+    teacher = curve.BI_WORK / "mrpc_bi_s0.6_transfer_seed2" / "teacher"
+    teacher.mkdir(parents=True)
+    (teacher / "model.safetensors").write_bytes(b"")
+    assert script.recipe_teacher("glue/mrpc", 1000, 2) == teacher
+    assert script.recipe_teacher("glue/mrpc", 1000, 3) is None  # no folder: the cell trains its own teacher
+    assert script.recipe_teacher("glue/mrpc", 100, 2) is None  # other sizes borrow from the curve's own cells
+    monkeypatch.setattr(sys, "argv", ["small_data_coupling.py", "--tasks", "glue/mrpc", "--examples", "1000",
+                                      "--seeds", "2", "--variants", "aux_distill_3"])
+    script.main()
+    (command,) = script.commands
+    assert f"teacher.path={teacher}" in command and "1000" in command
