@@ -111,6 +111,12 @@ def test_results_below_a_bar_are_flagged():
     assert "below the untrained model" in lost[1]
     assert len(check_results("accuracy", {"accuracy": 0.57}, {"accuracy": 0.535}, constant, None)) == 1  # barely above
     assert check_results("accuracy", {"accuracy": 0.57}, {"accuracy": 0.545}, constant, None) == []  # clears it
+    # A run that used auxiliary tasks is not told to add one; the teacher trained on them can be what fell.
+    used = check_results("accuracy", {"accuracy": 0.516}, {"accuracy": 0.538}, constant, untrained, head="bi",
+                         with_aux=True)
+    assert len(used) == 2 and all("an auxiliary task" not in line for line in used)
+    assert "different auxiliary tasks (closer to this one) or none (--aux)" in cli_wording(used[0])
+    assert "try different auxiliary tasks (closer to this one) or none (transfer.aux) or more data" in used[1]
     # The teacher already at the floor: one line about it, none repeated about the pruned model.
     assert len(check_results("accuracy", {"accuracy": 0.535}, {"accuracy": 0.50}, constant, None)) == 1
 

@@ -42,20 +42,24 @@ def check_training_set(train: list[Example], spec: TaskSpec, source: str) -> lis
 
 
 def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, untrained: dict | None,
-                  head: str = "cross") -> list[str]:
-    """Warnings about the dense teacher and the pruned model against the two no-training bars."""
+                  head: str = "cross", with_aux: bool = False) -> list[str]:
+    """Warnings about the dense teacher and the pruned model against the two no-training bars. `with_aux`: the
+    run already used auxiliary tasks, so adding one is no remedy; other ones (or none) may be, since training the
+    teacher on them first can lower it (measured: RTE with NLI data and a bi-encoder, bench/results/learning_curve.json)."""
+    aux_remedy = ("different auxiliary tasks (closer to this one) or none (transfer.aux)" if with_aux
+                  else "an auxiliary task (transfer.aux)")
     warnings = []
     floor = constant.get(primary)
     if floor is not None and teacher[primary] <= floor + BARELY_ABOVE:
         warnings.append(f"the dense teacher's dev {primary} {teacher[primary]:.4f} is at or barely above the constant "
                         f"predictor's {floor:.4f}: it learned little from this data; try more teacher epochs "
-                        "(teacher.epochs=...) or an auxiliary task (transfer.aux)")
+                        f"(teacher.epochs=...) or {aux_remedy}")
     elif floor is not None and pruned[primary] <= floor + BARELY_ABOVE:
         # The teacher learned something and pruning lost it (seen: RTE, 100 examples, sparsity 0.9).
         warnings.append(f"the pruned model's dev {primary} {pruned[primary]:.4f} does not clear the constant "
                         f"predictor's {floor:.4f} (dense teacher: {teacher[primary]:.4f}): pruning lost what the "
-                        "teacher learned; try a lower sparsity, a longer pruning schedule (prune.epochs=...) or an "
-                        "auxiliary task (transfer.aux)")
+                        f"teacher learned; try a lower sparsity, a longer pruning schedule (prune.epochs=...) or "
+                        f"{aux_remedy}")
     if untrained is not None:
         bar = untrained["metrics"][primary]
         below = [name for name, m in (("dense teacher", teacher), ("pruned model", pruned)) if m[primary] < bar]
@@ -63,7 +67,7 @@ def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, unt
             remedies = ["a bi-encoder head (model.head=bi)"] if head == "cross" else []
             if below == ["pruned model"]:  # the teacher clears the bar: pruning lost it (bench/results/bi_recipe.json)
                 remedies += ["a longer pruning schedule (prune.epochs=...)", "a lower sparsity"]
-            remedies.append("an auxiliary task (transfer.aux)")
+            remedies.append(aux_remedy)
             verb = "scores" if len(below) == 1 else "score"
             warnings.append(f"the {' and the '.join(below)} {verb} below the untrained model used as a sentence "
                             f"encoder ({primary} {bar:.4f}, cosine similarity, no training): "
