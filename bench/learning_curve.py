@@ -311,6 +311,34 @@ def seeds_cell(cell: dict | None) -> str:
     return f"{len(cell['seeds'])} ({parts})"
 
 
+def paired_gains(records: list[dict], task: str, examples: int) -> dict[int, float]:
+    """Seed -> the pruned model's transfer gain over the baseline of the same seed (records of one head)."""
+    pruned = {(r["method"], r["seed"]): r["pruned"] for r in records if (r["task"], r["examples"]) == (task, examples)}
+    return {seed: pruned[("transfer", seed)] - value for (method, seed), value in sorted(pruned.items())
+            if method == "baseline" and ("transfer", seed) in pruned}
+
+
+def gains_table(records: list[dict], head: str = HEAD) -> str:
+    """Task by size: each seed's paired transfer gain (pruned, points) and their mean, so that the spread between
+    seeds reads next to the differences between sizes."""
+    records = [r for r in records if r["head"] == head]
+    sizes = sorted({r["examples"] for r in records})
+    lines = ["| task (pruned 0.9: transfer minus baseline, same seed) | " + " | ".join(f"{n:,}" for n in sizes) + " |",
+             "|---" * (len(sizes) + 1) + "|"]
+    for task in sorted({r["task"] for r in records}):
+        metric = next(r["metric_name"] for r in records if r["task"] == task)
+        cells = []
+        for n in sizes:
+            gains = paired_gains(records, task, n)
+            each = ", ".join(f"{100 * g:+.1f}" for g in gains.values())
+            seeds = ",".join(map(str, gains))
+            cells.append(f"{each} (seed {seeds})" if len(gains) == 1 else
+                         f"{each} (seeds {seeds}; mean {100 * statistics.mean(gains.values()):+.1f})" if gains else "")
+        scale = "" if metric == "accuracy" else " x100"  # accuracy reads in points as it is
+        lines.append(f"| {task} ({metric}{scale}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def table(records: list[dict], head: str = HEAD) -> str:
     """The markdown table of the cells of one head (never a mean over two heads), with the sources' legend."""
     records = [r for r in records if r["head"] == head]
@@ -323,9 +351,7 @@ def table(records: list[dict], head: str = HEAD) -> str:
         for n in sorted({c[1] for c in s if c[0] == task}):
             base, aux = s.get((task, n, "baseline", head)), s.get((task, n, "transfer", head))
             first = base or aux
-            paired = [b for b in records if b["task"] == task and b["examples"] == n and b["method"] == "baseline"]
-            gains = [a["pruned"] - b["pruned"] for b in paired for a in records
-                     if (a["task"], a["examples"], a["method"], a["seed"]) == (task, n, "transfer", b["seed"])]
+            gains = list(paired_gains(records, task, n).values())
             gain = f"{100 * statistics.mean(gains):+.1f} ({len(gains)} seed{'s' if len(gains) > 1 else ''})" if gains else ""
             retained = f"{100 * base['pruned'][0] / base['teacher'][0]:.0f}%" if base else ""
             lines.append(f"| {task} ({first['metric']}) | {first['train_examples']:,} | {seeds_cell(base)} | "
@@ -340,7 +366,8 @@ def table(records: list[dict], head: str = HEAD) -> str:
 
 def tables(records: list[dict]) -> str:
     """The curve's table (head HEAD), then one table per other head found, labelled, as history."""
-    text = [f"Default head ({HEAD}-encoder, what model.head=auto picks here): the learning curve", "", table(records)]
+    text = [f"Default head ({HEAD}-encoder, what model.head=auto picks here): the learning curve", "", table(records),
+            "", "Transfer gain per seed (the same cells)", "", gains_table(records)]
     for head in sorted({r["head"] for r in records} - {HEAD}):
         text += ["", f"History, not in the curve: the {head}-encoder cells (model.head={head})", "",
                  table(records, head)]

@@ -199,3 +199,15 @@ def test_transfer_cells_of_a_task_and_seed_share_one_stage1(runner, monkeypatch,
     assert runner.stage1_source("glue/mrpc", 2, out) == other_size
     (out / "config.yaml").write_text("transfer:\n  aux: []\n")
     assert runner.stage1_source("glue/mrpc", 2, out) is None
+
+
+def test_gains_table_lists_each_seeds_paired_gain_per_size(runner, monkeypatch):
+    invoke(runner, monkeypatch, "--tasks", "glue/mrpc", "glue/stsb", "--examples", "100", "300", "--seeds", "1", "2")
+    records = json.loads(runner.RESULTS.read_text())["records"]
+    records = [r for r in records if not (r["task"] == "glue/stsb" and r["examples"] == 300 and r["seed"] == 2)]
+    records.append({**records[-1], "examples": 300, "seed": 3, "method": "transfer"})  # no baseline: not paired
+    assert runner.paired_gains(records, "glue/mrpc", 100) == pytest.approx({1: 0.05, 2: 0.05})
+    header, _, mrpc, stsb = runner.gains_table(records).splitlines()
+    assert header == "| task (pruned 0.9: transfer minus baseline, same seed) | 100 | 300 |"
+    assert mrpc == "| glue/mrpc (accuracy) | +5.0, +5.0 (seeds 1,2; mean +5.0) | +5.0, +5.0 (seeds 1,2; mean +5.0) |"
+    assert stsb == "| glue/stsb (pearson x100) | +5.0, +5.0 (seeds 1,2; mean +5.0) | +5.0 (seed 1) |"
