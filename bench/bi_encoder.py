@@ -32,7 +32,7 @@ from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
-from prune_cell import TABLE_PRECISION, TABLE_SCHEDULE, run_prune  # noqa: E402
+from prune_cell import TABLE_PRECISION, TABLE_RECIPE, TABLE_SCHEDULE, run_prune  # noqa: E402
 from results_file import add_record, machine  # noqa: E402
 from transfer_limited_data import AUX, aux_sets  # noqa: E402
 
@@ -61,7 +61,7 @@ def run_cell(task: str, sparsity: float, method: str, seed: int, threads: int | 
     command = ["auxprune", "prune", "--task", task, "--sparsity", str(sparsity), "--max-train-examples", str(EXAMPLES),
                "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite", *HEAD]
     if method == "transfer":
-        command += aux_sets(task)
+        command += aux_sets(task) + TABLE_RECIPE
     command += METHOD_SETS[method] + TABLE_SCHEDULE + TABLE_PRECISION
     shared = WORK / cell_name(task, SPARSITIES[0], method, seed) / "teacher"
     if sparsity != SPARSITIES[0] and (shared / "model.safetensors").is_file():

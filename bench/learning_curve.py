@@ -59,7 +59,7 @@ import yaml
 
 from auxprune.output import write_json
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
-from prune_cell import TABLE_PRECISION, TABLE_SCHEDULE, run_prune  # noqa: E402
+from prune_cell import TABLE_PRECISION, TABLE_RECIPE, TABLE_SCHEDULE, run_prune  # noqa: E402
 from results_file import add_record, machine  # noqa: E402
 from transfer_limited_data import AUX, aux_sets  # noqa: E402
 
@@ -105,7 +105,7 @@ def run_cell(task: str, examples: int, seed: int, method: str, threads: int | No
     out = WORK / name
     command = base_command(task, examples, seed, out.relative_to(ROOT))
     if method == "transfer":
-        command += aux_sets(task)
+        command += aux_sets(task) + TABLE_RECIPE
         source = stage1_source(task, seed, out)
         if source is not None:
             command += ["--set", f"transfer.stage1_from={display(source)}"]

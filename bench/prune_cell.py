@@ -38,6 +38,10 @@ TABLE_SCHEDULE = ["--set", "prune.epochs=6"]
 # Their precision, pinned: fp32, the default, in which every table was measured; written out so that a change of
 # default, or `train.precision=auto` on a CPU that multiplies bf16, cannot move a cell out of its table's protocol.
 TABLE_PRECISION = ["--set", "train.precision=fp32"]
+# The --aux recipe's distillation weight on auxiliary inputs in which those tables' transfer cells were measured
+# (1, the default until 2026-12-06): pinned for the same reason, so that their remaining cells keep the protocol
+# whatever the default becomes (bench/small_data_coupling.py measures other weights).
+TABLE_RECIPE = ["--set", "transfer.aux_distill_weight=1"]
 
 
 def run_prune(out: Path, command: list[str], threads: int | None, label: str | None = None, *,

@@ -211,3 +211,17 @@ def test_gains_table_lists_each_seeds_paired_gain_per_size(runner, monkeypatch):
     assert header == "| task (pruned 0.9: transfer minus baseline, same seed) | 100 | 300 |"
     assert mrpc == "| glue/mrpc (accuracy) | +5.0, +5.0 (seeds 1,2; mean +5.0) | +5.0, +5.0 (seeds 1,2; mean +5.0) |"
     assert stsb == "| glue/stsb (pearson x100) | +5.0, +5.0 (seeds 1,2; mean +5.0) | +5.0 (seed 1) |"
+
+
+def test_transfer_cells_pin_the_recipe_their_table_was_measured_in(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import learning_curve as script
+
+    monkeypatch.setattr(script, "WORK", ROOT / "bench" / "work" / "no_such_folder")  # no stage 1 to borrow
+    monkeypatch.setattr(script, "BI_WORK", ROOT / "bench" / "work" / "no_such_folder")
+    monkeypatch.setattr(script, "run_prune", lambda out, command, threads, label: ({}, 1.0, True))
+    _, _, transfer = script.run_cell("glue/mrpc", 100, 1, "transfer", 1)
+    _, _, baseline = script.run_cell("glue/mrpc", 100, 1, "baseline", 1)
+    # the weight the curve's transfer cells ran with, whatever the default becomes
+    assert "--set transfer.aux_distill_weight=1" in transfer and "--aux" in transfer
+    assert "aux_distill_weight" not in baseline and "prune.epochs=6" in baseline
