@@ -300,7 +300,7 @@ def test_joint_run_is_reproducible_and_reports_transfer(tiny_bert, data_dir, tmp
         reports.append(json.loads((tmp_path / name / "report.json").read_text()))
     summary = capsys.readouterr().out  # the end-of-run summary says what the auxiliary tasks did
     assert "transfer: joint from snli_dev" in summary
-    assert "distillation on their inputs x 1.0 over warmup+prune+finetune" in " ".join(summary.split())  # wrapped
+    assert "distillation on their inputs x 3.0 over warmup+prune+finetune" in " ".join(summary.split())  # wrapped
     assert "auxiliary dev (after stage1):" in summary and "auxiliary dev (pruned):" in summary
     first, second = reports
     assert first["metrics"] == second["metrics"] and first["structure"] == second["structure"]
@@ -310,7 +310,7 @@ def test_joint_run_is_reproducible_and_reports_transfer(tiny_bert, data_dir, tmp
     # the default recipe: the teacher's intermediate epoch on the auxiliary data (6 batches), then at every
     # pruning step (warmup + prune: 12) one batch for the auxiliary loss and one to distil the teacher on,
     # and one to distil it on at every fine-tuning step (6)
-    assert (t["teacher_aux_epochs"], t["aux_distill_weight"], t["aux_distill_phases"]) == (1, 1, ["warmup", "prune", "finetune"])
+    assert (t["teacher_aux_epochs"], t["aux_distill_weight"], t["aux_distill_phases"]) == (1, 3, ["warmup", "prune", "finetune"])
     assert t["aux_steps"] == 6 + 12 + 12 + 6
     assert first["metrics"]["pruned"].keys() == {"accuracy"}
 
@@ -321,7 +321,7 @@ def test_auxiliary_tasks_alone_select_the_measured_recipe():
     aux = {"transfer": {"aux": [{"task": "aux/snli_dev.tsv"}]}}
     t = build_config(overrides=[aux]).transfer
     assert (t.how, t.what, t.share, t.when, t.teacher_aux_epochs, t.aux_distill_weight) == \
-        ("joint", "both", "hard", "linear_decay", 1, 1)
+        ("joint", "both", "hard", "linear_decay", 1, 3)
     assert build_config(overrides=[{"transfer": {}}]).transfer.how == "none"
     # a given teacher is used as it is; no distillation, nothing to distil on auxiliary inputs
     assert build_config(overrides=[aux, {"teacher": {"path": "t"}}]).transfer.teacher_aux_epochs == 0
