@@ -113,6 +113,12 @@ def run_cell(task: str, examples: int, seed: int, method: str, threads: int | No
     return report, wall, shlex.join(command)
 
 
+def bi_transfer_run(task: str, seed: int) -> Path:
+    """bench/bi_encoder.py's 0.6 transfer run folder of this task and seed (the curve's 1,000-example recipe cell
+    prunes its teacher to 0.9)."""
+    return BI_WORK / f"{task.split('/')[-1]}_bi_s0.6_transfer_seed{seed}"
+
+
 def stage1_source(task: str, seed: int, out: Path) -> Path | None:
     """A run of this task and seed with the --aux recipe whose stage 1 (kept as `stage1/`, or its record in a
     run stopped after it) this cell can start from: bench/bi_encoder.py's 0.6 transfer cell, else another
@@ -122,7 +128,7 @@ def stage1_source(task: str, seed: int, out: Path) -> Path | None:
         given = (yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8")).get("transfer") or {}).get("stage1_from")
         return ROOT / given if given else None
     short = task.split("/")[-1]
-    for run in [BI_WORK / f"{short}_bi_s0.6_transfer_seed{seed}",
+    for run in [bi_transfer_run(task, seed),
                 *sorted(WORK.glob(f"{short}_default_n*_transfer_seed{seed}"))]:
         kept = [run / "stage1", run / "checkpoints" / "phases" / "stage1"]  # finished, or stopped after stage 1
         if run != out and any((folder / "meta.json").is_file() for folder in kept):

@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
 import learning_curve as curve  # noqa: E402
-from prune_cell import run_prune  # noqa: E402
+from prune_cell import TABLE_RECIPE, run_prune  # noqa: E402
 from results_file import add_record, machine  # noqa: E402
 from transfer_limited_data import aux_sets  # noqa: E402
 
@@ -52,7 +52,9 @@ VARIANTS = {
 def run_cell(task: str, examples: int, seed: int, variant: str, threads: int | None) -> tuple[dict, float | None, str]:
     name = f"{task.split('/')[-1]}_n{examples}_{variant}_seed{seed}"
     out = WORK / name
-    command = [*curve.base_command(task, examples, seed, out.relative_to(ROOT)), *aux_sets(task), *VARIANTS[variant]]
+    # the curve's recipe (its pinned weight included), then the variant's one change on top (a later --set wins)
+    command = [*curve.base_command(task, examples, seed, out.relative_to(ROOT)), *aux_sets(task), *TABLE_RECIPE,
+               *VARIANTS[variant]]
     teacher = recipe_teacher(task, examples, seed)
     if teacher is not None:  # the default recipe's own teacher: the pair differs in pruning only
         command += ["--set", f"teacher.path={curve.display(teacher)}"]
@@ -66,10 +68,8 @@ def recipe_teacher(task: str, examples: int, seed: int) -> Path | None:
     """The teacher of the curve's default-recipe cell of this task, size and seed, when its folder is here: at
     1,000 examples bench/bi_encoder.py's 0.6 transfer cell (whose teacher its 0.9 cell pruned), else this
     curve's own transfer cell."""
-    if examples == curve.FROM_BI_BENCH:
-        run = curve.BI_WORK / f"{task.split('/')[-1]}_bi_s0.6_transfer_seed{seed}"
-    else:
-        run = curve.WORK / curve.cell_name(task, examples, "transfer", seed)
+    run = (curve.bi_transfer_run(task, seed) if examples == curve.FROM_BI_BENCH
+           else curve.WORK / curve.cell_name(task, examples, "transfer", seed))
     return run / "teacher" if (run / "teacher" / "model.safetensors").is_file() else None
 
 

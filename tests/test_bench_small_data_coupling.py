@@ -52,6 +52,8 @@ def test_a_variant_cell_is_the_recipe_plus_its_setting_on_the_curves_teacher(cou
     script.main()
     with_teacher, without = script.commands
     assert "transfer.aux_distill_weight=3" in with_teacher and "--aux" in with_teacher
+    # the variant changes one setting of the curve's recipe, whose pinned weight comes first and is overridden
+    assert with_teacher.index("transfer.aux_distill_weight=1") < with_teacher.index("transfer.aux_distill_weight=3")
     assert f"teacher.path={teacher}" in with_teacher
     # seed 2 has no curve cell to borrow a teacher (or a stage 1) from: it trains its own
     assert not any(part.startswith(("teacher.path=", "transfer.stage1_from=")) for part in without)
