@@ -9,6 +9,8 @@ examples (the limited-data protocol), sparsity 0.6 and 0.9, seeds 1-3, `model.he
   loss and distils the teacher's embeddings and cosines on auxiliary inputs.
 The 0.6 cell of a (task, method, seed) trains the teacher; the 0.9 cell reuses it (`teacher.path`),
 as the transfer benchmark does, so both sparsities are pruned from the same dense model.
+A transfer cell that trains its teacher starts from the same seed's stage 1 (the auxiliary tasks alone, no
+target data) where bench/learning_curve.py kept one (`transfer.stage1_from`), as the curve's cells do.
 
 Beside them in the table: the untrained model used as sentence-transformers intends (each run's
 `untrained` bar) and today's cross-encoder numbers at the same protocol
@@ -32,6 +34,7 @@ from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
+import learning_curve as curve  # noqa: E402
 from prune_cell import TABLE_PRECISION, TABLE_RECIPE, TABLE_SCHEDULE, run_prune  # noqa: E402
 from results_file import add_record, machine  # noqa: E402
 from transfer_limited_data import AUX, aux_sets  # noqa: E402
@@ -66,6 +69,9 @@ def run_cell(task: str, sparsity: float, method: str, seed: int, threads: int | 
     shared = WORK / cell_name(task, SPARSITIES[0], method, seed) / "teacher"
     if sparsity != SPARSITIES[0] and (shared / "model.safetensors").is_file():
         command += ["--set", f"teacher.path={shared.relative_to(ROOT)}"]  # the same dense model, pruned further
+    elif method == "transfer" and (source := curve.stage1_source(task, seed, out)) is not None:
+        # the same seed's stage 1 (auxiliary tasks only, no target data) from another run: ~11 min saved on RTE
+        command += ["--set", f"transfer.stage1_from={curve.display(source)}"]
     report, wall, _ = run_prune(out, command, threads, out.name)
     return report, wall, shlex.join(command)
 

@@ -55,3 +55,33 @@ def test_cells_run_in_order_skip_when_recorded_and_tabulate_beside_the_cross_enc
     cells = [c.strip() for c in rows[0].split("|")]
     # untrained, cross teacher (seeds 1-3 only), cross pruned, cross + transfer, bi teacher, bi pruned
     assert cells[3:9] == ["87.0 (1)", "82.0 ± 0.0 (3)", "82.0 ± 1.0 (3)", "", "89.0 (1)", "84.0 (1)"]
+
+
+def test_a_transfer_cell_that_trains_its_teacher_starts_from_the_seeds_stage1_when_one_exists(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import bi_encoder as script
+
+    monkeypatch.setattr(script, "WORK", tmp_path / "bi")
+    monkeypatch.setattr(script.curve, "BI_WORK", tmp_path / "bi")
+    monkeypatch.setattr(script.curve, "WORK", tmp_path / "curve")
+    monkeypatch.setattr(script, "ROOT", tmp_path)
+    monkeypatch.setattr(script.curve, "ROOT", tmp_path)
+    commands = []
+    monkeypatch.setattr(script, "run_prune", lambda out, command, threads, name: (commands.append(command) or {}, 1.0, None))
+
+    def flags(task, sparsity, method, seed=1) -> list[str]:
+        commands.clear()
+        script.run_cell(task, sparsity, method, seed, 1)
+        return [c for c in commands[0] if c.startswith(("transfer.stage1_from=", "teacher.path="))]
+
+    assert flags("glue/rte", 0.9, "transfer") == []  # nothing to start from: the cell trains stage 1 itself
+    stage1 = tmp_path / "curve" / "rte_default_n100_transfer_seed1" / "stage1"
+    stage1.mkdir(parents=True)
+    (stage1 / "meta.json").write_text('{"phase": "stage1"}')
+    assert flags("glue/rte", 0.9, "transfer") == ["transfer.stage1_from=curve/rte_default_n100_transfer_seed1"]
+    assert flags("glue/rte", 0.9, "transfer", seed=2) == []  # another seed's stage 1: never
+    assert flags("glue/rte", 0.9, "baseline") == []
+    teacher = tmp_path / "bi" / "rte_bi_s0.6_transfer_seed1" / "teacher"
+    teacher.mkdir(parents=True)
+    (teacher / "model.safetensors").write_bytes(b"")
+    assert flags("glue/rte", 0.9, "transfer") == ["teacher.path=bi/rte_bi_s0.6_transfer_seed1/teacher"]  # no stage 1 needed
