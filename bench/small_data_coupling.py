@@ -66,11 +66,14 @@ def run_cell(task: str, examples: int, seed: int, variant: str, threads: int | N
 
 def recipe_teacher(task: str, examples: int, seed: int) -> Path | None:
     """The teacher of the curve's default-recipe cell of this task, size and seed, when its folder is here: at
-    1,000 examples bench/bi_encoder.py's 0.6 transfer cell (whose teacher its 0.9 cell pruned), else this
-    curve's own transfer cell."""
-    run = (curve.bi_transfer_run(task, seed) if examples == curve.FROM_BI_BENCH
-           else curve.WORK / curve.cell_name(task, examples, "transfer", seed))
-    return run / "teacher" if (run / "teacher" / "model.safetensors").is_file() else None
+    1,000 examples bench/bi_encoder.py's 0.6 transfer cell (whose teacher its 0.9 cell pruned) or, where that
+    0.9 cell ran alone and trained its own, the 0.9 cell; else this curve's own transfer cell."""
+    if examples == curve.FROM_BI_BENCH:
+        sixty = curve.bi_transfer_run(task, seed)
+        runs = [sixty, sixty.with_name(sixty.name.replace("_s0.6_", "_s0.9_"))]
+    else:
+        runs = [curve.WORK / curve.cell_name(task, examples, "transfer", seed)]
+    return next((run / "teacher" for run in runs if (run / "teacher" / "model.safetensors").is_file()), None)
 
 
 def key(r: dict) -> tuple:

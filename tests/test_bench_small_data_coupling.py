@@ -86,6 +86,14 @@ def test_at_1000_examples_the_variant_prunes_the_bi_encoder_benchmarks_teacher(c
     (teacher / "model.safetensors").write_bytes(b"")
     assert script.recipe_teacher("glue/mrpc", 1000, 2) == teacher
     assert script.recipe_teacher("glue/mrpc", 1000, 3) is None  # no folder: the cell trains its own teacher
+    alone = curve.BI_WORK / "mrpc_bi_s0.9_transfer_seed3" / "teacher"  # a 0.9 cell that trained its own teacher
+    alone.mkdir(parents=True)
+    (alone / "model.safetensors").write_bytes(b"")
+    assert script.recipe_teacher("glue/mrpc", 1000, 3) == alone
+    copy = teacher.parent.with_name("mrpc_bi_s0.9_transfer_seed2") / "teacher"  # beside the 0.6 one: the 0.6 wins
+    copy.mkdir(parents=True)
+    (copy / "model.safetensors").write_bytes(b"")
+    assert script.recipe_teacher("glue/mrpc", 1000, 2) == teacher
     assert script.recipe_teacher("glue/mrpc", 100, 2) is None  # other sizes borrow from the curve's own cells
     monkeypatch.setattr(sys, "argv", ["small_data_coupling.py", "--tasks", "glue/mrpc", "--examples", "1000",
                                       "--seeds", "2", "--variants", "aux_distill_3"])
