@@ -176,3 +176,23 @@ def test_measure_latency_times_each_shape_with_the_deploy_loop(script, monkeypat
     assert set(result["latency"]) == {"1x8", "2x16"} and result["latency"]["2x16"]["iterations"] >= 2
     assert result["latency_ms_p50"] == {s: v["latency_ms_p50"] for s, v in result["latency"].items()}
     assert all(p50 > 0 for p50 in result["latency_ms_p50"].values())
+
+
+def test_minilm_rows_fall_back_to_a_cell_that_trained_its_own_teacher_at_another_sparsity(script):
+    records = [
+        # RTE transfer ran at 0.9 alone and trained its teacher there; its baseline has a 0.6 cell
+        {"task": "glue/rte", "sparsity": 0.9, "method": "transfer", "seed": 1, "teacher": 0.61, "pruned": 0.57,
+         "teacher_from": "trained in this run"},
+        {"task": "glue/rte", "sparsity": 0.6, "method": "baseline", "seed": 1, "teacher": 0.59, "pruned": 0.57,
+         "teacher_from": "trained in this run"},
+        {"task": "glue/rte", "sparsity": 0.9, "method": "baseline", "seed": 1, "teacher": 0.59, "pruned": 0.60,
+         "teacher_from": "teacher.path"},
+        {"task": "glue/rte", "sparsity": 0.9, "method": "baseline", "seed": 2, "teacher": 0.5, "pruned": 0.5,
+         "teacher_from": "teacher.path"}]  # pruned another cell's teacher: not a row of its own
+    script.BI_RESULTS.write_text(json.dumps({"records": [
+        {**r, "metric_name": "accuracy", "untrained": 0.62, "head": "bi", "command": "c"} for r in records]}))
+    cells = script.bi_encoder_minilm()
+    assert sorted(cells) == [("glue/rte", "baseline", 1), ("glue/rte", "transfer", 1)]
+    assert cells[("glue/rte", "transfer", 1)]["teacher"] == 0.61
+    assert cells[("glue/rte", "transfer", 1)]["run_dir"].endswith("rte_bi_s0.9_transfer_seed1")
+    assert cells[("glue/rte", "baseline", 1)]["run_dir"].endswith("rte_bi_s0.6_baseline_seed1")  # 0.6 first
