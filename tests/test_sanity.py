@@ -121,6 +121,19 @@ def test_results_below_a_bar_are_flagged():
     assert len(check_results("accuracy", {"accuracy": 0.535}, {"accuracy": 0.50}, constant, None)) == 1
 
 
+def test_a_teacher_below_the_untrained_model_is_pointed_to_a_lower_learning_rate_when_it_trained_faster():
+    constant, untrained = {"accuracy": 0.53}, {"metrics": {"accuracy": 0.62}}
+    fast = check_results("accuracy", {"accuracy": 0.59}, {"accuracy": 0.58}, constant, untrained, head="bi",
+                         teacher_lr=1e-4)
+    assert len(fast) == 1 and "a lower teacher learning rate (teacher.lr=2e-05)" in fast[0]
+    assert "(--set teacher.lr=2e-05), an auxiliary task (--aux) or more data" in cli_wording(fast[0])
+    # at the low rate already, a teacher loaded from a folder (None), or a teacher above the bar: not suggested
+    for lr, teacher in ((2e-5, 0.59), (None, 0.59), (1e-4, 0.70)):
+        lines = check_results("accuracy", {"accuracy": teacher}, {"accuracy": 0.58}, constant, untrained, head="bi",
+                              teacher_lr=lr)
+        assert lines and all("teacher.lr" not in line for line in lines)
+
+
 def test_run_reports_its_schedule_the_untrained_bar_and_warnings(tmp_path, data_dir, capsys):
     """A sentence-transformers folder on a pair task: the report carries the untrained model's cosine
     score, the steps each phase ran and why, and the warnings (a small set; results below the bar)."""

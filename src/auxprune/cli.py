@@ -165,7 +165,7 @@ def prune_config(args: argparse.Namespace):
 CLI_WORDING = (
     (r"^transfer\.aux(?=[ :])", "--aux"),  # sources: `transfer.aux mlm:FILE: ...`
     (r"\(transfer\.aux\)", "(--aux)"),
-    (r"\((teacher\.epochs|prune\.epochs|model\.head)=", r"(--set \1="),  # the remedies in warnings
+    (r"\((teacher\.epochs|teacher\.lr|prune\.epochs|model\.head)=", r"(--set \1="),  # the remedies in warnings
     (r"^preset '", "--preset '"),
     (r"choose one with model\.pooling=", "choose one with --set model.pooling="),
     (r"written by a prune job \(a Hugging Face checkpoint is what a prune job takes as model\.name\)",

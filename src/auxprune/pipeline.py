@@ -191,7 +191,8 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                                f"{spec.name}: sparsity {masks.sparsity():.3f} (target {config.prune.target_sparsity})")
         timing = timer.snapshot()
         warnings += check_results(spec.primary_metric, job.teacher_metrics, job.pruned_metrics, constant, untrained,
-                                  head["head"], with_aux=bool(config.transfer.aux))
+                                  head["head"], with_aux=bool(config.transfer.aux),
+                                  teacher_lr=None if config.teacher.path else config.teacher.lr)
         report = build_report(config, spec, teacher, small, masks, result, job.teacher_metrics, job.pruned_metrics,
                               constant, job.speed, timing, len(data.train), len(data.dev))
         report["metrics"]["untrained"] = untrained["metrics"] if untrained else None

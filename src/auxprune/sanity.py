@@ -41,11 +41,19 @@ def check_training_set(train: list[Example], spec: TaskSpec, source: str) -> lis
     return warnings
 
 
+# A teacher below the untrained model has moved too far from where it started: sentence-transformers fine-tunes at
+# this rate, and with it the bi-encoder teachers on RTE rose 0.7-4.0 points at 100-1,000 examples and MRPC's 5.4 at
+# 100 (against the quick preset's 1e-4; bench/results/teacher_lr.json).
+LOW_TEACHER_LR = 2e-5
+
+
 def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, untrained: dict | None,
-                  head: str = "cross", with_aux: bool = False) -> list[str]:
+                  head: str = "cross", with_aux: bool = False, teacher_lr: float | None = None) -> list[str]:
     """Warnings about the dense teacher and the pruned model against the two no-training bars. `with_aux`: the
     run already used auxiliary tasks, so adding one is no remedy; other ones (or none) may be, since training the
-    teacher on them first can lower it (measured: RTE with NLI data and a bi-encoder, bench/results/learning_curve.json)."""
+    teacher on them first can lower it (measured: RTE with NLI data and a bi-encoder, bench/results/learning_curve.json).
+    `teacher_lr`: the rate this run trained its teacher at (None when it loaded one); above LOW_TEACHER_LR, a teacher
+    below the untrained model is pointed to the lower rate (bench/results/teacher_lr.json)."""
     aux_remedy = ("different auxiliary tasks (closer to this one) or none (transfer.aux)" if with_aux
                   else "an auxiliary task (transfer.aux)")
     warnings = []
@@ -65,6 +73,8 @@ def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, unt
         below = [name for name, m in (("dense teacher", teacher), ("pruned model", pruned)) if m[primary] < bar]
         if below:
             remedies = ["a bi-encoder head (model.head=bi)"] if head == "cross" else []
+            if "dense teacher" in below and teacher_lr is not None and teacher_lr > LOW_TEACHER_LR:
+                remedies.append(f"a lower teacher learning rate (teacher.lr={LOW_TEACHER_LR:g})")
             if below == ["pruned model"]:  # the teacher clears the bar: pruning lost it (bench/results/bi_recipe.json)
                 remedies += ["a longer pruning schedule (prune.epochs=...)", "a lower sparsity"]
             remedies.append(aux_remedy)
