@@ -412,7 +412,8 @@ def plot(records: list[dict]) -> None:
             ax.text(0.02, 0.02, f"constant predictor: {min(constant):.2f} (below)", transform=ax.transAxes,
                     fontsize=8, color="0.4")
         metric = next(v["metric"] for c, v in s.items() if c[0] == task)
-        ax.set(xscale="log", xlabel="training examples", ylabel=metric, title=f"{task} -> " + ",\n".join(a.removeprefix("aux/") for a in AUX[task]))
+        sources = ",\n".join(a.removeprefix("aux/") for a in AUX[task])  # one per line: RTE's three ran into the next panel
+        ax.set(xscale="log", xlabel="training examples", ylabel=metric, title=f"{task} -> {sources}")
         ax.grid(alpha=0.3)
     labelled = {}  # every series of any panel, once (a panel may lack some, e.g. transfer not measured yet)
     for ax in axes[0]:
