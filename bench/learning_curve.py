@@ -113,10 +113,10 @@ def run_cell(task: str, examples: int, seed: int, method: str, threads: int | No
     return report, wall, shlex.join(command)
 
 
-def bi_transfer_run(task: str, seed: int) -> Path:
-    """bench/bi_encoder.py's 0.6 transfer run folder of this task and seed (the curve's 1,000-example recipe cell
-    prunes its teacher to 0.9)."""
-    return BI_WORK / f"{task.split('/')[-1]}_bi_s0.6_transfer_seed{seed}"
+def bi_transfer_run(task: str, seed: int, sparsity: float = 0.6) -> Path:
+    """bench/bi_encoder.py's transfer run folder of this task and seed (by default the 0.6 one, whose teacher the
+    curve's 1,000-example recipe cell prunes to 0.9)."""
+    return BI_WORK / f"{task.split('/')[-1]}_bi_s{sparsity}_transfer_seed{seed}"
 
 
 def stage1_source(task: str, seed: int, out: Path) -> Path | None:

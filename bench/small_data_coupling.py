@@ -69,8 +69,7 @@ def recipe_teacher(task: str, examples: int, seed: int) -> Path | None:
     1,000 examples bench/bi_encoder.py's 0.6 transfer cell (whose teacher its 0.9 cell pruned) or, where that
     0.9 cell ran alone and trained its own, the 0.9 cell; else this curve's own transfer cell."""
     if examples == curve.FROM_BI_BENCH:
-        sixty = curve.bi_transfer_run(task, seed)
-        runs = [sixty, sixty.with_name(sixty.name.replace("_s0.6_", "_s0.9_"))]
+        runs = [curve.bi_transfer_run(task, seed), curve.bi_transfer_run(task, seed, 0.9)]
     else:
         runs = [curve.WORK / curve.cell_name(task, examples, "transfer", seed)]
     return next((run / "teacher" for run in runs if (run / "teacher" / "model.safetensors").is_file()), None)
