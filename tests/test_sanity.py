@@ -117,6 +117,14 @@ def test_results_below_a_bar_are_flagged():
     assert len(used) == 2 and all("an auxiliary task" not in line for line in used)
     assert "different auxiliary tasks (closer to this one) or none (--aux)" in cli_wording(used[0])
     assert "try different auxiliary tasks (closer to this one) or none (transfer.aux) or more data" in used[1]
+    # "More data" says which: the examples a capped run left unused, or labelling more once it used them all.
+    capped = check_results("accuracy", {"accuracy": 0.80}, {"accuracy": 0.65}, constant, untrained, head="bi",
+                           train_sizes=(100, 2490))
+    assert cli_wording(capped[0]).endswith("or more of the training set (this run used 100 of 2,490: "
+                                           "--max-train-examples)")
+    whole = check_results("accuracy", {"accuracy": 0.80}, {"accuracy": 0.65}, constant, untrained, head="bi",
+                          train_sizes=(2490, 2490))
+    assert whole[0].endswith("or more labelled data (this run used the whole training set, 2,490 examples)")
     # The teacher already at the floor: one line about it, none repeated about the pruned model.
     assert len(check_results("accuracy", {"accuracy": 0.535}, {"accuracy": 0.50}, constant, None)) == 1
 

@@ -61,6 +61,7 @@ def test_another_training_set_starts_from_the_same_stage1(trained, tiny_bert, da
                            "--max-train-examples", "32")) == 0
     r = report(other)
     assert r["status"] == "ok" and r["data"]["train_examples"] == 32
+    assert r["data"]["train_available"] == report(trained)["data"]["train_available"] > 32  # the set before the cap
     assert r["transfer"]["aux_metrics"]["after_stage1"] == report(trained)["transfer"]["aux_metrics"]["after_stage1"]
 
 

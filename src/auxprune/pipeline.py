@@ -58,6 +58,7 @@ def load_data(config: RunConfig) -> tuple[TaskData, dict[str, float]]:
     data = load_task(d.task, d.data_dir, train_file=d.train_file, dev_file=d.dev_file, text_columns=d.text_columns,
                      label_column=d.label_column, label_map=d.label_map, kind=d.kind)
     full_train = data.train
+    data.train_available = len(full_train)
     stratify = data.spec.kind == "classification"
     data.train = subsample(data.train, d.max_train_examples, config.seed, stratify)
     data.dev = subsample(data.dev, d.max_dev_examples, 0, stratify)
@@ -192,13 +193,15 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         timing = timer.snapshot()
         warnings += check_results(spec.primary_metric, job.teacher_metrics, job.pruned_metrics, constant, untrained,
                                   head["head"], with_aux=bool(config.transfer.aux),
-                                  teacher_lr=None if config.teacher.path else config.teacher.lr)
+                                  teacher_lr=None if config.teacher.path else config.teacher.lr,
+                                  train_sizes=(len(data.train), data.train_available))
         report = build_report(config, spec, teacher, small, masks, result, job.teacher_metrics, job.pruned_metrics,
                               constant, job.speed, timing, len(data.train), len(data.dev))
         report["metrics"]["untrained"] = untrained["metrics"] if untrained else None
         report["untrained"] = untrained
         report["precision_why"] = precision_why
         report["precision_hint"] = faster_precision_hint(precision)
+        report["data"]["train_available"] = data.train_available
         report["schedule"] = schedule_report(config, len(data.train), train_loader)
         report["head"] = head
         if (plan := job.teacher_outputs_plan()) is not None:

@@ -47,13 +47,26 @@ def check_training_set(train: list[Example], spec: TaskSpec, source: str) -> lis
 LOW_TEACHER_LR = 2e-5
 
 
+def more_data_remedy(train_sizes: tuple[int, int] | None) -> str:
+    """"More data", said so that it can be acted on: the examples a capped run left unused, or, when it used the
+    whole training set, labelling more. `train_sizes`: (examples trained on, examples the training set holds)."""
+    if train_sizes is None:
+        return "more data"
+    used, available = train_sizes
+    if used < available:
+        return f"more of the training set (this run used {used:,} of {available:,}: data.max_train_examples)"
+    return f"more labelled data (this run used the whole training set, {available:,} examples)"
+
+
 def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, untrained: dict | None,
-                  head: str = "cross", with_aux: bool = False, teacher_lr: float | None = None) -> list[str]:
+                  head: str = "cross", with_aux: bool = False, teacher_lr: float | None = None,
+                  train_sizes: tuple[int, int] | None = None) -> list[str]:
     """Warnings about the dense teacher and the pruned model against the two no-training bars. `with_aux`: the
     run already used auxiliary tasks, so adding one is no remedy; other ones (or none) may be, since training the
     teacher on them first can lower it (measured: RTE with NLI data and a bi-encoder, bench/results/learning_curve.json).
     `teacher_lr`: the rate this run trained its teacher at (None when it loaded one); above LOW_TEACHER_LR, a teacher
-    below the untrained model is pointed to the lower rate (bench/results/teacher_lr.json)."""
+    below the untrained model is pointed to the lower rate (bench/results/teacher_lr.json). `train_sizes`: (examples
+    trained on, examples available), to say which kind of "more data" is open to the user."""
     aux_remedy = ("different auxiliary tasks (closer to this one) or none (transfer.aux)" if with_aux
                   else "an auxiliary task (transfer.aux)")
     warnings = []
@@ -81,5 +94,6 @@ def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, unt
             verb = "scores" if len(below) == 1 else "score"
             warnings.append(f"the {' and the '.join(below)} {verb} below the untrained model used as a sentence "
                             f"encoder ({primary} {bar:.4f}, cosine similarity, no training): "
-                            f"for this task the untrained model is better; try {', '.join(remedies)} or more data")
+                            f"for this task the untrained model is better; try {', '.join(remedies)} or "
+                            f"{more_data_remedy(train_sizes)}")
     return warnings

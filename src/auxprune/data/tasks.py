@@ -61,6 +61,7 @@ class TaskData:
     spec: TaskSpec
     train: list[Example]
     dev: list[Example]
+    train_available: int | None = None  # the training set's size before data.max_train_examples cut it
 
 
 @dataclass(frozen=True)
