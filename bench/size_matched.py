@@ -57,6 +57,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
+import bi_encoder  # noqa: E402
 from prune_cell import TABLE_PRECISION, TABLE_SCHEDULE, run_prune  # noqa: E402
 from results_file import add_record, machine  # noqa: E402
 from transfer_limited_data import AUX, AUX_EXAMPLES, aux_sets  # noqa: E402
@@ -193,7 +194,7 @@ def bi_encoder_minilm() -> dict[tuple, dict]:
     own_teacher = [r for r in records if r["sparsity"] != MINILM_SPARSITY and r.get("teacher_from") == "trained in this run"]
     for r in [r for r in records if r["sparsity"] == MINILM_SPARSITY] + own_teacher:
         if r["task"] in TASKS and r["method"] in METHODS and (r["task"], r["method"], r["seed"]) not in found:
-            run = BI_WORK / f"{r['task'].split('/')[-1]}_bi_s{r['sparsity']}_{r['method']}_seed{r['seed']}"
+            run = BI_WORK / bi_encoder.cell_name(r["task"], r["sparsity"], r["method"], r["seed"])
             report = run / "report.json"
             params = json.loads(report.read_text())["params"] if report.is_file() else None
             found[(r["task"], r["method"], r["seed"])] = {
@@ -219,10 +220,9 @@ def latency_models(tasks: list[str], seeds: list[int]) -> list[tuple[str, int, s
     found = []
     for seed in seeds:
         for task in tasks:
-            short = task.split("/")[-1]
             candidates = {
                 "minilm_dense": [WORK / cell_name(task, "minilm", "baseline", seed) / "teacher",
-                                 BI_WORK / f"{short}_bi_s{MINILM_SPARSITY}_baseline_seed{seed}" / "teacher"],
+                                 BI_WORK / bi_encoder.cell_name(task, MINILM_SPARSITY, "baseline", seed) / "teacher"],
                 "mpnet_dense": [WORK / cell_name(task, "mpnet", "baseline", seed) / "teacher"],
                 "mpnet_pruned": [WORK / cell_name(task, "mpnet", "baseline", seed) / "model"],
                 "mpnet_pruned_transfer": [WORK / cell_name(task, "mpnet", "transfer", seed) / "model"],
