@@ -79,6 +79,12 @@ def test_training_sets_too_small_are_refused_and_small_ones_warned():
         check_training_set(pairs(9), BINARY, "train.tsv")
     assert "only 30 training examples" in check_training_set(pairs(30), BINARY, "t")[0]
     assert check_training_set(pairs(60), BINARY, "t") == []
+    # cut by --max-train-examples: the refusal and the warning say so, and that more of the set is there
+    with pytest.raises(UserError) as refused:
+        check_training_set(pairs(9), BINARY, "glue/rte", available=2490)
+    assert "(--max-train-examples 9 of 2,490)" in cli_wording(str(refused.value))
+    assert cli_wording(check_training_set(pairs(30), BINARY, "t", available=2490)[0]).endswith(
+        "or more of the training set (this run used 30 of 2,490: --max-train-examples)")
     with pytest.raises(UserError, match="no training example of class 'yes'"):
         check_training_set([Example("a", "b", 0)] * 60, BINARY, "t")
     rare = [Example("a", "b", 0)] * 58 + [Example("a", "a", 1)] * 2

@@ -167,6 +167,7 @@ CLI_WORDING = (
     (r"\(transfer\.aux\)", "(--aux)"),
     (r"\((teacher\.epochs|teacher\.lr|prune\.epochs|model\.head)=", r"(--set \1="),  # the remedies in warnings
     (r": data\.max_train_examples\)", ": --max-train-examples)"),
+    (r"\(data\.max_train_examples=(\d+) of", r"(--max-train-examples \1 of"),
     (r"^preset '", "--preset '"),
     (r"choose one with model\.pooling=", "choose one with --set model.pooling="),
     (r"written by a prune job \(a Hugging Face checkpoint is what a prune job takes as model\.name\)",

@@ -141,7 +141,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         dev_loader = make_loader(encode(data.dev, tokenizer, config.model.max_seq_len, separate),
                                  config.train.eval_batch_size, pad, shuffle=False)
         dev_labels = [e.label for e in data.dev]
-        warnings = check_training_set(data.train, spec, config.data.train_file or config.data.task)
+        warnings = check_training_set(data.train, spec, config.data.train_file or config.data.task, data.train_available)
         warnings += precision_warnings(config.train.precision)
         aux = build_aux(config, data, tokenizer, teacher, train_loader)
         # What stage 1 depends on; None: this run has no stage 1 (the job's phases follow this)

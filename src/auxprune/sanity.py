@@ -19,15 +19,30 @@ FEW_PER_CLASS = 5  # a class seen fewer times than this cannot be learned reliab
 BARELY_ABOVE = 0.01
 
 
-def check_training_set(train: list[Example], spec: TaskSpec, source: str) -> list[str]:
-    """Refuse a training set too small to train on; return warnings for one that is merely small."""
+def more_data_remedy(train_sizes: tuple[int, int] | None) -> str:
+    """"More data", said so that it can be acted on: the examples a capped run left unused, or, when it used the
+    whole training set, labelling more. `train_sizes`: (examples trained on, examples the training set holds)."""
+    if train_sizes is None:
+        return "more data"
+    used, available = train_sizes
+    if used < available:
+        return f"more of the training set (this run used {used:,} of {available:,}: data.max_train_examples)"
+    return f"more labelled data (this run used the whole training set, {available:,} examples)"
+
+
+def check_training_set(train: list[Example], spec: TaskSpec, source: str, available: int | None = None) -> list[str]:
+    """Refuse a training set too small to train on; return warnings for one that is merely small. `available`: the
+    training set's size before data.max_train_examples cut it (None: not cut, or unknown)."""
+    sizes = None if available is None else (len(train), available)
     if len(train) < MIN_TRAIN_EXAMPLES:
-        raise UserError(f"{source}: {len(train)} training examples; at least {MIN_TRAIN_EXAMPLES} are needed "
+        capped = (f" (data.max_train_examples={len(train)} of {available:,})"
+                  if available is not None and available > len(train) else "")
+        raise UserError(f"{source}: {len(train)} training examples{capped}; at least {MIN_TRAIN_EXAMPLES} are needed "
                         f"({FEW_TRAIN_EXAMPLES}+ recommended)")
     warnings = []
     if len(train) < FEW_TRAIN_EXAMPLES:
         warnings.append(f"only {len(train)} training examples: expect a weak model; add an auxiliary task (transfer.aux) "
-                        "or more data")
+                        f"or {more_data_remedy(sizes)}")
     if spec.kind == "classification":
         counts = Counter(int(e.label) for e in train)
         missing = [spec.labels[i] for i in range(spec.num_labels) if counts[i] == 0]
@@ -45,17 +60,6 @@ def check_training_set(train: list[Example], spec: TaskSpec, source: str) -> lis
 # this rate, and with it the bi-encoder teachers on RTE rose 0.7-4.0 points at 100-1,000 examples and MRPC's 5.4 at
 # 100 (against the quick preset's 1e-4; bench/results/teacher_lr.json).
 LOW_TEACHER_LR = 2e-5
-
-
-def more_data_remedy(train_sizes: tuple[int, int] | None) -> str:
-    """"More data", said so that it can be acted on: the examples a capped run left unused, or, when it used the
-    whole training set, labelling more. `train_sizes`: (examples trained on, examples the training set holds)."""
-    if train_sizes is None:
-        return "more data"
-    used, available = train_sizes
-    if used < available:
-        return f"more of the training set (this run used {used:,} of {available:,}: data.max_train_examples)"
-    return f"more labelled data (this run used the whole training set, {available:,} examples)"
 
 
 def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, untrained: dict | None,
