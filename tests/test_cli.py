@@ -35,7 +35,7 @@ def test_prune_writes_every_output(pruned_run):
     # A 2-layer, 32-wide model moves in steps of a few points; the exact landing is tested on MiniLM.
     assert abs(report["sparsity"] - 0.5) <= 0.05
     assert set(report["metrics"]) >= {"teacher", "pruned"} and "accuracy" in report["metrics"]["pruned"]
-    assert report["data"] == {"train_examples": 48, "dev_examples": 40}
+    assert report["data"] == {"train_examples": 48, "dev_examples": 40, "train_available": 2490}
     assert set(report["timing"]) >= {"teacher", "prune", "finetune", "total"}
     assert report["config"]["seed"] == 3
     # A plain BERT folder (no sentence-transformers files): model.head=auto keeps the cross-encoder.
