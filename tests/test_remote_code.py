@@ -152,6 +152,9 @@ def test_model_card_states_task_metrics_structure_latency_and_command():
                  "trust_remote_code=True", "auxprune prune --task glue/stsb --sparsity 0.9 --output runs/stsb",
                  "target_sparsity: 0.9"):
         assert text in card, text
+    assert "Trained on 1,000 examples; dev set of 1500." in card
+    cut = render({**REPORT, "data": {**REPORT["data"], "train_available": 5749}})
+    assert "Trained on 1,000 of the training set's 5,749 examples; dev set of 1500." in cut
     assert command_line(["/x/.venv/bin/auxprune", "prune", "--set", "a=b c"]) == "auxprune prune --set 'a=b c'"
     assert command_line(["/usr/bin/pytest", "-q"]) is None
 

@@ -52,7 +52,7 @@ def render(report: dict, command: str | None = None) -> str:
         f"A task-specific encoder pruned with auxprune from `{model_name}` for `{task}`: "
         "hard-concrete gates over attention heads and FFN units (CoFi), distilled from a fine-tuned dense "
         "teacher, cut to a physically smaller model, then fine-tuned. "
-        f"Trained on {data.get('train_examples', '?')} examples; dev set of {data.get('dev_examples', '?')}.",
+        f"Trained on {trained_on(data)}; dev set of {data.get('dev_examples', '?')}.",
         "",
         "## Dev metrics",
         "",
@@ -151,3 +151,13 @@ def write_model_card(folder: str | Path, report: dict, command: str | None = Non
     path = Path(folder) / "README.md"
     atomic_write_text(path, render(report, command if command is not None else command_line()))
     return path
+
+
+def trained_on(data: dict) -> str:
+    """The training examples, and the set they were cut from where the run used part of it."""
+    used, available = data.get("train_examples"), data.get("train_available")
+    if used is None:
+        return "? examples"
+    if available is not None and available > used:
+        return f"{used:,} of the training set's {available:,} examples"
+    return f"{used:,} examples"
