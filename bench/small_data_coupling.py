@@ -13,7 +13,12 @@ and seed.
 
 Variants (each one `--set` on top of the recipe):
 - aux_distill_3: transfer.aux_distill_weight=3 (distil the teacher on auxiliary inputs three times as hard);
-- aux_constant: transfer.when=constant (the auxiliary label loss keeps its weight instead of decaying).
+- aux_constant: transfer.when=constant (the auxiliary label loss keeps its weight instead of decaying);
+- teacher_only: what transfers is the teacher alone. The baseline's command (no auxiliary data in pruning
+  or fine-tuning) pruning the recipe's teacher, which the intermediate auxiliary epoch lifted or lowered;
+  needs that teacher's folder. Asks whether the auxiliary inputs during pruning are what costs RTE at
+  1,000 and 2,490 examples, where the recipe's teacher is better than the baseline's and its pruned
+  model worse.
 
 Resumable like the other bench scripts: a finished run folder is read, an interrupted one resumes.
 Results: bench/results/small_data_coupling.json (records with their command).
@@ -46,16 +51,22 @@ WORK = ROOT / "bench" / "work" / "small_data_coupling"
 VARIANTS = {
     "aux_distill_3": ["--set", "transfer.aux_distill_weight=3"],
     "aux_constant": ["--set", "transfer.when=constant"],
+    "teacher_only": [],
 }
+TEACHER_ONLY = {"teacher_only"}  # variants that keep the baseline's command and take the recipe's teacher
 
 
 def run_cell(task: str, examples: int, seed: int, variant: str, threads: int | None) -> tuple[dict, float | None, str]:
     name = f"{task.split('/')[-1]}_n{examples}_{variant}_seed{seed}"
     out = WORK / name
     # the curve's recipe (its pinned weight included), then the variant's one change on top (a later --set wins)
-    command = [*curve.base_command(task, examples, seed, out.relative_to(ROOT)), *aux_sets(task), *TABLE_RECIPE,
-               *VARIANTS[variant]]
+    command = curve.base_command(task, examples, seed, out.relative_to(ROOT))
+    if variant not in TEACHER_ONLY:
+        command += [*aux_sets(task), *TABLE_RECIPE, *VARIANTS[variant]]
     teacher = recipe_teacher(task, examples, seed)
+    if teacher is None and variant in TEACHER_ONLY:
+        raise SystemExit(f"{name}: the variant prunes the recipe's teacher, and no folder of the curve's transfer "
+                         f"cell of {task}, {examples} examples, seed {seed} keeps one; run that cell first")
     if teacher is not None:  # the default recipe's own teacher: the pair differs in pruning only
         command += ["--set", f"teacher.path={curve.display(teacher)}"]
     elif (source := curve.stage1_source(task, seed, out)) is not None:

@@ -100,3 +100,23 @@ def test_at_1000_examples_the_variant_prunes_the_bi_encoder_benchmarks_teacher(c
     script.main()
     (command,) = script.commands
     assert f"teacher.path={teacher}" in command and "1000" in command
+
+
+def test_teacher_only_is_the_baselines_command_pruning_the_recipes_teacher(coupling, monkeypatch):
+    script, curve = coupling
+    teacher = curve.WORK / curve.cell_name("glue/rte", 4000, "transfer", 1) / "teacher"
+    teacher.mkdir(parents=True)
+    (teacher / "model.safetensors").write_bytes(b"")
+    monkeypatch.setattr(sys, "argv", ["small_data_coupling.py", "--tasks", "glue/rte", "--examples", "4000",
+                                      "--seeds", "1", "--variants", "teacher_only"])
+    script.main()
+    (command,) = script.commands
+    baseline = curve.base_command("glue/rte", 4000, 1, Path("work/rte_n4000_teacher_only_seed1"))
+    assert command == [*baseline, "--set", f"teacher.path={teacher}"]  # no auxiliary data in pruning
+    assert json.loads(script.RESULTS.read_text())["records"][0]["variant"] == "teacher_only"
+    # without the recipe's teacher there is nothing to prune: one line, no run
+    monkeypatch.setattr(sys, "argv", ["small_data_coupling.py", "--tasks", "glue/rte", "--examples", "300",
+                                      "--seeds", "1", "--variants", "teacher_only"])
+    with pytest.raises(SystemExit, match="rte_n300_teacher_only_seed1: the variant prunes the recipe's teacher"):
+        script.main()
+    assert len(script.commands) == 1
