@@ -196,12 +196,11 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                                   teacher_lr=None if config.teacher.path else config.teacher.lr,
                                   train_sizes=(len(data.train), data.train_available))
         report = build_report(config, spec, teacher, small, masks, result, job.teacher_metrics, job.pruned_metrics,
-                              constant, job.speed, timing, len(data.train), len(data.dev))
+                              constant, job.speed, timing, len(data.train), len(data.dev), data.train_available)
         report["metrics"]["untrained"] = untrained["metrics"] if untrained else None
         report["untrained"] = untrained
         report["precision_why"] = precision_why
         report["precision_hint"] = faster_precision_hint(precision)
-        report["data"]["train_available"] = data.train_available
         report["schedule"] = schedule_report(config, len(data.train), train_loader)
         report["head"] = head
         if (plan := job.teacher_outputs_plan()) is not None:
@@ -637,7 +636,7 @@ def measure_speed(dense, small, loader, accelerator: Accelerator) -> dict:
 
 
 def build_report(config, spec, teacher, small, masks, result, teacher_metrics, pruned_metrics, constant, speed,
-                 timing, n_train, n_dev) -> dict:
+                 timing, n_train, n_dev, n_available=None) -> dict:
     counts = count_parameters(small)
     encoder_total = dense_encoder_params(Dims.of(teacher.config))
     sparsity = 1.0 - counts["encoder_kept"] / encoder_total
@@ -655,7 +654,7 @@ def build_report(config, spec, teacher, small, masks, result, teacher_metrics, p
         "metrics": {"teacher": teacher_metrics, "pruned": pruned_metrics, "constant_baseline": constant,
                     "primary": primary,
                     "retained": round(pruned_metrics[primary] / teacher_metrics[primary], 4) if teacher_metrics[primary] else None},
-        "data": {"train_examples": n_train, "dev_examples": n_dev},
+        "data": {"train_examples": n_train, "dev_examples": n_dev, "train_available": n_available},
         "speed": speed,
         "distillation": {"layer_matches": result.layer_matches},
         "lagrangian": result.stats,
