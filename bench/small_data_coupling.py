@@ -150,7 +150,8 @@ def main() -> None:
                                     "6 pruning epochs, fp32, the transfer benchmark's auxiliary data) with the "
                                     "variant's settings added (variant_sets), pruning the teacher of the curve's "
                                     "transfer cell of the same task, size and seed (teacher.path; else stage 1 "
-                                    "shared per task and seed, transfer.stage1_from)",
+                                    "shared per task and seed, transfer.stage1_from); variant teacher_only: the "
+                                    "curve's baseline cell (no auxiliary data) pruning that same teacher",
                         "machine": machine()})
                     print(f"[done] {task} n={examples} seed {seed} {variant}: teacher {r['teacher']:.4f} "
                           f"pruned {r['pruned']:.4f} ({r['wall_s']:.0f}s)", flush=True)
