@@ -11,7 +11,7 @@ that a pair differs in pruning and fine-tuning only; without it, stage 1 via tra
 prints the paired gain against that curve's baseline and default-recipe cells of the same task, size
 and seed.
 
-Variants (each one `--set` on top of the recipe):
+Variants (each one `--set` on top of the recipe, but teacher_only):
 - aux_distill_3: transfer.aux_distill_weight=3 (distil the teacher on auxiliary inputs three times as hard);
 - aux_constant: transfer.when=constant (the auxiliary label loss keeps its weight instead of decaying);
 - teacher_only: what transfers is the teacher alone. The baseline's command (no auxiliary data in pruning

@@ -44,10 +44,8 @@ CURVE_LR = 1e-4  # the quick preset's teacher.lr, what every learning-curve teac
 TOKEN_PRUNING = ["--sparsity", "0.1", "--set", "prune.epochs=0.05", "--set", "finetune.epochs=0.05"]
 
 
-KINDS = ("teacher", "pruned")  # a teacher-only run, or the curve's whole baseline cell at the rate
-
-
 def cell_name(task: str, examples: int, lr: float, seed: int, kind: str = "teacher") -> str:
+    """kind: "teacher" (a teacher-only run) or "pruned" (the curve's whole baseline cell at the rate)."""
     return f"{task.split('/')[-1]}_n{examples}_lr{lr:g}{'_pruned' if kind == 'pruned' else ''}_seed{seed}"
 
 
