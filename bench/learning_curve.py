@@ -116,7 +116,8 @@ def run_cell(task: str, examples: int, seed: int, method: str, threads: int | No
 def bi_transfer_run(task: str, seed: int, sparsity: float = 0.6) -> Path:
     """bench/bi_encoder.py's transfer run folder of this task and seed (by default the 0.6 one, whose teacher the
     curve's 1,000-example recipe cell prunes to 0.9)."""
-    return BI_WORK / f"{task.split('/')[-1]}_bi_s{sparsity}_transfer_seed{seed}"
+    import bi_encoder  # here, not at the top: bi_encoder imports this module
+    return BI_WORK / bi_encoder.cell_name(task, sparsity, "transfer", seed)
 
 
 def stage1_source(task: str, seed: int, out: Path) -> Path | None:
