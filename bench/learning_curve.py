@@ -113,11 +113,11 @@ def run_cell(task: str, examples: int, seed: int, method: str, threads: int | No
     return report, wall, shlex.join(command)
 
 
-def bi_transfer_run(task: str, seed: int, sparsity: float = 0.6) -> Path:
-    """bench/bi_encoder.py's transfer run folder of this task and seed (by default the 0.6 one, whose teacher the
+def bi_run(task: str, seed: int, sparsity: float = 0.6, method: str = "transfer") -> Path:
+    """bench/bi_encoder.py's run folder of this task and seed (by default the 0.6 transfer one, whose teacher the
     curve's 1,000-example recipe cell prunes to 0.9)."""
     import bi_encoder  # here, not at the top: bi_encoder imports this module
-    return BI_WORK / bi_encoder.cell_name(task, sparsity, "transfer", seed)
+    return BI_WORK / bi_encoder.cell_name(task, sparsity, method, seed)
 
 
 def stage1_source(task: str, seed: int, out: Path) -> Path | None:
@@ -129,7 +129,7 @@ def stage1_source(task: str, seed: int, out: Path) -> Path | None:
         given = (yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8")).get("transfer") or {}).get("stage1_from")
         return ROOT / given if given else None
     short = task.split("/")[-1]
-    for run in [bi_transfer_run(task, seed),
+    for run in [bi_run(task, seed),
                 *sorted(WORK.glob(f"{short}_default_n*_transfer_seed{seed}"))]:
         kept = [run / "stage1", run / "checkpoints" / "phases" / "stage1"]  # finished, or stopped after stage 1
         if run != out and any((folder / "meta.json").is_file() for folder in kept):

@@ -11,14 +11,20 @@ that a pair differs in pruning and fine-tuning only; without it, stage 1 via tra
 prints the paired gain against that curve's baseline and default-recipe cells of the same task, size
 and seed.
 
-Variants (each one `--set` on top of the recipe, but teacher_only):
-- aux_distill_3: transfer.aux_distill_weight=3 (distil the teacher on auxiliary inputs three times as hard);
-- aux_constant: transfer.when=constant (the auxiliary label loss keeps its weight instead of decaying);
+Variants:
+- aux_distill_3: the recipe with transfer.aux_distill_weight=3 (distil the teacher on auxiliary inputs three
+  times as hard);
+- aux_constant: the recipe with transfer.when=constant (the auxiliary label loss keeps its weight instead of
+  decaying);
 - teacher_only: what transfers is the teacher alone. The baseline's command (no auxiliary data in pruning
   or fine-tuning) pruning the recipe's teacher, which the intermediate auxiliary epoch lifted or lowered;
   needs that teacher's folder. Asks whether the auxiliary inputs during pruning are what costs RTE at
   1,000 and 2,490 examples, where the recipe's teacher is better than the baseline's and its pruned
-  model worse.
+  model worse;
+- baseline_teacher: its mirror, what transfers is the auxiliary data in pruning alone. The recipe's command
+  pruning the baseline's teacher (trained on the target only, no intermediate auxiliary epoch); needs that
+  teacher's folder. Asks whether the recipe without its intermediate epoch keeps transfer's gain where the
+  training set is large.
 
 Resumable like the other bench scripts: a finished run folder is read, an interrupted one resumes.
 Results: bench/results/small_data_coupling.json (records with their command).
@@ -37,6 +43,7 @@ import json
 import shlex
 import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
@@ -48,26 +55,35 @@ from transfer_limited_data import aux_sets  # noqa: E402
 ROOT = curve.ROOT
 RESULTS = ROOT / "bench" / "results" / "small_data_coupling.json"
 WORK = ROOT / "bench" / "work" / "small_data_coupling"
+@dataclass(frozen=True)
+class Variant:
+    sets: tuple[str, ...] = ()  # --set flags on top of the command (a later --set wins)
+    recipe: bool = True  # the recipe's command (auxiliary data in pruning), else the baseline's
+    teacher: str = "transfer"  # whose teacher it prunes: the curve's cell of this method (same task, size, seed)
+    needs_teacher: bool = False  # without that teacher the cell means nothing (else it trains its own)
+
+
 VARIANTS = {
-    "aux_distill_3": ["--set", "transfer.aux_distill_weight=3"],
-    "aux_constant": ["--set", "transfer.when=constant"],
-    "teacher_only": [],
+    "aux_distill_3": Variant(("--set", "transfer.aux_distill_weight=3")),
+    "aux_constant": Variant(("--set", "transfer.when=constant")),
+    "teacher_only": Variant(recipe=False, needs_teacher=True),
+    "baseline_teacher": Variant(teacher="baseline", needs_teacher=True),
 }
-TEACHER_ONLY = {"teacher_only"}  # variants that keep the baseline's command and take the recipe's teacher
 
 
 def run_cell(task: str, examples: int, seed: int, variant: str, threads: int | None) -> tuple[dict, float | None, str]:
     name = f"{task.split('/')[-1]}_n{examples}_{variant}_seed{seed}"
     out = WORK / name
+    spec = VARIANTS[variant]
     # the curve's recipe (its pinned weight included), then the variant's one change on top (a later --set wins)
     command = curve.base_command(task, examples, seed, out.relative_to(ROOT))
-    if variant not in TEACHER_ONLY:
-        command += [*aux_sets(task), *TABLE_RECIPE, *VARIANTS[variant]]
-    teacher = recipe_teacher(task, examples, seed)
-    if teacher is None and variant in TEACHER_ONLY:
-        raise SystemExit(f"{name}: the variant prunes the recipe's teacher, and no folder of the curve's transfer "
-                         f"cell of {task}, {examples} examples, seed {seed} keeps one; run that cell first")
-    if teacher is not None:  # the default recipe's own teacher: the pair differs in pruning only
+    if spec.recipe:
+        command += [*aux_sets(task), *TABLE_RECIPE, *spec.sets]
+    teacher = curve_teacher(task, examples, seed, spec.teacher)
+    if teacher is None and spec.needs_teacher:
+        raise SystemExit(f"{name}: the variant prunes the {spec.teacher} cell's teacher, and no folder of the curve's "
+                         f"{spec.teacher} cell of {task}, {examples} examples, seed {seed} keeps one; run that cell first")
+    if teacher is not None:  # that curve cell's own teacher: the pair differs in pruning only
         command += ["--set", f"teacher.path={curve.display(teacher)}"]
     elif (source := curve.stage1_source(task, seed, out)) is not None:
         command += ["--set", f"transfer.stage1_from={curve.display(source)}"]
@@ -75,14 +91,14 @@ def run_cell(task: str, examples: int, seed: int, variant: str, threads: int | N
     return report, wall, shlex.join(command)
 
 
-def recipe_teacher(task: str, examples: int, seed: int) -> Path | None:
-    """The teacher of the curve's default-recipe cell of this task, size and seed, when its folder is here: at
-    1,000 examples bench/bi_encoder.py's 0.6 transfer cell (whose teacher its 0.9 cell pruned) or, where that
-    0.9 cell ran alone and trained its own, the 0.9 cell; else this curve's own transfer cell."""
+def curve_teacher(task: str, examples: int, seed: int, method: str = "transfer") -> Path | None:
+    """The teacher of the curve's cell of this method, task, size and seed, when its folder is here: at 1,000
+    examples bench/bi_encoder.py's 0.6 cell (whose teacher its 0.9 cell pruned) or, where that 0.9 cell ran
+    alone and trained its own, the 0.9 cell; else this curve's own cell."""
     if examples == curve.FROM_BI_BENCH:
-        runs = [curve.bi_transfer_run(task, seed), curve.bi_transfer_run(task, seed, 0.9)]
+        runs = [curve.bi_run(task, seed, sparsity, method) for sparsity in (0.6, 0.9)]
     else:
-        runs = [curve.WORK / curve.cell_name(task, examples, "transfer", seed)]
+        runs = [curve.WORK / curve.cell_name(task, examples, method, seed)]
     return next((run / "teacher" for run in runs if (run / "teacher" / "model.safetensors").is_file()), None)
 
 
@@ -144,14 +160,15 @@ def main() -> None:
                     report, wall, cell_command = run_cell(task, examples, seed, variant, args.threads)
                     r = curve.record(task, examples, seed, "transfer", report,
                                      wall if wall is not None else report["timing"]["total"], cell_command)
-                    r.update(variant=variant, variant_sets=VARIANTS[variant], threads=args.threads)
+                    r.update(variant=variant, variant_sets=list(VARIANTS[variant].sets), threads=args.threads)
                     add_record(RESULTS, r, command, key, {
                         "protocol": "bench/learning_curve.py's transfer cell (MiniLM-L6, sparsity 0.9, default head, "
                                     "6 pruning epochs, fp32, the transfer benchmark's auxiliary data) with the "
                                     "variant's settings added (variant_sets), pruning the teacher of the curve's "
                                     "transfer cell of the same task, size and seed (teacher.path; else stage 1 "
                                     "shared per task and seed, transfer.stage1_from); variant teacher_only: the "
-                                    "curve's baseline cell (no auxiliary data) pruning that same teacher",
+                                    "curve's baseline cell (no auxiliary data) pruning that same teacher; variant "
+                                    "baseline_teacher: the transfer cell pruning the curve's baseline cell's teacher",
                         "machine": machine()})
                     print(f"[done] {task} n={examples} seed {seed} {variant}: teacher {r['teacher']:.4f} "
                           f"pruned {r['pruned']:.4f} ({r['wall_s']:.0f}s)", flush=True)

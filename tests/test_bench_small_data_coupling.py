@@ -84,17 +84,17 @@ def test_at_1000_examples_the_variant_prunes_the_bi_encoder_benchmarks_teacher(c
     teacher = curve.BI_WORK / "mrpc_bi_s0.6_transfer_seed2" / "teacher"
     teacher.mkdir(parents=True)
     (teacher / "model.safetensors").write_bytes(b"")
-    assert script.recipe_teacher("glue/mrpc", 1000, 2) == teacher
-    assert script.recipe_teacher("glue/mrpc", 1000, 3) is None  # no folder: the cell trains its own teacher
+    assert script.curve_teacher("glue/mrpc", 1000, 2) == teacher
+    assert script.curve_teacher("glue/mrpc", 1000, 3) is None  # no folder: the cell trains its own teacher
     alone = curve.BI_WORK / "mrpc_bi_s0.9_transfer_seed3" / "teacher"  # a 0.9 cell that trained its own teacher
     alone.mkdir(parents=True)
     (alone / "model.safetensors").write_bytes(b"")
-    assert script.recipe_teacher("glue/mrpc", 1000, 3) == alone
+    assert script.curve_teacher("glue/mrpc", 1000, 3) == alone
     copy = teacher.parent.with_name("mrpc_bi_s0.9_transfer_seed2") / "teacher"  # beside the 0.6 one: the 0.6 wins
     copy.mkdir(parents=True)
     (copy / "model.safetensors").write_bytes(b"")
-    assert script.recipe_teacher("glue/mrpc", 1000, 2) == teacher
-    assert script.recipe_teacher("glue/mrpc", 100, 2) is None  # other sizes borrow from the curve's own cells
+    assert script.curve_teacher("glue/mrpc", 1000, 2) == teacher
+    assert script.curve_teacher("glue/mrpc", 100, 2) is None  # other sizes borrow from the curve's own cells
     monkeypatch.setattr(sys, "argv", ["small_data_coupling.py", "--tasks", "glue/mrpc", "--examples", "1000",
                                       "--seeds", "2", "--variants", "aux_distill_3"])
     script.main()
@@ -117,6 +117,31 @@ def test_teacher_only_is_the_baselines_command_pruning_the_recipes_teacher(coupl
     # without the recipe's teacher there is nothing to prune: one line, no run
     monkeypatch.setattr(sys, "argv", ["small_data_coupling.py", "--tasks", "glue/rte", "--examples", "300",
                                       "--seeds", "1", "--variants", "teacher_only"])
-    with pytest.raises(SystemExit, match="rte_n300_teacher_only_seed1: the variant prunes the recipe's teacher"):
+    with pytest.raises(SystemExit, match="rte_n300_teacher_only_seed1: the variant prunes the transfer cell's teacher"):
+        script.main()
+    assert len(script.commands) == 1
+
+
+def test_baseline_teacher_is_the_recipes_command_pruning_the_baselines_teacher(coupling, monkeypatch):
+    script, curve = coupling
+    recipe = curve.BI_WORK / "rte_bi_s0.6_transfer_seed1" / "teacher"  # must not be the one taken
+    teacher = curve.BI_WORK / "rte_bi_s0.9_baseline_seed1" / "teacher"  # a 0.9 baseline cell that trained its own
+    for folder in (recipe, teacher):
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"")
+    assert script.curve_teacher("glue/rte", 1000, 1, "baseline") == teacher
+    monkeypatch.setattr(sys, "argv", ["small_data_coupling.py", "--tasks", "glue/rte", "--examples", "1000",
+                                      "--seeds", "1", "--variants", "baseline_teacher"])
+    script.main()
+    (command,) = script.commands
+    recipe_command = curve.base_command("glue/rte", 1000, 1, Path("work/rte_n1000_baseline_teacher_seed1"))
+    recipe_command += [*script.aux_sets("glue/rte"), *script.TABLE_RECIPE]
+    assert command == [*recipe_command, "--set", f"teacher.path={teacher}"]  # auxiliary data in pruning, no NLI epoch
+    saved = json.loads(script.RESULTS.read_text())["records"][0]
+    assert (saved["variant"], saved["variant_sets"]) == ("baseline_teacher", [])
+    # without the baseline's teacher: one line naming the cell to run, no run
+    monkeypatch.setattr(sys, "argv", ["small_data_coupling.py", "--tasks", "glue/rte", "--examples", "1000",
+                                      "--seeds", "2", "--variants", "baseline_teacher"])
+    with pytest.raises(SystemExit, match="no folder of the curve's baseline cell of glue/rte, 1000 examples, seed 2"):
         script.main()
     assert len(script.commands) == 1
