@@ -21,10 +21,10 @@ Variants:
   needs that teacher's folder. Asks whether the auxiliary inputs during pruning are what costs RTE at
   1,000 and 2,490 examples, where the recipe's teacher is better than the baseline's and its pruned
   model worse;
-- baseline_teacher: its mirror, what transfers is the auxiliary data in pruning alone. The recipe's command
-  pruning the baseline's teacher (trained on the target only, no intermediate auxiliary epoch); needs that
-  teacher's folder. Asks whether the recipe without its intermediate epoch keeps transfer's gain where the
-  training set is large.
+- baseline_teacher: its mirror, what transfers is the auxiliary data in pruning alone. The recipe without its
+  intermediate auxiliary epoch (transfer.teacher_aux_epochs=0: the teacher trained on the target only), pruning
+  the curve's baseline cell's teacher when its folder is here. Asks whether the recipe without that epoch keeps
+  transfer's gain where the training set is large.
 
 Resumable like the other bench scripts: a finished run folder is read, an interrupted one resumes.
 Results: bench/results/small_data_coupling.json (records with their command).
@@ -67,7 +67,7 @@ VARIANTS = {
     "aux_distill_3": Variant(("--set", "transfer.aux_distill_weight=3")),
     "aux_constant": Variant(("--set", "transfer.when=constant")),
     "teacher_only": Variant(recipe=False, needs_teacher=True),
-    "baseline_teacher": Variant(teacher="baseline", needs_teacher=True),
+    "baseline_teacher": Variant(("--set", "transfer.teacher_aux_epochs=0"), teacher="baseline"),
 }
 
 
@@ -85,7 +85,8 @@ def run_cell(task: str, examples: int, seed: int, variant: str, threads: int | N
                          f"{spec.teacher} cell of {task}, {examples} examples, seed {seed} keeps one; run that cell first")
     if teacher is not None:  # that curve cell's own teacher: the pair differs in pruning only
         command += ["--set", f"teacher.path={curve.display(teacher)}"]
-    elif (source := curve.stage1_source(task, seed, out)) is not None:
+    elif spec.teacher == "transfer" and (source := curve.stage1_source(task, seed, out)) is not None:
+        # stage 1 is the start of the recipe's teacher (its intermediate epoch); shared per task and seed
         command += ["--set", f"transfer.stage1_from={curve.display(source)}"]
     report, wall, _ = run_prune(out, command, threads, name)
     return report, wall, shlex.join(command)

@@ -122,26 +122,27 @@ def test_teacher_only_is_the_baselines_command_pruning_the_recipes_teacher(coupl
     assert len(script.commands) == 1
 
 
-def test_baseline_teacher_is_the_recipes_command_pruning_the_baselines_teacher(coupling, monkeypatch):
+def test_baseline_teacher_is_the_recipe_without_its_intermediate_epoch_on_the_baselines_teacher(coupling, monkeypatch):
     script, curve = coupling
     recipe = curve.BI_WORK / "rte_bi_s0.6_transfer_seed1" / "teacher"  # must not be the one taken
     teacher = curve.BI_WORK / "rte_bi_s0.9_baseline_seed1" / "teacher"  # a 0.9 baseline cell that trained its own
     for folder in (recipe, teacher):
         folder.mkdir(parents=True)
         (folder / "model.safetensors").write_bytes(b"")
+    for seed in (1, 2):  # stages 1 to start the recipe's teacher from: not this variant's
+        stage1 = curve.BI_WORK / f"rte_bi_s0.6_transfer_seed{seed}" / "stage1"
+        stage1.mkdir(parents=True, exist_ok=True)
+        (stage1 / "meta.json").write_text("{}")
     assert script.curve_teacher("glue/rte", 1000, 1, "baseline") == teacher
     monkeypatch.setattr(sys, "argv", ["small_data_coupling.py", "--tasks", "glue/rte", "--examples", "1000",
-                                      "--seeds", "1", "--variants", "baseline_teacher"])
+                                      "--seeds", "1", "2", "--variants", "baseline_teacher"])
     script.main()
-    (command,) = script.commands
-    recipe_command = curve.base_command("glue/rte", 1000, 1, Path("work/rte_n1000_baseline_teacher_seed1"))
-    recipe_command += [*script.aux_sets("glue/rte"), *script.TABLE_RECIPE]
-    assert command == [*recipe_command, "--set", f"teacher.path={teacher}"]  # auxiliary data in pruning, no NLI epoch
+    with_teacher, without = script.commands
+    recipe_command = [*script.aux_sets("glue/rte"), *script.TABLE_RECIPE, "--set", "transfer.teacher_aux_epochs=0"]
+    first = curve.base_command("glue/rte", 1000, 1, Path("work/rte_n1000_baseline_teacher_seed1"))
+    assert with_teacher == [*first, *recipe_command, "--set", f"teacher.path={teacher}"]
+    # seed 2 has no baseline folder: it trains its teacher on the target only, without the recipe's stage 1
+    second = curve.base_command("glue/rte", 1000, 2, Path("work/rte_n1000_baseline_teacher_seed2"))
+    assert without == [*second, *recipe_command]
     saved = json.loads(script.RESULTS.read_text())["records"][0]
-    assert (saved["variant"], saved["variant_sets"]) == ("baseline_teacher", [])
-    # without the baseline's teacher: one line naming the cell to run, no run
-    monkeypatch.setattr(sys, "argv", ["small_data_coupling.py", "--tasks", "glue/rte", "--examples", "1000",
-                                      "--seeds", "2", "--variants", "baseline_teacher"])
-    with pytest.raises(SystemExit, match="no folder of the curve's baseline cell of glue/rte, 1000 examples, seed 2"):
-        script.main()
-    assert len(script.commands) == 1
+    assert (saved["variant"], saved["variant_sets"]) == ("baseline_teacher", ["--set", "transfer.teacher_aux_epochs=0"])
