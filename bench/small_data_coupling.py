@@ -55,6 +55,8 @@ from transfer_limited_data import aux_sets  # noqa: E402
 ROOT = curve.ROOT
 RESULTS = ROOT / "bench" / "results" / "small_data_coupling.json"
 WORK = ROOT / "bench" / "work" / "small_data_coupling"
+
+
 @dataclass(frozen=True)
 class Variant:
     sets: tuple[str, ...] = ()  # --set flags on top of the command (a later --set wins)
@@ -169,7 +171,9 @@ def main() -> None:
                                     "transfer cell of the same task, size and seed (teacher.path; else stage 1 "
                                     "shared per task and seed, transfer.stage1_from); variant teacher_only: the "
                                     "curve's baseline cell (no auxiliary data) pruning that same teacher; variant "
-                                    "baseline_teacher: the transfer cell pruning the curve's baseline cell's teacher",
+                                    "baseline_teacher: the transfer cell without the intermediate epoch "
+                                    "(transfer.teacher_aux_epochs=0) pruning the curve's baseline cell's teacher "
+                                    "(teacher.path; else training that target-only teacher again, no stage 1)",
                         "machine": machine()})
                     print(f"[done] {task} n={examples} seed {seed} {variant}: teacher {r['teacher']:.4f} "
                           f"pruned {r['pruned']:.4f} ({r['wall_s']:.0f}s)", flush=True)
