@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
+import bi_encoder  # noqa: E402
 import learning_curve as curve  # noqa: E402
 from prune_cell import TABLE_RECIPE, run_prune  # noqa: E402
 from results_file import add_record, machine  # noqa: E402
@@ -77,7 +78,8 @@ def run_cell(task: str, examples: int, seed: int, variant: str, threads: int | N
     name = f"{task.split('/')[-1]}_n{examples}_{variant}_seed{seed}"
     out = WORK / name
     spec = VARIANTS[variant]
-    # the curve's recipe (its pinned weight included), then the variant's one change on top (a later --set wins)
+    # the curve's recipe (its pinned weight included) and the variant's one change on top (a later --set wins), or
+    # the baseline's command alone
     command = curve.base_command(task, examples, seed, out.relative_to(ROOT))
     if spec.recipe:
         command += [*aux_sets(task), *TABLE_RECIPE, *spec.sets]
@@ -99,7 +101,7 @@ def curve_teacher(task: str, examples: int, seed: int, method: str = "transfer")
     examples bench/bi_encoder.py's 0.6 cell (whose teacher its 0.9 cell pruned) or, where that 0.9 cell ran
     alone and trained its own, the 0.9 cell; else this curve's own cell."""
     if examples == curve.FROM_BI_BENCH:
-        runs = [curve.bi_run(task, seed, sparsity, method) for sparsity in (0.6, 0.9)]
+        runs = [curve.bi_run(task, seed, sparsity, method) for sparsity in bi_encoder.SPARSITIES]  # shared one first
     else:
         runs = [curve.WORK / curve.cell_name(task, examples, method, seed)]
     return next((run / "teacher" for run in runs if (run / "teacher" / "model.safetensors").is_file()), None)
