@@ -5,8 +5,9 @@ The question users ask: "I have a strong base-size model and 1,000 labelled exam
 RTE, MRPC and STS-B with 1,000 training examples (the limited-data protocol, full dev set), the
 transfer pairs of the transfer benchmark (bench/transfer_limited_data.py: RTE with SNLI dev + SICK
 entailment + XNLI English dev, MRPC with Twitter URL, STS-B with SICK relatedness), the quick preset,
-fp32 (the default: bf16 is emulated on this AVX2-only CPU), the head `model.head=auto` picks (the
-bi-encoder: both models are sentence-embedding models and these are pair tasks). Rows per task:
+the head `model.head=auto` picks (the bi-encoder: both models are sentence-embedding models and these
+are pair tasks); MiniLM-L6 in fp32 (the default, in which its tables were measured), MPNet-base in
+bf16 (see the shortening below). Rows per task:
 
 - untrained MiniLM-L6 / untrained MPNet-base: each model used as sentence-transformers intends, no
   training (every run's `metrics.untrained`, the cosine score);
@@ -32,11 +33,15 @@ pruned MiniLM model is a by-product, not a row.
 Shortened, so that an MPNet cell fits in about 60 minutes on 2 cores (MPNet-base is about 6x the
 cost of MiniLM-L6 per step: forward+backward of 32 x 64 takes 6.3 s fp32 on 2 cores), written into
 the results file's `protocol` (see SHORTENED): the MPNet cells run with `model.max_seq_len=64`
-(MiniLM: 128), and the MPNet `--aux` cell takes 5,000 auxiliary examples in total (split over the
-sources; the transfer benchmark takes 20,000), which bounds the teacher's intermediate epoch. Both
-shortenings can only cost MPNet accuracy, so they do not favour the target. The MiniLM cells are not
-shortened: they must match the bi_encoder.json records they stand beside. Each record keeps its
-wall time: check the 60 minutes on seed 1 before running seeds 2-3.
+(MiniLM: 128) and train in bf16 autocast (`train.precision=bf16`; on a CPU that multiplies bf16 it
+halves a whole job and ended level with fp32 on MiniLM-L6, README "bf16 against fp32: whole jobs";
+the STS-B seed-1 baseline cell was run in fp32 first and is kept as MPNet's own check, shown beside
+the table, not averaged in), and the MPNet `--aux` cell takes 5,000 auxiliary examples in total
+(split over the sources; the transfer benchmark takes 20,000), which bounds the teacher's
+intermediate epoch. The shorter sequences and fewer auxiliary examples can only cost MPNet accuracy,
+so they do not favour the target. The MiniLM cells are not shortened: they must match the
+bi_encoder.json records they stand beside. Each record keeps its wall time: check the 60 minutes on
+seed 1 before running seeds 2-3.
 
 Resumable: a cell in the results file is skipped, a finished run folder is read, an interrupted one
 resumes with `auxprune prune --resume DIR`. Latency is a separate step run after the cells, on an
@@ -74,7 +79,12 @@ MINILM_SPARSITY = 0.6  # the bi_encoder.json cells whose teachers are the MiniLM
 # The shortening of the MPNet cells (module docstring); MiniLM cells keep bench/bi_encoder.py's settings.
 MPNET_SETS = ["--set", "model.max_seq_len=64"]
 MPNET_AUX_EXAMPLES = 5000  # in total per target, split evenly over its sources (transfer benchmark: 20,000)
-SHORTENED = ("MPNet-base cells: model.max_seq_len=64 (MiniLM-L6: 128); the MPNet --aux cell: "
+# MPNet cells train in bf16 autocast (module docstring); a cell recorded in another precision (the first STS-B cell,
+# fp32) is a cell of its own: shown beside the table as a precision check, not averaged into its rows.
+MPNET_PRECISION = "bf16"
+SHORTENED = ("MPNet-base cells: model.max_seq_len=64 (MiniLM-L6: 128) and train.precision=bf16 (half the time of "
+             "fp32 on a CPU that multiplies bf16, level with it on MiniLM-L6 whole jobs; the fp32 STS-B seed-1 "
+             "baseline cell is kept as MPNet's own check); the MPNet --aux cell: "
              f"{MPNET_AUX_EXAMPLES:,} auxiliary examples in total, split evenly over the sources (transfer "
              "benchmark and the MiniLM-L6 rows: 20,000), which shortens the teacher's intermediate-task epoch; "
              "both only to fit a cell in about 60 minutes on 2 cores, and both can only cost MPNet accuracy")
@@ -105,7 +115,17 @@ def display(path: Path) -> str:
 
 
 def cell_name(task: str, model: str, method: str, seed: int) -> str:
-    return f"{task.split('/')[-1]}_{model}_{method}_seed{seed}"
+    precision = cell_precision(model)  # in the name unless fp32, so that a cell of another precision keeps its folder
+    return f"{task.split('/')[-1]}_{model}_{method}{'' if precision == 'fp32' else '_' + precision}_seed{seed}"
+
+
+def cell_precision(model: str) -> str:
+    return MPNET_PRECISION if model == "mpnet" else "fp32"
+
+
+def precision_of(r: dict) -> str:
+    """A cell record's training precision (records from before MPNet moved to bf16 have none: fp32)."""
+    return r.get("precision", "fp32")
 
 
 def aux_flags(task: str, total: int) -> list[str]:
@@ -121,11 +141,12 @@ def aux_flags(task: str, total: int) -> list[str]:
 def cell_command(task: str, model: str, method: str, seed: int) -> list[str]:
     out = display(WORK / cell_name(task, model, method, seed))
     common = ["--task", task, "--max-train-examples", str(EXAMPLES), "--seed", str(seed), "--output", out, "--overwrite",
-              *TABLE_SCHEDULE, *TABLE_PRECISION]
+              *TABLE_SCHEDULE]
     if model == "mpnet":
-        return (["auxprune", "prune", "--model", "mpnet-base", "--size-of", "minilm", *common, *MPNET_SETS]
+        return (["auxprune", "prune", "--model", "mpnet-base", "--size-of", "minilm", *common,
+                 "--set", f"train.precision={MPNET_PRECISION}", *MPNET_SETS]
                 + (aux_flags(task, MPNET_AUX_EXAMPLES) if method == "transfer" else []))
-    return (["auxprune", "prune", "--model", "minilm", "--sparsity", str(MINILM_SPARSITY), *common]
+    return (["auxprune", "prune", "--model", "minilm", "--sparsity", str(MINILM_SPARSITY), *common, *TABLE_PRECISION]
             + (aux_sets(task) if method == "transfer" else []))
 
 
@@ -141,11 +162,12 @@ def record(task: str, model: str, method: str, seed: int, report: dict, wall: fl
     m = report["metrics"]
     primary = m["primary"]
     untrained = m.get("untrained") or {}
+    mpnet = model == "mpnet"
     return {"kind": "cell", "task": task, "model": model, "method": method, "seed": seed, "head": report["head"],
-            "aux": AUX[task] if method == "transfer" else [],
-            "aux_examples": (MPNET_AUX_EXAMPLES if model == "mpnet" else AUX_EXAMPLES) if method == "transfer" else 0,
-            "shortened": (MPNET_SETS[1::2] + ([f"aux examples {MPNET_AUX_EXAMPLES}"] if method == "transfer" else []))
-            if model == "mpnet" else [],
+            "precision": cell_precision(model), "aux": AUX[task] if method == "transfer" else [],
+            "aux_examples": (MPNET_AUX_EXAMPLES if mpnet else AUX_EXAMPLES) if method == "transfer" else 0,
+            "shortened": (MPNET_SETS[1::2] + [f"train.precision={MPNET_PRECISION}"]
+                          + ([f"aux examples {MPNET_AUX_EXAMPLES}"] if method == "transfer" else [])) if mpnet else [],
             "metric_name": primary, "teacher": m["teacher"][primary], "pruned": m["pruned"][primary],
             "untrained": untrained.get(primary), "teacher_metrics": m["teacher"], "pruned_metrics": m["pruned"],
             "untrained_metrics": untrained or None, "params": report["params"], "target": report.get("target"),
@@ -155,7 +177,7 @@ def record(task: str, model: str, method: str, seed: int, report: dict, wall: fl
 
 def key(r: dict) -> tuple:
     if r["kind"] == "cell":
-        return "cell", r["task"], r["model"], r["method"], r["seed"]
+        return "cell", r["task"], r["model"], r["method"], r["seed"], precision_of(r)
     return "latency", r["model_dir"], r["runtime"], r["threads"]
 
 
@@ -164,7 +186,8 @@ def write(row: dict, command: str) -> None:
     add_record(RESULTS, row, command, key, {
         "protocol": "RTE, MRPC, STS-B; 1,000 target training examples (stratified, seed), full dev set; quick preset "
                     "with 6 pruning epochs (bench/prune_cell.py TABLE_SCHEDULE), "
-                    "fp32, model.head=auto (the bi-encoder for both models); MPNet-base (all-mpnet-base-v2) pruned "
+                    f"MiniLM-L6 fp32, MPNet-base {MPNET_PRECISION}, "
+                    "model.head=auto (the bi-encoder for both models); MPNet-base (all-mpnet-base-v2) pruned "
                     "with --size-of minilm (MiniLM-L6's encoder-layer parameters), baseline and --aux (the transfer "
                     "benchmark's auxiliary data); MiniLM-L6 rows: the teachers of MiniLM sparsity-0.6 runs "
                     "(bench/results/bi_encoder.json where it has the cell, else run here with the same command); "
@@ -275,6 +298,12 @@ def run_latency(args, command: str) -> None:
 
 # ------------------------------------------------------------------------------------------ table
 
+def mpnet_cells(own: list[dict], task: str, same_precision: bool = True) -> list[dict]:
+    """The task's MPNet cells in MPNET_PRECISION (the table's), or in any other (`same_precision=False`)."""
+    return [r for r in own if r["kind"] == "cell" and r["model"] == "mpnet" and r["task"] == task
+            and (precision_of(r) == MPNET_PRECISION) == same_precision]
+
+
 def row_values(task: str, own: list[dict], minilm: dict[tuple, dict]) -> dict[str, list[dict]]:
     """Per row, one entry per seed: {seed, metric, encoder, total}."""
     rows: dict[str, list[dict]] = {row: [] for row, _ in ROWS}
@@ -288,8 +317,7 @@ def row_values(task: str, own: list[dict], minilm: dict[tuple, dict]) -> dict[st
             {"seed": seed, "metric": r["teacher"], "encoder": encoder, "total": total})
         if method == "baseline" and r.get("untrained") is not None:
             rows["minilm_untrained"].append({"seed": seed, "metric": r["untrained"], "encoder": encoder, "total": total})
-    for r in sorted((r for r in own if r["kind"] == "cell" and r["model"] == "mpnet" and r["task"] == task),
-                    key=lambda r: r["seed"]):
+    for r in sorted(mpnet_cells(own, task), key=lambda r: r["seed"]):
         p, seed = r["params"], r["seed"]
         dense = {"seed": seed, "encoder": p["encoder_total"], "total": p["dense_total"]}
         pruned = {"seed": seed, "metric": r["pruned"], "encoder": p["encoder_kept"], "total": p["total"]}
@@ -306,7 +334,9 @@ def row_values(task: str, own: list[dict], minilm: dict[tuple, dict]) -> dict[st
 
 def latencies(task: str, own: list[dict]) -> dict[str, dict[tuple[str, str], float]]:
     """Per row, (runtime, shape) -> p50 ms, the mean over the seeds measured (the threads of the newest record)."""
-    found = [r for r in own if r["kind"] == "latency" and r["task"] == task]
+    # MPNet models of the table's cells only: a cell of another precision is not one of its rows
+    other = tuple(r["run_dir"] + "/" for r in mpnet_cells(own, task, same_precision=False))
+    found = [r for r in own if r["kind"] == "latency" and r["task"] == task and not r["model_dir"].startswith(other)]
     collected: dict[str, dict[tuple[str, str], list[float]]] = {}
     for r in found:
         for shape, ms in r["latency_ms_p50"].items():
@@ -350,6 +380,21 @@ def target_line(task: str, rows: dict[str, list[dict]], lat: dict[str, dict]) ->
             + f" ({'no more than' if faster else 'more than'} MiniLM-L6's)"), met
 
 
+def scores(r: dict) -> str:
+    return f"teacher {100 * r['teacher']:.1f}, pruned {100 * r['pruned']:.1f}"
+
+
+def precision_checks(task: str, own: list[dict]) -> list[str]:
+    """One line per MPNet cell of another precision, beside the table's cell of the same method and seed."""
+    current = {(r["method"], r["seed"]): r for r in mpnet_cells(own, task)}
+    lines = []
+    for r in sorted(mpnet_cells(own, task, same_precision=False), key=lambda r: (r["method"], r["seed"])):
+        twin = current.get((r["method"], r["seed"]))
+        lines.append(f"- {task}: MPNet-base {r['method']} seed {r['seed']} in {precision_of(r)} (not in the table): "
+                     f"{scores(r)}; in {MPNET_PRECISION}: " + (scores(twin) if twin else "not run yet"))
+    return lines
+
+
 def table(own: list[dict], minilm: dict[tuple, dict]) -> str:
     lat_columns = [(runtime, shape) for runtime in RUNTIMES for shape in SHAPES]
     lines = ["| task | model | metric (x100) | encoder params | total params | "
@@ -371,6 +416,7 @@ def table(own: list[dict], minilm: dict[tuple, dict]) -> str:
         note, met = target_line(task, rows, lat)
         notes.append(note)
         verdicts.append(met)
+        notes += precision_checks(task, own)
     if len(verdicts) == len(TASKS) and all(v is True for v in verdicts):
         overall = "met on all three pairs"
     elif any(v is False for v in verdicts):
@@ -408,7 +454,7 @@ def main() -> None:
             for model in ("mpnet", "minilm"):
                 for method in args.methods:
                     name = cell_name(task, model, method, seed)
-                    if ("cell", task, model, method, seed) in recorded():
+                    if ("cell", task, model, method, seed, cell_precision(model)) in recorded():
                         print(f"[skip] {name}: in {RESULTS.name}", flush=True)
                         continue
                     if model == "minilm" and (task, method, seed) in bi_encoder_minilm():

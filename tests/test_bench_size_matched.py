@@ -76,15 +76,17 @@ def test_cells_commands_order_and_skip(script, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["size_matched.py", "--tasks", "glue/rte", "glue/mrpc", "--seeds", "1"])
     script.main()
     names = [Path(argv[argv.index("--output") + 1]).name for argv in script.ran]
-    assert names == ["rte_mpnet_baseline_seed1", "rte_mpnet_transfer_seed1", "rte_minilm_baseline_seed1",
-                     "rte_minilm_transfer_seed1", "mrpc_mpnet_baseline_seed1", "mrpc_mpnet_transfer_seed1"]
+    assert names == ["rte_mpnet_baseline_bf16_seed1", "rte_mpnet_transfer_bf16_seed1", "rte_minilm_baseline_seed1",
+                     "rte_minilm_transfer_seed1", "mrpc_mpnet_baseline_bf16_seed1", "mrpc_mpnet_transfer_bf16_seed1"]
     by_name = dict(zip(names, script.ran))
-    mpnet, mpnet_aux = by_name["rte_mpnet_baseline_seed1"], by_name["rte_mpnet_transfer_seed1"]
+    mpnet, mpnet_aux = by_name["rte_mpnet_baseline_bf16_seed1"], by_name["rte_mpnet_transfer_bf16_seed1"]
     for argv in (mpnet, mpnet_aux):
         assert argv[argv.index("--model") + 1] == "mpnet-base"
         assert argv[argv.index("--size-of") + 1] == "minilm" and "--sparsity" not in argv
         assert argv[argv.index("--max-train-examples") + 1] == "1000"
         assert "model.max_seq_len=64" in argv
+        # MPNet trains in bf16, and nothing later on the line sets the precision back
+        assert [a for a in argv if a.startswith("train.precision=")] == ["train.precision=bf16"]
     assert "--aux" not in mpnet
     # the transfer recipe's RTE sources, 5,000 examples in all, split evenly
     assert [mpnet_aux[i + 1] for i, a in enumerate(mpnet_aux) if a == "--aux"] == script.AUX["glue/rte"]
@@ -93,6 +95,7 @@ def test_cells_commands_order_and_skip(script, monkeypatch):
     for argv in (minilm, minilm_aux):
         assert argv[argv.index("--model") + 1] == "minilm" and argv[argv.index("--sparsity") + 1] == "0.6"
         assert "--size-of" not in argv and "model.max_seq_len=64" not in argv  # not shortened
+        assert [a for a in argv if a.startswith("train.precision=")] == ["train.precision=fp32"]
     assert "--aux" not in minilm
     assert [a for a in minilm_aux if ".max_examples=" in a] == [f"transfer.aux.{i}.max_examples=6666" for i in range(3)]
     results = json.loads(script.RESULTS.read_text())
@@ -102,7 +105,8 @@ def test_cells_commands_order_and_skip(script, monkeypatch):
     assert len(cells) == 6
     aux_record = cells[("glue/rte", "mpnet", "transfer")]
     assert aux_record["command"].startswith("auxprune prune --model mpnet-base --size-of minilm --task glue/rte")
-    assert aux_record["shortened"] == ["model.max_seq_len=64", "aux examples 5000"]
+    assert aux_record["shortened"] == ["model.max_seq_len=64", "train.precision=bf16", "aux examples 5000"]
+    assert aux_record["precision"] == "bf16" and cells[("glue/rte", "minilm", "baseline")]["precision"] == "fp32"
     assert (aux_record["teacher"], aux_record["pruned"], aux_record["untrained"]) == (0.84, 0.80, 0.70)
     script.main()  # everything recorded: nothing runs again
     assert len(script.ran) == 6
@@ -196,3 +200,28 @@ def test_minilm_rows_fall_back_to_a_cell_that_trained_its_own_teacher_at_another
     assert cells[("glue/rte", "transfer", 1)]["teacher"] == 0.61
     assert cells[("glue/rte", "transfer", 1)]["run_dir"].endswith("rte_bi_s0.9_transfer_seed1")
     assert cells[("glue/rte", "baseline", 1)]["run_dir"].endswith("rte_bi_s0.6_baseline_seed1")  # 0.6 first
+
+
+def test_an_mpnet_cell_of_another_precision_is_a_check_beside_the_table_not_a_row(script, monkeypatch, capsys):
+    bi_encoder_results(script.BI_RESULTS, tasks=("glue/stsb",))
+    old_dir = str(script.WORK / "stsb_mpnet_baseline_seed1")  # recorded before MPNet moved to bf16: no precision
+    script.RESULTS.parent.mkdir(parents=True)
+    script.RESULTS.write_text(json.dumps({"records": [
+        {"kind": "cell", "task": "glue/stsb", "model": "mpnet", "method": "baseline", "seed": 1,
+         "metric_name": "pearson", "teacher": 0.899, "pruned": 0.852, "untrained": 0.881, "run_dir": old_dir,
+         "params": fake_report(["mpnet-base", "--task", "glue/stsb"])["params"], "command": "c"},
+        {"kind": "latency", "task": "glue/stsb", "seed": 1, "row": "mpnet_pruned", "model_dir": old_dir + "/model",
+         "runtime": "torch", "threads": 2, "latency_ms_p50": {"1x128": 1.0, "32x128": 2.0}, "command": "c"}]}))
+    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--tasks", "glue/stsb", "--seeds", "1", "--methods", "baseline"])
+    script.main()  # the fp32 record does not stand for the bf16 cell
+    assert [Path(a[a.index("--output") + 1]).name for a in script.ran] == ["stsb_mpnet_baseline_bf16_seed1"]
+    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--table"])
+    capsys.readouterr()
+    script.main()
+    out = capsys.readouterr().out
+    rows = {cells[2]: cells for cells in ([c.strip() for c in line.split("|")] for line in out.splitlines()
+                                           if line.startswith("| glue/stsb"))}
+    assert rows["MPNet-base pruned to MiniLM-L6 size"][3] == "76.0 (1)"  # the bf16 cell's alone, not averaged
+    assert rows["MPNet-base pruned to MiniLM-L6 size"][6] == ""  # the fp32 model's latency is not this row's
+    assert ("- glue/stsb: MPNet-base baseline seed 1 in fp32 (not in the table): teacher 89.9, pruned 85.2; "
+            "in bf16: teacher 82.0, pruned 76.0") in out
