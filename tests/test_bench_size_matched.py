@@ -223,5 +223,24 @@ def test_an_mpnet_cell_of_another_precision_is_a_check_beside_the_table_not_a_ro
                                            if line.startswith("| glue/stsb"))}
     assert rows["MPNet-base pruned to MiniLM-L6 size"][3] == "76.0 (1)"  # the bf16 cell's alone, not averaged
     assert rows["MPNet-base pruned to MiniLM-L6 size"][6] == ""  # the fp32 model's latency is not this row's
+    # no transfer cell yet; then one below MiniLM-L6's: not met before any latency is measured
+    assert "- glue/stsb: target not measured yet (missing: MPNet-base pruned" in out
+    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--tasks", "glue/stsb", "--seeds", "1"])
+    script.main()
+    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--table"])
+    capsys.readouterr()
+    script.main()
+    out = capsys.readouterr().out
+    assert "- glue/stsb: target not measured yet: MPNet-base pruned + transfer 80.0" in out  # beats 78.0: latency next
+    results = json.loads(script.RESULTS.read_text())
+    for r in results["records"]:
+        if r["kind"] == "cell" and r["method"] == "transfer":
+            r["pruned"] = 0.70
+    script.RESULTS.write_text(json.dumps(results))
+    script.main()
+    out = capsys.readouterr().out
+    assert ("- glue/stsb: target not met: MPNet-base pruned + transfer 70.0 (1 seed) vs MiniLM-L6 dense + transfer "
+            "78.0 (1 seed), not better; latency not measured") in out
+    assert "- target (all three pairs): not met" in out
     assert ("- glue/stsb: MPNet-base baseline seed 1 in fp32 (not in the table): teacher 89.9, pruned 85.2; "
             "in bf16: teacher 82.0, pruned 76.0") in out
