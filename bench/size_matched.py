@@ -28,7 +28,8 @@ Cells (run folders under bench/work/size_matched/), per seed and task: `mpnet_ba
 `mpnet_transfer`; and `minilm_baseline` / `minilm_transfer` (sparsity 0.6, bench/bi_encoder.py's
 command with `--model minilm`) only where bench/results/bi_encoder.json has no record of that task,
 method and seed (there: MRPC and STS-B; RTE runs here). The MiniLM rows are those runs' teachers; the
-pruned MiniLM model is a by-product, not a row.
+pruned MiniLM model is a by-product, not a row. On request (`--methods aux_in_pruning`, after the
+baseline cell): MPNet's `--aux` cell pruning the baseline cell's teacher, no intermediate epoch.
 
 Shortened, so that an MPNet cell fits in about 60 minutes on 2 cores (MPNet-base is about 6x the
 cost of MiniLM-L6 per step: forward+backward of 32 x 64 takes 6.3 s fp32 on 2 cores), written into
@@ -74,6 +75,11 @@ BI_RESULTS = ROOT / "bench" / "results" / "bi_encoder.json"  # MiniLM-L6 rows me
 BI_WORK = ROOT / "bench" / "work" / "bi_encoder"
 TASKS = ("glue/rte", "glue/mrpc", "glue/stsb")
 METHODS = ("baseline", "transfer")
+# MPNet only, on request (--methods): what transfers when the auxiliary data acts in pruning alone. The --aux cell's
+# command pruning the baseline cell's teacher (teacher.path, so transfer.teacher_aux_epochs=0: no intermediate
+# epoch); on MiniLM-L6 at 1,000 examples this was the best STS-B setting measured (bench/small_data_coupling.py
+# baseline_teacher) and below the baseline on RTE and MRPC.
+EXTRA_METHODS = ("aux_in_pruning",)
 EXAMPLES = 1000
 MINILM_SPARSITY = 0.6  # the bi_encoder.json cells whose teachers are the MiniLM rows
 # The shortening of the MPNet cells (module docstring); MiniLM cells keep bench/bi_encoder.py's settings.
@@ -102,6 +108,7 @@ ROWS = (  # (row, label) in table order
     ("mpnet_dense_transfer", "MPNet-base dense + intermediate training"),
     ("mpnet_pruned", "MPNet-base pruned to MiniLM-L6 size"),
     ("mpnet_pruned_transfer", "MPNet-base pruned to MiniLM-L6 size + transfer (--aux)"),
+    ("mpnet_pruned_aux_in_pruning", "MPNet-base pruned to MiniLM-L6 size + auxiliary data in pruning only"),
 )
 # Rows whose model has the architecture of another row's (the bi-encoder times the encoder only): latency and
 # parameters are that row's when not measured for this one.
@@ -143,9 +150,12 @@ def cell_command(task: str, model: str, method: str, seed: int) -> list[str]:
     common = ["--task", task, "--max-train-examples", str(EXAMPLES), "--seed", str(seed), "--output", out, "--overwrite",
               *TABLE_SCHEDULE]
     if model == "mpnet":
-        return (["auxprune", "prune", "--model", "mpnet-base", "--size-of", "minilm", *common,
-                 "--set", f"train.precision={MPNET_PRECISION}", *MPNET_SETS]
-                + (aux_flags(task, MPNET_AUX_EXAMPLES) if method == "transfer" else []))
+        command = ["auxprune", "prune", "--model", "mpnet-base", "--size-of", "minilm", *common,
+                   "--set", f"train.precision={MPNET_PRECISION}", *MPNET_SETS]
+        if method == "aux_in_pruning":
+            teacher = display(WORK / cell_name(task, model, "baseline", seed) / "teacher")
+            command += ["--set", "transfer.teacher_aux_epochs=0", "--set", f"teacher.path={teacher}"]
+        return command + (aux_flags(task, MPNET_AUX_EXAMPLES) if method != "baseline" else [])
     return (["auxprune", "prune", "--model", "minilm", "--sparsity", str(MINILM_SPARSITY), *common, *TABLE_PRECISION]
             + (aux_sets(task) if method == "transfer" else []))
 
@@ -164,10 +174,10 @@ def record(task: str, model: str, method: str, seed: int, report: dict, wall: fl
     untrained = m.get("untrained") or {}
     mpnet = model == "mpnet"
     return {"kind": "cell", "task": task, "model": model, "method": method, "seed": seed, "head": report["head"],
-            "precision": cell_precision(model), "aux": AUX[task] if method == "transfer" else [],
-            "aux_examples": (MPNET_AUX_EXAMPLES if mpnet else AUX_EXAMPLES) if method == "transfer" else 0,
+            "precision": cell_precision(model), "aux": AUX[task] if method != "baseline" else [],
+            "aux_examples": (MPNET_AUX_EXAMPLES if mpnet else AUX_EXAMPLES) if method != "baseline" else 0,
             "shortened": (MPNET_SETS[1::2] + [f"train.precision={MPNET_PRECISION}"]
-                          + ([f"aux examples {MPNET_AUX_EXAMPLES}"] if method == "transfer" else [])) if mpnet else [],
+                          + ([f"aux examples {MPNET_AUX_EXAMPLES}"] if method != "baseline" else [])) if mpnet else [],
             "metric_name": primary, "teacher": m["teacher"][primary], "pruned": m["pruned"][primary],
             "untrained": untrained.get(primary), "teacher_metrics": m["teacher"], "pruned_metrics": m["pruned"],
             "untrained_metrics": untrained or None, "params": report["params"], "target": report.get("target"),
@@ -326,9 +336,11 @@ def row_values(task: str, own: list[dict], minilm: dict[tuple, dict]) -> dict[st
             rows["mpnet_pruned"].append(pruned)
             if r.get("untrained") is not None:
                 rows["mpnet_untrained"].append({**dense, "metric": r["untrained"]})
-        else:
+        elif r["method"] == "transfer":
             rows["mpnet_dense_transfer"].append({**dense, "metric": r["teacher"]})
             rows["mpnet_pruned_transfer"].append(pruned)
+        else:  # the baseline's teacher pruned with the auxiliary data: a pruned row only
+            rows[f"mpnet_pruned_{r['method']}"].append(pruned)
     return rows
 
 
@@ -437,7 +449,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS + EXTRA_METHODS,
+                        help="aux_in_pruning: MPNet only, after its baseline cell (see EXTRA_METHODS)")
     parser.add_argument("--threads", type=int, help="torch threads per cell (and for latency); all cores when empty")
     parser.add_argument("--latency", action="store_true", help="measure the latency of the models that exist, train nothing")
     parser.add_argument("--warmup", type=int, default=3, help="--latency: warm-up calls per model and shape")
@@ -459,6 +472,13 @@ def main() -> None:
             for model in ("mpnet", "minilm"):
                 for method in args.methods:
                     name = cell_name(task, model, method, seed)
+                    if method in EXTRA_METHODS and model != "mpnet":
+                        continue
+                    if method == "aux_in_pruning" and not (WORK / cell_name(task, model, "baseline", seed) / "teacher"
+                                                           / "config.json").is_file():
+                        print(f"[wait] {name}: needs {cell_name(task, model, 'baseline', seed)}'s teacher first",
+                              flush=True)
+                        continue
                     if ("cell", task, model, method, seed, cell_precision(model)) in recorded():
                         print(f"[skip] {name}: in {RESULTS.name}", flush=True)
                         continue

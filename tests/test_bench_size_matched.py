@@ -244,3 +244,28 @@ def test_an_mpnet_cell_of_another_precision_is_a_check_beside_the_table_not_a_ro
     assert "- target (all three pairs): not met" in out
     assert ("- glue/stsb: MPNet-base baseline seed 1 in fp32 (not in the table): teacher 89.9, pruned 85.2; "
             "in bf16: teacher 82.0, pruned 76.0") in out
+
+
+def test_aux_in_pruning_prunes_the_baseline_cells_teacher_with_the_auxiliary_data(script, monkeypatch, capsys):
+    bi_encoder_results(script.BI_RESULTS, tasks=("glue/mrpc",))
+    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--tasks", "glue/mrpc", "--seeds", "1",
+                                      "--methods", "aux_in_pruning"])
+    script.main()
+    assert script.ran == [] and "[wait] mrpc_mpnet_aux_in_pruning_bf16_seed1: needs" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--tasks", "glue/mrpc", "--seeds", "1",
+                                      "--methods", "baseline", "aux_in_pruning"])
+    script.main()
+    assert len(script.ran) == 2  # MPNet only: no MiniLM-L6 cell for this method
+    argv = script.ran[1]
+    baseline_teacher = script.WORK / "mrpc_mpnet_baseline_bf16_seed1" / "teacher"
+    assert argv[argv.index("--output") + 1].endswith("mrpc_mpnet_aux_in_pruning_bf16_seed1")
+    assert f"teacher.path={baseline_teacher}" in argv and "transfer.teacher_aux_epochs=0" in argv
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--aux"] == script.AUX["glue/mrpc"]
+    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--table"])
+    capsys.readouterr()
+    script.main()
+    rows = {cells[2]: cells for cells in ([c.strip() for c in line.split("|")] for line in
+                                           capsys.readouterr().out.splitlines() if line.startswith("| glue/mrpc"))}
+    assert rows["MPNet-base pruned to MiniLM-L6 size + auxiliary data in pruning only"][3] == "80.0 (1)"
+    assert rows["MPNet-base dense + intermediate training"][3] == ""  # its teacher is the baseline's, not a new row
+    assert rows["MPNet-base pruned to MiniLM-L6 size + transfer (--aux)"][3] == ""
