@@ -293,6 +293,8 @@ def run_latency(args, command: str) -> None:
     threads = args.threads or torch.get_num_threads()
     done = recorded()
     for task, seed, row, path in latency_models(args.tasks, args.seeds):
+        if args.rows and row not in args.rows:
+            continue
         for runtime in RUNTIMES:
             k = ("latency", display(path), runtime, threads)
             if k in done:
@@ -453,6 +455,9 @@ def main() -> None:
                         help="aux_in_pruning: MPNet only, after its baseline cell (see EXTRA_METHODS)")
     parser.add_argument("--threads", type=int, help="torch threads per cell (and for latency); all cores when empty")
     parser.add_argument("--latency", action="store_true", help="measure the latency of the models that exist, train nothing")
+    parser.add_argument("--rows", nargs="+", choices=[row for row, _ in ROWS if row not in SAME_AS],
+                        help="--latency: these rows' models only (e.g. the pruned ones, when the dense models' "
+                             "architecture was timed on another task)")
     parser.add_argument("--warmup", type=int, default=3, help="--latency: warm-up calls per model and shape")
     parser.add_argument("--iterations", type=int, default=20, help="--latency: timed calls per model and shape (at least)")
     parser.add_argument("--min-time", type=float, default=2.0, help="--latency: keep timing for this many seconds")

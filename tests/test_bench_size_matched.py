@@ -132,6 +132,9 @@ def test_table_reads_minilm_rows_from_bi_encoder_and_says_whether_the_target_is_
         return {"latency_ms_p50": {"1x128": ms, "32x128": 30 * ms}, "latency": {}}
 
     monkeypatch.setattr(script, "measure_latency", fake_measure)
+    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--latency", "--rows", "mpnet_pruned", "--threads", "2"])
+    script.main()
+    assert measured == [("mpnet_pruned", "torch"), ("mpnet_pruned", "onnxruntime")]  # --rows: that row's model only
     monkeypatch.setattr(sys, "argv", ["size_matched.py", "--latency", "--tasks", "glue/mrpc", "--seeds", "1", "--threads", "2"])
     script.main()
     assert sorted(measured) == sorted((row, rt) for row in speed for rt in ("torch", "onnxruntime"))
