@@ -107,8 +107,9 @@ def measured_base(model: str, task: str, sparsity: float | str, seed: int, varia
     command by bench/bi_encoder.py (MiniLM-L6) or bench/size_matched.py (MPNet-base)."""
     method = method_of(variant)
     if model == "mpnet":
-        for r in size_matched.records():
-            if r["kind"] == "cell" and (r["task"], r["model"], r["method"], r["seed"]) == (task, "mpnet", method, seed):
+        for r in size_matched.records():  # in the precision its MPNet cells train in now, as this cell will
+            if (r["kind"] == "cell" and (r["task"], r["model"], r["method"], r["seed"]) == (task, "mpnet", method, seed)
+                    and size_matched.precision_of(r) == size_matched.MPNET_PRECISION):
                 return {**r, "sparsity": MPNET_TARGET, "variant": variant, "sets": VARIANTS[variant],
                         "source": "bench/results/size_matched.json"}
         return None

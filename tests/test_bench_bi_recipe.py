@@ -112,18 +112,22 @@ def test_mpnet_cells_repeat_the_size_matched_command_from_its_teacher(script, mo
     monkeypatch.setattr(size_matched, "ROOT", tmp_path)
     monkeypatch.setattr(size_matched, "WORK", tmp_path / "work" / "size_matched")
     monkeypatch.setattr(size_matched, "RESULTS", tmp_path / "results" / "size_matched.json")
-    teacher = size_matched.WORK / "stsb_mpnet_baseline_seed1" / "teacher"
+    teacher = size_matched.WORK / "stsb_mpnet_baseline_bf16_seed1" / "teacher"
     teacher.mkdir(parents=True)
     (teacher / "model.safetensors").write_bytes(b"")
     size_matched.RESULTS.write_text(json.dumps({"records": [
+        # an fp32 cell from before MPNet moved to bf16 (no precision field): not the base of a bf16 cell
         {"kind": "cell", "task": "glue/stsb", "model": "mpnet", "method": "baseline", "seed": 1, "teacher": 0.9,
-         "pruned": 0.85}]}))
+         "pruned": 0.86},
+        {"kind": "cell", "task": "glue/stsb", "model": "mpnet", "method": "baseline", "seed": 1, "teacher": 0.9,
+         "pruned": 0.85, "precision": "bf16"}]}))
     monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--model", "mpnet", "--variants", "prune_x1", "prune_x2"])
     script.main()
     (argv,) = script.ran
     assert argv[argv.index("--output") + 1] == "work/bi_recipe/stsb_mpnet_minilm_size_prune_x2_seed1"
     assert ["--size-of", "minilm"] == argv[argv.index("--size-of"):argv.index("--size-of") + 2]
-    assert "model.max_seq_len=64" in argv and "teacher.path=work/size_matched/stsb_mpnet_baseline_seed1/teacher" in argv
+    assert "model.max_seq_len=64" in argv and "train.precision=bf16" in argv
+    assert "teacher.path=work/size_matched/stsb_mpnet_baseline_bf16_seed1/teacher" in argv
     assert argv[-1] == "prune.epochs=12"  # after size_matched's own schedule: the later --set wins
     records = json.loads(script.RESULTS.read_text())["records"]
     assert sorted((r["model"], r["variant"], r["pruned"]) for r in records) == [("mpnet", "prune_x1", 0.85),
