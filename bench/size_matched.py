@@ -111,6 +111,7 @@ ROWS = (  # (row, label) in table order
     ("mpnet_pruned_transfer", "MPNet-base pruned to MiniLM-L6 size + transfer (--aux)"),
     ("mpnet_pruned_aux_in_pruning", "MPNet-base pruned to MiniLM-L6 size + auxiliary data in pruning only"),
 )
+ON_REQUEST_ROWS = ("mpnet_pruned_aux_in_pruning",)  # the EXTRA_METHODS' rows: in a task's table once measured there
 # Rows whose model has the architecture of another row's (the bi-encoder times the encoder only): latency and
 # parameters are that row's when not measured for this one.
 SAME_AS = {"minilm_untrained": "minilm_dense", "minilm_transfer": "minilm_dense", "mpnet_untrained": "mpnet_dense",
@@ -440,6 +441,8 @@ def table(own: list[dict], minilm: dict[tuple, dict]) -> str:
         lat = latencies(task, own)
         metric = next((r["metric_name"] for r in [*own, *minilm.values()] if r["kind"] == "cell" and r["task"] == task), "")
         for row, label in ROWS:
+            if row in ON_REQUEST_ROWS and not rows[row]:
+                continue
             entries = rows[row] or rows.get(SAME_AS.get(row, ""), [])
             metrics = [e["metric"] for e in rows[row]]
             lines.append(f"| {task} ({metric}) | {label} | {mean_sd(metrics)} | {millions([e['encoder'] for e in entries])} "
