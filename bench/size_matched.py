@@ -111,6 +111,7 @@ ROWS = (  # (row, label) in table order
     ("mpnet_pruned_transfer", "MPNet-base pruned to MiniLM-L6 size + transfer (--aux)"),
     ("mpnet_pruned_aux_in_pruning", "MPNet-base pruned to MiniLM-L6 size + auxiliary data in pruning only"),
 )
+TASK_INDEPENDENT = ("minilm_dense", "mpnet_dense")  # rows whose model's architecture no task changes (latency)
 ON_REQUEST_ROWS = ("mpnet_pruned_aux_in_pruning",)  # the EXTRA_METHODS' rows: in a task's table once measured there
 # Rows whose model has the architecture of another row's (the bi-encoder times the encoder only): latency and
 # parameters are that row's when not measured for this one.
@@ -362,9 +363,17 @@ def latency_threads(task: str, own: list[dict]) -> int | None:
     return max(counts, key=lambda threads: (counts[threads], threads)) if counts else None
 
 
-def latencies(task: str, own: list[dict]) -> dict[str, dict[tuple[str, str], float]]:
-    """Per row, (runtime, shape) -> p50 ms, the mean over the seeds measured (at latency_threads)."""
-    found = [r for r in latency_records(task, own) if r["threads"] == latency_threads(task, own)]
+def latencies(task: str, own: list[dict]) -> tuple[dict[str, dict[tuple[str, str], float]], list[str]]:
+    """Per row, (runtime, shape) -> p50 ms, the mean over the seeds measured (at latency_threads); and the rows
+    whose times come from other tasks' models."""
+    threads = latency_threads(task, own)
+    found = [r for r in latency_records(task, own) if r["threads"] == threads]
+    measured_here = {r["row"] for r in found}
+    # A dense model's architecture is the same whatever the task (a bi-encoder is timed as its encoder): where this
+    # task's was not timed (its folder gone), the other tasks' times at the same thread count stand in.
+    borrowed = [r for other in TASKS if other != task for r in latency_records(other, own)
+                if r["row"] in TASK_INDEPENDENT and r["row"] not in measured_here and r["threads"] == threads]
+    found += borrowed
     collected: dict[str, dict[tuple[str, str], list[float]]] = {}
     for r in found:
         for shape, ms in r["latency_ms_p50"].items():
@@ -373,7 +382,7 @@ def latencies(task: str, own: list[dict]) -> dict[str, dict[tuple[str, str], flo
     for row, twin in SAME_AS.items():
         if row not in out and twin in out:
             out[row] = out[twin]
-    return out
+    return out, sorted({r["row"] for r in borrowed})
 
 
 def mean_sd(values: list[float]) -> str:
@@ -438,7 +447,7 @@ def table(own: list[dict], minilm: dict[tuple, dict]) -> str:
         rows = row_values(task, own, minilm)
         if not any(rows.values()):
             continue
-        lat = latencies(task, own)
+        lat, borrowed = latencies(task, own)
         metric = next((r["metric_name"] for r in [*own, *minilm.values()] if r["kind"] == "cell" and r["task"] == task), "")
         for row, label in ROWS:
             if row in ON_REQUEST_ROWS and not rows[row]:
@@ -452,7 +461,10 @@ def table(own: list[dict], minilm: dict[tuple, dict]) -> str:
         notes.append(note)
         verdicts.append(met)
         if lat:
-            notes.append(f"- {task}: latency on {latency_threads(task, own)} thread(s), one model at a time")
+            labels = [label for row, label in ROWS if row in borrowed]
+            notes.append(f"- {task}: latency on {latency_threads(task, own)} thread(s), one model at a time"
+                         + (f"; {' and '.join(labels)}: timed on another task's model of the same architecture"
+                            if labels else ""))
         notes += precision_checks(task, own)
     if len(verdicts) == len(TASKS) and all(v is True for v in verdicts):
         overall = "met on all three pairs"

@@ -280,3 +280,28 @@ def test_aux_in_pruning_prunes_the_baseline_cells_teacher_with_the_auxiliary_dat
     assert rows["MPNet-base pruned to MiniLM-L6 size + auxiliary data in pruning only"][3] == "80.0 (1)"
     assert rows["MPNet-base dense + intermediate training"][3] == ""  # its teacher is the baseline's, not a new row
     assert rows["MPNet-base pruned to MiniLM-L6 size + transfer (--aux)"][3] == ""
+
+
+def test_a_dense_models_latency_stands_in_for_the_same_architecture_on_another_task(script, monkeypatch, capsys):
+    bi_encoder_results(script.BI_RESULTS, tasks=("glue/stsb",))
+    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--tasks", "glue/stsb", "--seeds", "1", "--methods", "baseline"])
+    script.main()
+
+    def timed(task, row, threads, ms):
+        return {"kind": "latency", "task": task, "seed": 1, "row": row, "model_dir": f"{task}/{row}/{threads}",
+                "runtime": "torch", "threads": threads, "latency_ms_p50": {"1x128": ms, "32x128": 10 * ms}}
+
+    results = json.loads(script.RESULTS.read_text())
+    results["records"] += [timed("glue/stsb", "mpnet_pruned", 1, 3.0), timed("glue/rte", "minilm_dense", 1, 4.0),
+                           timed("glue/rte", "minilm_dense", 2, 99.0),  # another thread count: never mixed in
+                           timed("glue/rte", "mpnet_pruned", 1, 7.0)]  # a pruned model is its task's own
+    script.RESULTS.write_text(json.dumps(results))
+    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--table"])
+    capsys.readouterr()
+    script.main()
+    out = capsys.readouterr().out
+    rows = {cells[2]: cells for cells in ([c.strip() for c in line.split("|")] for line in out.splitlines()
+                                           if line.startswith("| glue/stsb"))}
+    assert rows["MiniLM-L6 dense"][6:8] == ["4.0", "40.0"] and rows["MPNet-base pruned to MiniLM-L6 size"][6] == "3.0"
+    assert ("- glue/stsb: latency on 1 thread(s), one model at a time; MiniLM-L6 dense: timed on another task's "
+            "model of the same architecture") in out
