@@ -35,6 +35,20 @@ def fake_report(argv: list[str]) -> dict:
                         "untrained": {primary: untrained}}}
 
 
+def print_table(script, monkeypatch, capsys) -> str:
+    """What `size_matched.py --table` prints."""
+    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--table"])
+    capsys.readouterr()
+    script.main()
+    return capsys.readouterr().out
+
+
+def table_rows(out: str, task: str) -> dict[str, list[str]]:
+    """The task's table rows by their label, each as its cells."""
+    return {cells[2]: cells for cells in ([c.strip() for c in line.split("|")] for line in out.splitlines()
+                                          if line.startswith(f"| {task}"))}
+
+
 @pytest.fixture
 def script(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
@@ -141,12 +155,8 @@ def test_table_reads_minilm_rows_from_bi_encoder_and_says_whether_the_target_is_
     script.main()  # measured: not again
     assert len(measured) == 8
 
-    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--table"])
-    capsys.readouterr()
-    script.main()
-    out = capsys.readouterr().out
-    rows = {cells[2]: cells for cells in ([c.strip() for c in line.split("|")] for line in out.splitlines()
-                                           if line.startswith("| glue/mrpc"))}
+    out = print_table(script, monkeypatch, capsys)
+    rows = table_rows(out, "glue/mrpc")
     assert len(rows) == len(script.ROWS) - len(script.ON_REQUEST_ROWS)  # aux_in_pruning not run: no row
     assert rows["MiniLM-L6 dense"][3] == "79.0 ± 0.0 (2)"  # bi_encoder.json's teacher at 0.6, seeds 1-2
     assert rows["MiniLM-L6 dense + transfer"][3] == "78.0 ± 0.0 (2)"
@@ -226,22 +236,15 @@ def test_an_mpnet_cell_of_another_precision_is_a_check_beside_the_table_not_a_ro
     monkeypatch.setattr(sys, "argv", ["size_matched.py", "--tasks", "glue/stsb", "--seeds", "1", "--methods", "baseline"])
     script.main()  # the fp32 record does not stand for the bf16 cell
     assert [Path(a[a.index("--output") + 1]).name for a in script.ran] == ["stsb_mpnet_baseline_bf16_seed1"]
-    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--table"])
-    capsys.readouterr()
-    script.main()
-    out = capsys.readouterr().out
-    rows = {cells[2]: cells for cells in ([c.strip() for c in line.split("|")] for line in out.splitlines()
-                                           if line.startswith("| glue/stsb"))}
+    out = print_table(script, monkeypatch, capsys)
+    rows = table_rows(out, "glue/stsb")
     assert rows["MPNet-base pruned to MiniLM-L6 size"][3] == "76.0 (1)"  # the bf16 cell's alone, not averaged
     assert rows["MPNet-base pruned to MiniLM-L6 size"][6] == ""  # the fp32 model's latency is not this row's
     # no transfer cell yet; then one below MiniLM-L6's: not met before any latency is measured
     assert "- glue/stsb: target not measured yet (missing: MPNet-base pruned" in out
     monkeypatch.setattr(sys, "argv", ["size_matched.py", "--tasks", "glue/stsb", "--seeds", "1"])
     script.main()
-    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--table"])
-    capsys.readouterr()
-    script.main()
-    out = capsys.readouterr().out
+    out = print_table(script, monkeypatch, capsys)
     assert "- glue/stsb: target not measured yet: MPNet-base pruned + transfer 80.0" in out  # beats 78.0: latency next
     results = json.loads(script.RESULTS.read_text())
     for r in results["records"]:
@@ -272,11 +275,7 @@ def test_aux_in_pruning_prunes_the_baseline_cells_teacher_with_the_auxiliary_dat
     assert argv[argv.index("--output") + 1].endswith("mrpc_mpnet_aux_in_pruning_bf16_seed1")
     assert f"teacher.path={baseline_teacher}" in argv and "transfer.teacher_aux_epochs=0" in argv
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--aux"] == script.AUX["glue/mrpc"]
-    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--table"])
-    capsys.readouterr()
-    script.main()
-    rows = {cells[2]: cells for cells in ([c.strip() for c in line.split("|")] for line in
-                                           capsys.readouterr().out.splitlines() if line.startswith("| glue/mrpc"))}
+    rows = table_rows(print_table(script, monkeypatch, capsys), "glue/mrpc")
     assert rows["MPNet-base pruned to MiniLM-L6 size + auxiliary data in pruning only"][3] == "80.0 (1)"
     assert rows["MPNet-base dense + intermediate training"][3] == ""  # its teacher is the baseline's, not a new row
     assert rows["MPNet-base pruned to MiniLM-L6 size + transfer (--aux)"][3] == ""
@@ -296,12 +295,8 @@ def test_a_dense_models_latency_stands_in_for_the_same_architecture_on_another_t
                            timed("glue/rte", "minilm_dense", 2, 99.0),  # another thread count: never mixed in
                            timed("glue/rte", "mpnet_pruned", 1, 7.0)]  # a pruned model is its task's own
     script.RESULTS.write_text(json.dumps(results))
-    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--table"])
-    capsys.readouterr()
-    script.main()
-    out = capsys.readouterr().out
-    rows = {cells[2]: cells for cells in ([c.strip() for c in line.split("|")] for line in out.splitlines()
-                                           if line.startswith("| glue/stsb"))}
+    out = print_table(script, monkeypatch, capsys)
+    rows = table_rows(out, "glue/stsb")
     assert rows["MiniLM-L6 dense"][6:8] == ["4.0", "40.0"] and rows["MPNet-base pruned to MiniLM-L6 size"][6] == "3.0"
     assert ("- glue/stsb: latency on 1 thread(s), one model at a time; MiniLM-L6 dense: timed on another task's "
             "model of the same architecture") in out
