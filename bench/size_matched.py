@@ -251,8 +251,8 @@ def minilm_cells(own: list[dict]) -> dict[tuple, dict]:
 
 def latency_models(tasks: list[str], seeds: list[int]) -> list[tuple[str, int, str, Path]]:
     """(task, seed, row, model folder) for every row model that exists: the dense MiniLM-L6 (its baseline
-    cell's teacher, here or in bench/work/bi_encoder/), the dense MPNet-base and both pruned MPNet models.
-    The rows of the same architecture (SAME_AS) take these latencies."""
+    cell's teacher, here or in bench/work/bi_encoder/), the dense MPNet-base and each pruned MPNet model
+    (baseline, --aux, aux_in_pruning). The rows of the same architecture (SAME_AS) take these latencies."""
     found = []
     for seed in seeds:
         for task in tasks:
