@@ -15,6 +15,7 @@ pruning epochs, so a cell means the same whatever the default is:
 - `no_layer`: no hidden-state distillation (distill.layer_weight=0);
 - `hidden`: the hidden dimension prunable too (prune.families=[heads, ffn_units, hidden]);
 - `prune_x2_hidden`: `prune_x2` and `hidden` together;
+- `transfer_x2_hidden`: `transfer_x2` (below) with the hidden dimension prunable too, against `prune_x2_hidden`;
 - `teacher_once`: `prune_x2` with the teacher's outputs computed once (the default since they are; the `prune_x2`
   cells before it ran the teacher in every step), the check that this changes nothing but the time;
 - `transfer_x1`, `transfer_x2`: the `--aux` recipe (the benchmark's transfer cell: its auxiliary data and its
@@ -22,7 +23,9 @@ pruning epochs, so a cell means the same whatever the default is:
   benchmark's results file. Their "old schedule" comparison is with `transfer_x1`; the table also gives the
   transfer gain at each schedule, against `prune_x1` and `prune_x2` of the same seed.
 `--sparsities 0.6` runs the same variants at 0.6, from the same teacher; `--model mpnet` runs them on
-MPNet-base pruned to MiniLM-L6's size, from bench/size_matched.py's baseline cell and its teacher.
+MPNet-base pruned to MiniLM-L6's size, from bench/size_matched.py's cell of the method and its teacher, in
+the precision its cells train in now (bf16; a cell's precision is part of its key and its table row, so the
+first fp32 cells stay apart), on RTE too.
 A variant becomes a default only after it also wins at another sparsity, task, seed or model (the
 README says which).
 
@@ -49,7 +52,8 @@ from transfer_limited_data import aux_sets  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "bi_recipe.json"
 WORK = ROOT / "bench" / "work" / "bi_recipe"
-TASKS = ("glue/stsb", "glue/mrpc")
+TASKS = ("glue/stsb", "glue/mrpc", "glue/rte")  # RTE: MPNet-base only (bench/size_matched.py has its cells)
+MPNET_ONLY_TASKS = ("glue/rte",)
 SPARSITIES = (0.9, 0.6)
 MPNET_TARGET = "size of minilm"  # the `sparsity` of an MPNet-base cell: pruned with --size-of minilm (about 0.88)
 BASE = "prune_x1"  # what the no-transfer variants are compared with
@@ -65,13 +69,20 @@ VARIANTS: dict[str, list[str]] = {
     "prune_x2_hidden": ["prune.epochs=12", "prune.families=[heads,ffn_units,hidden]"],
     "transfer_x1": ["prune.epochs=6"],
     "transfer_x2": ["prune.epochs=12"],
+    "transfer_x2_hidden": ["prune.epochs=12", "prune.families=[heads,ffn_units,hidden]"],
     # prune_x2 again, now that the teacher's outputs are computed once (auxprune.teacher_outputs): the prune_x2 cells
     # ran the teacher every step; the same losses to float rounding, so this should land within seed noise of them
     "teacher_once": ["prune.epochs=12", "distill.teacher_cache_mb=2048"],
 }
 # The variants with the benchmark's transfer recipe (--aux, and the teacher of its transfer cell), each with the
 # no-transfer variant of the same schedule whose difference is the transfer gain.
-TRANSFER = {"transfer_x1": "prune_x1", "transfer_x2": "prune_x2"}
+TRANSFER = {"transfer_x1": "prune_x1", "transfer_x2": "prune_x2", "transfer_x2_hidden": "prune_x2_hidden"}
+
+
+def precision_of_model(model: str) -> str:
+    """The precision a cell of `model` trains in now: MiniLM-L6 pins fp32 (TABLE_PRECISION), MPNet-base
+    bench/size_matched.py's."""
+    return size_matched.cell_precision(model)
 
 
 def method_of(variant: str) -> str:
@@ -137,7 +148,9 @@ def cell_command(model: str, task: str, sparsity: float | str, seed: int, out: P
 
 def run_cell(model: str, task: str, sparsity: float | str, variant: str, seed: int, threads: int | None) -> dict:
     target = "minilm_size" if model == "mpnet" else f"s{sparsity}"
-    out = WORK / f"{task.split('/')[-1]}_{'mpnet_' if model == 'mpnet' else ''}{target}_{variant}_seed{seed}"
+    precision = precision_of_model(model)  # in the folder's name unless fp32, as bench/size_matched.py names its own
+    out = WORK / (f"{task.split('/')[-1]}_{'mpnet_' if model == 'mpnet' else ''}{target}_{variant}"
+                  f"{'' if precision == 'fp32' else '_' + precision}_seed{seed}")
     command = cell_command(model, task, sparsity, seed, out, method_of(variant))
     for assignment in VARIANTS[variant]:
         command += ["--set", assignment]
@@ -145,11 +158,17 @@ def run_cell(model: str, task: str, sparsity: float | str, variant: str, seed: i
     row = bi_encoder.record(task, sparsity, method_of(variant), seed, report, wall if wall is not None else report["timing"]["total"],
                             shlex.join(command))
     return {**row, "model": model, "variant": variant, "sets": VARIANTS[variant], "schedule": report.get("schedule"),
-            "structure": report.get("structure"), "params": report.get("params"), "threads": threads}
+            "structure": report.get("structure"), "params": report.get("params"), "threads": threads,
+            "precision": precision}
 
 
 def key(r: dict) -> tuple:
-    return r.get("model", "minilm"), r["task"], str(r["sparsity"]), r["variant"], r["seed"]
+    return r.get("model", "minilm"), r["task"], str(r["sparsity"]), r["variant"], r["seed"], size_matched.precision_of(r)
+
+
+def model_label(model: str, precision: str) -> str:
+    """The table's model column: the precision is named where it is not fp32 (every MiniLM-L6 cell's)."""
+    return {"minilm": "MiniLM-L6", "mpnet": "MPNet-base"}[model] + ("" if precision == "fp32" else f" ({precision})")
 
 
 def table(records: list[dict]) -> str:
@@ -158,9 +177,10 @@ def table(records: list[dict]) -> str:
     cell of the same schedule (both on the seeds the two have)."""
     lines = ["| model | task | sparsity | variant | changes | pruned, per seed | mean | vs the old schedule (seeds) "
              "| transfer gain (seeds) | pruning + fine-tuning steps |", "|---|---|---|---|---|---|---|---|---|---|"]
-    cells = sorted({key(r)[:3] for r in records}, key=lambda c: (c[0] == "mpnet", TASKS.index(c[1]), c[2] != "0.9", c[2]))
-    for model, task, sparsity in cells:
-        in_cell = [r for r in records if key(r)[:3] == (model, task, sparsity)]
+    cells = sorted({key(r)[:3] + key(r)[5:] for r in records},
+                   key=lambda c: (c[0] == "mpnet", c[3] != "fp32", TASKS.index(c[1]), c[2] != "0.9", c[2]))
+    for model, task, sparsity, precision in cells:
+        in_cell = [r for r in records if key(r)[:3] + key(r)[5:] == (model, task, sparsity, precision)]
         def paired(rows: list[dict], against: str) -> str:
             other = {r["seed"]: r["pruned"] for r in in_cell if r["variant"] == against}
             diffs = [r["pruned"] - other[r["seed"]] for r in rows if r["seed"] in other]
@@ -175,8 +195,7 @@ def table(records: list[dict]) -> str:
             transfer_gain = paired(rows, TRANSFER[variant]) if variant in TRANSFER else ""
             phases = (rows[0].get("schedule") or {}).get("phases") or (BASE_STEPS if variant == base_of(variant) else {})
             steps = "+".join(str((phases.get(p) or {}).get("steps", "?")) for p in ("prune", "finetune")) if phases else ""
-            name = {"minilm": "MiniLM-L6", "mpnet": "MPNet-base"}[model]
-            lines.append(f"| {name} | {task} | {sparsity} | {variant} | {', '.join(VARIANTS[variant])} "
+            lines.append(f"| {model_label(model, precision)} | {task} | {sparsity} | {variant} | {', '.join(VARIANTS[variant])} "
                          f"| {' / '.join(f'{100 * v:.1f}' for v in values)} (seed {', '.join(str(r['seed']) for r in rows)}) "
                          f"| {100 * sum(values) / len(values):.1f} | {gain} | {transfer_gain} | {steps} |")
     return "\n".join(lines)
@@ -243,6 +262,9 @@ def main() -> None:
     parser.add_argument("--default-table", action="store_true",
                         help="print issue 19's table at today's default schedule (prune_x2, transfer_x2), run nothing")
     args = parser.parse_args()
+    if args.model != "mpnet" and (rte := [t for t in args.tasks if t in MPNET_ONLY_TASKS]):
+        parser.error(f"--tasks {' '.join(rte)}: MPNet-base only (--model mpnet); MiniLM-L6's cells of it are not "
+                     "in bench/results/bi_encoder.json")
     records = json.loads(RESULTS.read_text())["records"] if RESULTS.is_file() else []
     if args.table or args.default_table:
         print(table(records) if args.table else default_table(records))
@@ -259,7 +281,8 @@ def main() -> None:
             for sparsity in [MPNET_TARGET] if args.model == "mpnet" else args.sparsities:
                 for variant in args.variants:
                     cell = f"{args.model} {task} {sparsity} {variant} seed {seed}"
-                    if (args.model, task, str(sparsity), variant, seed) in {key(r) for r in records}:
+                    if (args.model, task, str(sparsity), variant, seed, precision_of_model(args.model)) in {
+                            key(r) for r in records}:
                         print(f"[skip] {cell}: in {RESULTS.name}", flush=True)
                         continue
                     row = measured_base(args.model, task, sparsity, seed, variant) if variant == base_of(variant) else None

@@ -124,14 +124,55 @@ def test_mpnet_cells_repeat_the_size_matched_command_from_its_teacher(script, mo
     monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--model", "mpnet", "--variants", "prune_x1", "prune_x2"])
     script.main()
     (argv,) = script.ran
-    assert argv[argv.index("--output") + 1] == "work/bi_recipe/stsb_mpnet_minilm_size_prune_x2_seed1"
+    assert argv[argv.index("--output") + 1] == "work/bi_recipe/stsb_mpnet_minilm_size_prune_x2_bf16_seed1"
     assert ["--size-of", "minilm"] == argv[argv.index("--size-of"):argv.index("--size-of") + 2]
     assert "model.max_seq_len=64" in argv and "train.precision=bf16" in argv
     assert "teacher.path=work/size_matched/stsb_mpnet_baseline_bf16_seed1/teacher" in argv
     assert argv[-1] == "prune.epochs=12"  # after size_matched's own schedule: the later --set wins
     records = json.loads(script.RESULTS.read_text())["records"]
-    assert sorted((r["model"], r["variant"], r["pruned"]) for r in records) == [("mpnet", "prune_x1", 0.85),
-                                                                               ("mpnet", "prune_x2", 0.83)]
+    assert sorted((r["model"], r["variant"], r["pruned"], r["precision"]) for r in records) == [
+        ("mpnet", "prune_x1", 0.85, "bf16"), ("mpnet", "prune_x2", 0.83, "bf16")]
+
+
+def test_mpnet_hidden_transfer_cell_on_rte_prunes_the_transfer_teacher_and_keeps_fp32_cells_apart(
+        script, monkeypatch, tmp_path, capsys):
+    import size_matched
+
+    monkeypatch.setattr(size_matched, "ROOT", tmp_path)
+    monkeypatch.setattr(size_matched, "WORK", tmp_path / "work" / "size_matched")
+    monkeypatch.setattr(size_matched, "RESULTS", tmp_path / "results" / "size_matched.json")
+    for method in ("baseline", "transfer"):
+        teacher = size_matched.WORK / f"rte_mpnet_{method}_bf16_seed1" / "teacher"
+        teacher.mkdir(parents=True)
+        (teacher / "model.safetensors").write_bytes(b"")
+    script.RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    # an fp32 MPNet cell of the same task, variant and seed (no precision field): its own row, not this one's
+    script.RESULTS.write_text(json.dumps({"records": [
+        {"model": "mpnet", "task": "glue/rte", "sparsity": "size of minilm", "variant": "prune_x2_hidden", "seed": 1,
+         "teacher": 0.6, "pruned": 0.50}]}))
+    monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--model", "mpnet", "--tasks", "glue/rte", "--variants",
+                                      "prune_x2_hidden", "transfer_x2_hidden"])
+    script.main()
+    baseline, transfer = script.ran  # the fp32 record did not stand for the bf16 cell
+    assert "teacher.path=work/size_matched/rte_mpnet_baseline_bf16_seed1/teacher" in baseline and "--aux" not in baseline
+    assert "teacher.path=work/size_matched/rte_mpnet_transfer_bf16_seed1/teacher" in transfer
+    assert [transfer[i + 1] for i, a in enumerate(transfer) if a == "--aux"] == size_matched.AUX["glue/rte"]
+    assert transfer[-3:] == ["prune.epochs=12", "--set", "prune.families=[heads,ffn_units,hidden]"]
+    assert transfer[transfer.index("--output") + 1].endswith("rte_mpnet_minilm_size_transfer_x2_hidden_bf16_seed1")
+    monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--table"])
+    script.main()
+    rows = {(c[1], c[4]): c for line in capsys.readouterr().out.splitlines() if line.startswith("| MPNet")
+            for c in [[cell.strip() for cell in line.split("|")]]}
+    assert rows[("MPNet-base", "prune_x2_hidden")][6] == "50.0 (seed 1)"
+    assert rows[("MPNet-base (bf16)", "prune_x2_hidden")][6] == "83.0 (seed 1)"
+    assert rows[("MPNet-base (bf16)", "transfer_x2_hidden")][9] == "+0.0 (1)"  # against bf16 prune_x2_hidden only
+
+
+def test_rte_is_refused_for_minilm_in_one_line(script, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["bi_recipe.py", "--tasks", "glue/rte", "--variants", "prune_x2"])
+    with pytest.raises(SystemExit):
+        script.main()
+    assert "MPNet-base only" in capsys.readouterr().err and script.ran == []
 
 
 def test_a_missing_teacher_is_one_line_naming_the_command_that_makes_it(script, monkeypatch):
