@@ -30,6 +30,10 @@ command with `--model minilm`) only where bench/results/bi_encoder.json has no r
 method and seed (there: MRPC and STS-B; RTE runs here). The MiniLM rows are those runs' teachers; the
 pruned MiniLM model is a by-product, not a row. On request (`--methods aux_in_pruning`, after the
 baseline cell): MPNet's `--aux` cell pruning the baseline cell's teacher, no intermediate epoch.
+Rows from bench/bi_recipe.py `--model mpnet` where it has them (RECIPE_ROWS): the same two cells' teachers
+pruned with the recipe the size-matched cells lack, 12 pruning epochs (the default since 2026-12-01; this
+protocol pins 6) and the hidden dimension prunable too (`prune.families=[heads,ffn_units,hidden]`); the
+target is judged for that recipe too, on its own line.
 
 Shortened, so that an MPNet cell fits in about 60 minutes on 2 cores (MPNet-base is about 6x the
 cost of MiniLM-L6 per step: forward+backward of 32 x 64 takes 6.3 s fp32 on 2 cores), written into
@@ -74,6 +78,7 @@ RESULTS = ROOT / "bench" / "results" / "size_matched.json"
 WORK = ROOT / "bench" / "work" / "size_matched"
 BI_RESULTS = ROOT / "bench" / "results" / "bi_encoder.json"  # MiniLM-L6 rows measured there
 BI_WORK = ROOT / "bench" / "work" / "bi_encoder"
+RECIPE_RESULTS = ROOT / "bench" / "results" / "bi_recipe.json"  # MPNet cells of other pruning recipes (RECIPE_ROWS)
 TASKS = ("glue/rte", "glue/mrpc", "glue/stsb")
 METHODS = ("baseline", "transfer")
 # MPNet only, on request (--methods): what transfers when the auxiliary data acts in pruning alone. The --aux cell's
@@ -110,9 +115,18 @@ ROWS = (  # (row, label) in table order
     ("mpnet_pruned", "MPNet-base pruned to MiniLM-L6 size"),
     ("mpnet_pruned_transfer", "MPNet-base pruned to MiniLM-L6 size + transfer (--aux)"),
     ("mpnet_pruned_aux_in_pruning", "MPNet-base pruned to MiniLM-L6 size + auxiliary data in pruning only"),
+    ("mpnet_pruned_x2_hidden", "MPNet-base pruned to MiniLM-L6 size, 12 pruning epochs, hidden dims too"),
+    ("mpnet_pruned_transfer_x2_hidden", "MPNet-base pruned to MiniLM-L6 size + transfer (--aux), 12 pruning epochs, "
+                                        "hidden dims too"),
 )
+# bench/bi_recipe.py's MPNet variants shown here (in MPNET_PRECISION), by row: each prunes the teacher of this
+# benchmark's cell of its method, so it differs from that cell's pruned row by the recipe alone.
+RECIPE_ROWS = {"mpnet_pruned_x2_hidden": "prune_x2_hidden", "mpnet_pruned_transfer_x2_hidden": "transfer_x2_hidden"}
+# The transfer rows the target is judged on, each with the name of its recipe in the verdict lines.
+TARGET_ROWS = {"mpnet_pruned_transfer": "", "mpnet_pruned_transfer_x2_hidden": "12 pruning epochs, hidden dims too"}
 TASK_INDEPENDENT = ("minilm_dense", "mpnet_dense")  # rows whose model's architecture no task changes (latency)
-ON_REQUEST_ROWS = ("mpnet_pruned_aux_in_pruning",)  # the EXTRA_METHODS' rows: in a task's table once measured there
+# the EXTRA_METHODS' rows and bench/bi_recipe.py's: in a task's table once measured there
+ON_REQUEST_ROWS = ("mpnet_pruned_aux_in_pruning", *RECIPE_ROWS)
 # Rows whose model has the architecture of another row's (the bi-encoder times the encoder only): latency and
 # parameters are that row's when not measured for this one.
 SAME_AS = {"minilm_untrained": "minilm_dense", "minilm_transfer": "minilm_dense", "mpnet_untrained": "mpnet_dense",
@@ -252,7 +266,7 @@ def minilm_cells(own: list[dict]) -> dict[tuple, dict]:
 def latency_models(tasks: list[str], seeds: list[int]) -> list[tuple[str, int, str, Path]]:
     """(task, seed, row, model folder) for every row model that exists: the dense MiniLM-L6 (its baseline
     cell's teacher, here or in bench/work/bi_encoder/), the dense MPNet-base and each pruned MPNet model
-    (baseline, --aux, aux_in_pruning). The rows of the same architecture (SAME_AS) take these latencies."""
+    (baseline, --aux, aux_in_pruning, and bench/bi_recipe.py's RECIPE_ROWS). The rows of the same architecture (SAME_AS) take these latencies."""
     found = []
     for seed in seeds:
         for task in tasks:
@@ -263,6 +277,8 @@ def latency_models(tasks: list[str], seeds: list[int]) -> list[tuple[str, int, s
                 "mpnet_pruned": [WORK / cell_name(task, "mpnet", "baseline", seed) / "model"],
                 "mpnet_pruned_transfer": [WORK / cell_name(task, "mpnet", "transfer", seed) / "model"],
                 "mpnet_pruned_aux_in_pruning": [WORK / cell_name(task, "mpnet", "aux_in_pruning", seed) / "model"],
+                **{row: [ROOT / r["run_dir"] / "model"] for r in recipe_cells(task) if r["seed"] == seed
+                   for row in [row_of(r)]},
             }
             for row, paths in candidates.items():
                 path = next((p for p in paths if (p / "config.json").is_file()), None)
@@ -320,6 +336,24 @@ def mpnet_cells(own: list[dict], task: str, same_precision: bool = True) -> list
             and (precision_of(r) == MPNET_PRECISION) == same_precision]
 
 
+def recipe_cells(task: str) -> list[dict]:
+    """bench/bi_recipe.py's MPNet cells of the RECIPE_ROWS variants on `task` in MPNET_PRECISION, each with its run
+    folder (`run_dir`, from its command's --output)."""
+    if not RECIPE_RESULTS.is_file():
+        return []
+    cells = []
+    for r in json.loads(RECIPE_RESULTS.read_text())["records"]:
+        if (r.get("model") == "mpnet" and r["task"] == task and r["variant"] in RECIPE_ROWS.values()
+                and precision_of(r) == MPNET_PRECISION):
+            argv = shlex.split(r["command"])
+            cells.append({**r, "run_dir": argv[argv.index("--output") + 1]})
+    return sorted(cells, key=lambda r: r["seed"])
+
+
+def row_of(recipe_cell: dict) -> str:
+    return next(row for row, variant in RECIPE_ROWS.items() if variant == recipe_cell["variant"])
+
+
 def row_values(task: str, own: list[dict], minilm: dict[tuple, dict]) -> dict[str, list[dict]]:
     """Per row, one entry per seed: {seed, metric, encoder, total}."""
     rows: dict[str, list[dict]] = {row: [] for row, _ in ROWS}
@@ -347,6 +381,9 @@ def row_values(task: str, own: list[dict], minilm: dict[tuple, dict]) -> dict[st
             rows["mpnet_pruned_transfer"].append(pruned)
         else:  # the baseline's teacher pruned with the auxiliary data: a pruned row only
             rows[f"mpnet_pruned_{r['method']}"].append(pruned)
+    for r in recipe_cells(task):  # another recipe pruning the same teachers: pruned rows only
+        p = r["params"]
+        rows[row_of(r)].append({"seed": r["seed"], "metric": r["pruned"], "encoder": p["encoder_kept"], "total": p["total"]})
     return rows
 
 
@@ -400,21 +437,25 @@ def seed_count(n: int) -> str:
     return f"{n} seed" + ("s" if n != 1 else "")
 
 
-def target_line(task: str, rows: dict[str, list[dict]], lat: dict[str, dict]) -> tuple[str, bool | None]:
-    """Whether MPNet-base pruned + transfer beats MiniLM-L6 dense + transfer at no more than its latency."""
-    ours, theirs = rows["mpnet_pruned_transfer"], rows["minilm_transfer"]
+def target_line(task: str, rows: dict[str, list[dict]], lat: dict[str, dict],
+                ours_row: str = "mpnet_pruned_transfer") -> tuple[str, bool | None]:
+    """Whether MPNet-base pruned + transfer (`ours_row`: the protocol's recipe or another TARGET_ROWS recipe) beats
+    MiniLM-L6 dense + transfer at no more than its latency."""
+    ours, theirs = rows[ours_row], rows["minilm_transfer"]
+    recipe = f" ({TARGET_ROWS[ours_row]})" if TARGET_ROWS[ours_row] else ""
+    task = task + recipe
     if not ours or not theirs:
-        missing = [label for row, label in ROWS if row in ("mpnet_pruned_transfer", "minilm_transfer") and not rows[row]]
+        missing = [label for row, label in ROWS if row in (ours_row, "minilm_transfer") and not rows[row]]
         return f"- {task}: target not measured yet (missing: {', '.join(missing)})", None
     a, b = statistics.mean(e["metric"] for e in ours), statistics.mean(e["metric"] for e in theirs)
     better = a > b
     versus = (f"MPNet-base pruned + transfer {100 * a:.1f} ({seed_count(len(ours))}) vs MiniLM-L6 dense + transfer "
               f"{100 * b:.1f} ({seed_count(len(theirs))})")
-    common = sorted(set(lat.get("mpnet_pruned_transfer", {})) & set(lat.get("minilm_transfer", {})))
+    common = sorted(set(lat.get(ours_row, {})) & set(lat.get("minilm_transfer", {})))
     if not common:  # a lower metric fails the target whatever the latency; a higher one waits for it
         return (f"- {task}: target {'not measured yet' if better else 'not met'}: {versus}, "
                 f"{'better' if better else 'not better'}; latency not measured"), (None if better else False)
-    ratios = {k: lat["mpnet_pruned_transfer"][k] / lat["minilm_transfer"][k] for k in common}
+    ratios = {k: lat[ours_row][k] / lat["minilm_transfer"][k] for k in common}
     faster = all(v <= 1.0 for v in ratios.values())
     met = better and faster
     return (f"- {task}: target {'met' if met else 'not met'}: {versus}; latency ratio "
@@ -442,7 +483,7 @@ def table(own: list[dict], minilm: dict[tuple, dict]) -> str:
     lines = ["| task | model | metric (x100) | encoder params | total params | "
              + " | ".join(f"{'ort' if runtime == 'onnxruntime' else runtime} {shape} p50 ms" for runtime, shape in lat_columns)
              + " |", "|---|---|---|---|---|" + "---|" * len(lat_columns)]
-    notes, verdicts = [], []
+    notes, verdicts = [], {recipe: [] for recipe in TARGET_ROWS}
     for task in TASKS:
         rows = row_values(task, own, minilm)
         if not any(rows.values()):
@@ -457,22 +498,31 @@ def table(own: list[dict], minilm: dict[tuple, dict]) -> str:
             lines.append(f"| {task} ({metric}) | {label} | {mean_sd(metrics)} | {millions([e['encoder'] for e in entries])} "
                          f"| {millions([e['total'] for e in entries])} | "
                          + " | ".join(f"{lat[row][c]:.1f}" if c in lat.get(row, {}) else "" for c in lat_columns) + " |")
-        note, met = target_line(task, rows, lat)
-        notes.append(note)
-        verdicts.append(met)
+        for ours_row in TARGET_ROWS:
+            if ours_row in ON_REQUEST_ROWS and not rows[ours_row]:
+                continue
+            note, met = target_line(task, rows, lat, ours_row)
+            notes.append(note)
+            verdicts[ours_row].append(met)
         if lat:
             labels = [label for row, label in ROWS if row in borrowed]
             notes.append(f"- {task}: latency on {latency_threads(task, own)} thread(s), one model at a time"
                          + (f"; {' and '.join(labels)}: timed on another task's model of the same architecture"
                             if labels else ""))
         notes += precision_checks(task, own)
-    if len(verdicts) == len(TASKS) and all(v is True for v in verdicts):
-        overall = "met on all three pairs"
-    elif any(v is False for v in verdicts):
-        overall = "not met"
-    else:
-        overall = "not measured on all three pairs yet"
-    return "\n".join(lines + [""] + notes + [f"- target (all three pairs): {overall}"])
+    overall = []
+    for ours_row, recipe in TARGET_ROWS.items():
+        met = verdicts[ours_row]
+        if ours_row in ON_REQUEST_ROWS and not met:
+            continue
+        if len(met) == len(TASKS) and all(v is True for v in met):
+            verdict = "met on all three pairs"
+        elif any(v is False for v in met):
+            verdict = "not met"
+        else:
+            verdict = "not measured on all three pairs yet"
+        overall.append(f"- target (all three pairs{', ' + recipe if recipe else ''}): {verdict}")
+    return "\n".join(lines + [""] + notes + overall)
 
 
 # ------------------------------------------------------------------------------------------ main

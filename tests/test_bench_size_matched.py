@@ -58,6 +58,7 @@ def script(tmp_path, monkeypatch):
     monkeypatch.setattr(script, "WORK", tmp_path / "work")
     monkeypatch.setattr(script, "BI_RESULTS", tmp_path / "bi_encoder.json")
     monkeypatch.setattr(script, "BI_WORK", tmp_path / "bi_work")
+    monkeypatch.setattr(script, "RECIPE_RESULTS", tmp_path / "bi_recipe.json")
     ran = []
 
     def fake_run(argv, check, env, cwd):
@@ -300,3 +301,40 @@ def test_a_dense_models_latency_stands_in_for_the_same_architecture_on_another_t
     assert rows["MiniLM-L6 dense"][6:8] == ["4.0", "40.0"] and rows["MPNet-base pruned to MiniLM-L6 size"][6] == "3.0"
     assert ("- glue/stsb: latency on 1 thread(s), one model at a time; MiniLM-L6 dense: timed on another task's "
             "model of the same architecture") in out
+
+
+def test_other_recipes_from_bi_recipe_are_rows_of_their_own_with_their_own_target_line(script, monkeypatch, capsys,
+                                                                                       tmp_path):
+    bi_encoder_results(script.BI_RESULTS, tasks=("glue/mrpc",))
+    monkeypatch.setattr(sys, "argv", ["size_matched.py", "--tasks", "glue/mrpc", "--seeds", "1"])
+    script.main()
+    folder = tmp_path / "recipe" / "mrpc_mpnet_minilm_size_transfer_x2_hidden_bf16_seed1"
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "config.json").write_text("{}")
+    params = {"encoder_kept": 10_100_000, "total": 20_000_000}
+
+    def cell(variant, pruned, **extra):
+        return {"model": "mpnet", "task": "glue/mrpc", "sparsity": "size of minilm", "variant": variant, "seed": 1,
+                "pruned": pruned, "teacher": 0.84, "params": params, **extra,
+                "command": f"auxprune prune --output {folder.parent / (variant + '_seed1')} --overwrite"}
+
+    script.RECIPE_RESULTS.write_text(json.dumps({"records": [
+        cell("prune_x2_hidden", 0.77, precision="bf16"),
+        {**cell("transfer_x2_hidden", 0.81, precision="bf16"), "command": f"auxprune prune --output {folder}"},
+        cell("transfer_x2_hidden", 0.99),  # fp32 (no precision): not this table's
+        cell("prune_x2", 0.98, precision="bf16"),  # a variant the table does not show
+        {**cell("prune_x2_hidden", 0.97, precision="bf16"), "model": "minilm"}]}))
+    out = print_table(script, monkeypatch, capsys)
+    rows = table_rows(out, "glue/mrpc")
+    hidden = "MPNet-base pruned to MiniLM-L6 size, 12 pruning epochs, hidden dims too"
+    hidden_transfer = "MPNet-base pruned to MiniLM-L6 size + transfer (--aux), 12 pruning epochs, hidden dims too"
+    assert rows[hidden][3:6] == ["77.0 (1)", "10.1M", "20.0M"] and rows[hidden_transfer][3] == "81.0 (1)"
+    assert rows["MPNet-base pruned to MiniLM-L6 size + transfer (--aux)"][3] == "80.0 (1)"  # the protocol's own
+    assert ("- glue/mrpc (12 pruning epochs, hidden dims too): target not measured yet: MPNet-base pruned + transfer "
+            "81.0 (1 seed) vs MiniLM-L6 dense + transfer 78.0 (1 seed), better; latency not measured") in out
+    assert "- glue/mrpc: target not measured yet: MPNet-base pruned + transfer 80.0 (1 seed)" in out  # its own line
+    assert "- target (all three pairs): not measured on all three pairs yet" in out
+    assert "- target (all three pairs, 12 pruning epochs, hidden dims too): not measured on all three pairs yet" in out
+    found = {(row, path) for task, seed, row, path in script.latency_models(["glue/mrpc"], [1])}
+    assert ("mpnet_pruned_transfer_x2_hidden", folder / "model") in found  # timed like the other pruned models
+    assert not any(row == "mpnet_pruned_x2_hidden" for row, _ in found)  # its folder is gone: nothing to time
