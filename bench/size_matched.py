@@ -266,7 +266,8 @@ def minilm_cells(own: list[dict]) -> dict[tuple, dict]:
 def latency_models(tasks: list[str], seeds: list[int]) -> list[tuple[str, int, str, Path]]:
     """(task, seed, row, model folder) for every row model that exists: the dense MiniLM-L6 (its baseline
     cell's teacher, here or in bench/work/bi_encoder/), the dense MPNet-base and each pruned MPNet model
-    (baseline, --aux, aux_in_pruning, and bench/bi_recipe.py's RECIPE_ROWS). The rows of the same architecture (SAME_AS) take these latencies."""
+    (baseline, --aux, aux_in_pruning, and bench/bi_recipe.py's RECIPE_ROWS). The rows of the same architecture
+    (SAME_AS) take these latencies."""
     found = []
     for seed in seeds:
         for task in tasks:
@@ -483,7 +484,7 @@ def table(own: list[dict], minilm: dict[tuple, dict]) -> str:
     lines = ["| task | model | metric (x100) | encoder params | total params | "
              + " | ".join(f"{'ort' if runtime == 'onnxruntime' else runtime} {shape} p50 ms" for runtime, shape in lat_columns)
              + " |", "|---|---|---|---|---|" + "---|" * len(lat_columns)]
-    notes, verdicts = [], {recipe: [] for recipe in TARGET_ROWS}
+    notes, verdicts = [], {row: [] for row in TARGET_ROWS}
     for task in TASKS:
         rows = row_values(task, own, minilm)
         if not any(rows.values()):
