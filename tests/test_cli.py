@@ -37,11 +37,22 @@ def test_prune_writes_every_output(pruned_run):
     assert set(report["metrics"]) >= {"teacher", "pruned"} and "accuracy" in report["metrics"]["pruned"]
     assert report["data"] == {"train_examples": 48, "dev_examples": 40, "train_available": 2490}
     assert set(report["timing"]) >= {"teacher", "prune", "finetune", "total"}
+    assert report["peak_memory_mb"] > 100  # this process's peak: torch alone takes more
     assert report["config"]["seed"] == 3
     # A plain BERT folder (no sentence-transformers files): model.head=auto keeps the cross-encoder.
     assert report["head"]["head"] == "cross" and report["head"]["why"] == "not a sentence-embedding model"
     phases = {json.loads(line)["phase"] for line in (pruned_run / "log.jsonl").read_text().splitlines()}
     assert phases == {"teacher", "prune", "finetune"}
+
+
+def test_the_summary_says_the_peak_memory_and_leaves_it_out_when_unknown(pruned_run, capsys):
+    from auxprune.summary import print_prune_summary
+
+    report = json.loads((pruned_run / "report.json").read_text())
+    print_prune_summary(report, pruned_run)
+    assert f"peak memory {report['peak_memory_mb'] / 1024:.1f} GB" in " ".join(capsys.readouterr().out.split())
+    print_prune_summary({**report, "peak_memory_mb": None}, pruned_run)  # Windows, or a report from before it
+    assert "peak memory" not in capsys.readouterr().out
 
 
 def test_report_counts_are_the_saved_models(pruned_run):

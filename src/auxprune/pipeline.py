@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import random
 import statistics
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -635,6 +636,18 @@ def measure_speed(dense, small, loader, accelerator: Accelerator) -> dict:
             "speedup": round(dense_ms / small_ms, 2), "device": str(accelerator.device)}
 
 
+def peak_memory_mb() -> int | None:
+    """This process's peak resident memory in MB (a resumed run: since it resumed); None where the platform does not
+    say (Windows). What a user sizes a machine by: for a base-size model most of it is the training step's
+    activations, the optimizer's state and the cached teacher outputs (distill.teacher_cache_mb)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux, bytes on macOS
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024))
+
+
 def build_report(config, spec, teacher, small, masks, result, teacher_metrics, pruned_metrics, constant, speed,
                  timing, n_train, n_dev, n_available=None) -> dict:
     counts = count_parameters(small)
@@ -659,6 +672,7 @@ def build_report(config, spec, teacher, small, masks, result, teacher_metrics, p
         "distillation": {"layer_matches": result.layer_matches},
         "lagrangian": result.stats,
         "timing": timing,
+        "peak_memory_mb": peak_memory_mb(),
         "precision": config.train.precision,
         "processes": distributed.processes(),
         "config": config.model_dump(mode="json"),

@@ -40,7 +40,8 @@ def print_prune_summary(report: dict, output: Path) -> None:
                   f"speed-up {speed['speedup']}x, {report.get('precision', 'fp32')}"
                   f"{' (auto)' if report.get('precision_why', '').startswith('auto') else ''}, "
                   f"{processes} process{'es' if processes > 1 else ''}, time {report['timing']['total']:.0f} s "
-                  f"({', '.join(f'{k} {v:.0f}s' for k, v in report['timing'].items() if k != 'total')})")
+                  f"({', '.join(f'{k} {v:.0f}s' for k, v in report['timing'].items() if k != 'total')})"
+                  + (f", peak memory {report['peak_memory_mb'] / 1024:.1f} GB" if report.get("peak_memory_mb") else ""))
     if report.get("precision_hint"):
         console.print(f"precision: {report['precision_hint']}")
     if report.get("target"):
