@@ -1,5 +1,6 @@
-"""bench/embedding_spread.py's arithmetic: the off-diagonal cosine of unit embeddings, and its table row with
-and without a teacher. No model: `auxprune.embed.embed` is replaced by fixed vectors."""
+"""The diagnostics of a pruned bi-encoder: bench/embedding_spread.py's arithmetic (the off-diagonal cosine of
+unit embeddings, its table row with and without a teacher; `auxprune.embed.embed` replaced by fixed vectors)
+and bench/cut_probe.py's structure (the counts it is given, drawn reproducibly)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,17 @@ def test_spread_is_one_for_collapsed_embeddings_and_low_for_orthogonal_ones(monk
     lines = embedding_spread.table([row, {**row, "teacher": {"mean_cosine": 0.093}}]).splitlines()
     assert lines[2] == "| run1 | glue/stsb | 411 | pearson -2.5 | 1.000 (1.000-1.000) |  |"
     assert lines[3].endswith("| 0.093 |") and len(lines[3].split("|")) == len(lines[0].split("|"))
+
+
+def test_cut_probe_draws_the_structure_it_is_given(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import cut_probe
+
+    from conftest import tiny_model
+
+    model = tiny_model()  # 2 layers, 4 heads, hidden 32
+    masks = cut_probe.structure_masks(model, heads=[0, 3], ffn=[5, 0], hidden=20, seed=1)
+    assert masks.layer_heads == [0, 3] and masks.layer_ffn == [5, 0] and masks.hidden_kept == 20
+    assert masks.keep["attn_block"].tolist() == [False, True] and masks.keep["ffn_block"].tolist() == [True, False]
+    again = cut_probe.structure_masks(model, heads=[0, 3], ffn=[5, 0], hidden=20, seed=1)
+    assert all(bool((masks.keep[f] == again.keep[f]).all()) for f in masks.keep)  # seeded: the same draw
