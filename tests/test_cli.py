@@ -38,6 +38,8 @@ def test_prune_writes_every_output(pruned_run):
     assert report["data"] == {"train_examples": 48, "dev_examples": 40, "train_available": 2490}
     assert set(report["timing"]) >= {"teacher", "prune", "finetune", "total"}
     assert report["peak_memory_mb"] > 100  # this process's peak: torch alone takes more
+    # the cut model against the student as pruning left it, on the first dev batch
+    assert 0 < report["cut_check"]["examples"] <= 40 and -1 <= report["cut_check"]["embedding_cosine_min"] <= 1
     assert report["config"]["seed"] == 3
     # A plain BERT folder (no sentence-transformers files): model.head=auto keeps the cross-encoder.
     assert report["head"]["head"] == "cross" and report["head"]["why"] == "not a sentence-embedding model"

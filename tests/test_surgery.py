@@ -139,3 +139,23 @@ def test_aligned_widths_are_multiples_within_tolerance(align):
             with torch.no_grad():
                 assert (small(**batch).logits - model(**batch, gates=masks.as_gates()).logits).abs().max() < 1e-5
     assert unaligned > 0  # the rounding had work to do
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_cut_agreement_is_exact_for_the_final_masks_and_sees_a_sublayer_pruning_still_ran(architecture):
+    from auxprune.surgery import cut_agreement
+
+    model = tiny_model(seed=4, **ARCHITECTURES[architecture])
+    masks = random_masks(model, 4, {"heads": 0.3, "ffn_units": 0.5, "hidden": 0.3})
+    masks.keep["heads"][0] = False  # layer 0 keeps no head: the cut removes its attention sublayer
+    masks.keep["attn_block"][0] = False
+    batch = tiny_batch(seed=4, seq=12)
+    small = cut(model, masks)
+    exact = cut_agreement(model, masks.as_gates(), small, masks, batch)
+    assert exact["embedding_cosine_min"] > 0.9999 and exact["output_max_abs_diff"] < 1e-4
+    assert exact["examples"] == batch["input_ids"].shape[0]
+    # Pruning's view: the same gate values, but no block switched off, so layer 0 still runs its LayerNorm
+    seen_in_pruning = {family: masks.values[family] * masks.keep[family] for family in ("heads", "ffn_units", "hidden")}
+    drift = cut_agreement(model, seen_in_pruning, small, masks, batch)
+    assert drift["embedding_cosine_min"] < 0.999
+    assert model.training is False and small.training is False  # modes restored (tiny_model and cut give eval)

@@ -36,7 +36,7 @@ from auxprune.sanity import check_results, check_training_set
 from auxprune.sparsity import count_parameters, dense_encoder_params, encoder_params, fewest_encoder_params
 from auxprune.speed import time_alternating, torch_runner
 from auxprune.structure import Dims
-from auxprune.surgery import cut
+from auxprune.surgery import cut, cut_agreement
 from auxprune.teacher_outputs import MB, TeacherOutputs, estimated_bytes
 from auxprune.train import (PruneResult, RunLog, epoch_batches, evaluate, fine_tune, fine_tune_aux, prune,
                             prune_aux, steps_for)
@@ -204,6 +204,8 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         report["precision_hint"] = faster_precision_hint(precision)
         report["schedule"] = schedule_report(config, len(data.train), train_loader)
         report["head"] = head
+        if job.cut_check is not None:  # None when a resumed run restored the cut model
+            report["cut_check"] = job.cut_check
         if (plan := job.teacher_outputs_plan()) is not None:
             report["distillation"]["teacher_outputs"] = plan
         report["warnings"] = warnings
@@ -265,6 +267,7 @@ class PruneJob:
         self.pruned_metrics = self.speed = None
         self.teacher_metrics = known_teacher_metrics  # measured before the checkpoint this run resumes from, or None
         self.student = self.result = self.masks = self.small = None
+        self.cut_check: dict | None = None  # the cut model against the gated student on one dev batch (cut_student)
         self.cached_teacher: TeacherOutputs | None = None
         # What stage 1 depends on (written beside its record; None: no stage 1), and the other run's stage 1 it
         # restores instead
@@ -383,7 +386,13 @@ class PruneJob:
         p = self.config.prune
         self.masks = self.result.pruner.final_structure(p.target_sparsity, p.tolerance,
                                                         **({"align": p.align} if p.align > 1 else {}))
-        self.small = cut(self.accelerator.unwrap_model(self.student), self.masks)
+        student = self.accelerator.unwrap_model(self.student)
+        self.small = cut(student, self.masks)
+        # The dev loader's first batch; its iterator draws a seed from the global generator, so the draw is undone
+        # and the run's later random numbers stay what they were without this check.
+        with torch.random.fork_rng(devices=[]):
+            batch = model_inputs(next(iter(self.dev_loader)), self.accelerator.device)
+        self.cut_check = cut_agreement(student, self.result.pruner.eval_gates(), self.small, self.masks, batch)
         if self.joint is not None:  # its heads read the kept hidden dimensions, as the cut model's head does
             self.joint.cut(self.masks, self.small.config.pooling)
 

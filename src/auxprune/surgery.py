@@ -60,3 +60,31 @@ def cut(model: AuxpruneForSequenceClassification, masks: FinalMasks) -> Auxprune
     if missing:  # a module nobody sliced would keep its random initialization
         raise RuntimeError(f"cut() did not set {', '.join(missing)}")
     return small.to(next(model.parameters()).device).train(model.training)
+
+
+@torch.no_grad()
+def cut_agreement(model: AuxpruneForSequenceClassification, gates: dict[str, torch.Tensor],
+                  small: AuxpruneForSequenceClassification, masks: FinalMasks,
+                  batch: dict[str, torch.Tensor]) -> dict[str, float | int]:
+    """How far the cut model is from the gated model as pruning left it (`gates`: the pruner's test-time gates,
+    before the structure is fixed), on one batch in eval mode: the cosine of their pooled embeddings (per
+    example, mean and smallest) and the largest difference of their outputs. `cut` is exact for the final
+    masks (tests/test_surgery.py); this measures what the final masks change: calibration to the target, and a
+    sublayer left with no heads or units, which pruning still runs (its LayerNorm, over the residual and the
+    output bias) and the cut removes. `masks`: the final masks `small` was cut with."""
+    modes = model.training, small.training
+    model.eval()
+    small.eval()
+    try:
+        gated, got = model(**batch, gates=gates), small(**batch)
+    finally:
+        model.train(modes[0])
+        small.train(modes[1])
+    expected, embeddings = gated.embeddings.float(), got.embeddings.float()
+    if embeddings.shape[-1] != expected.shape[-1]:  # pooled hidden states: the cut ones in their places, zeros around
+        kept = masks.keep["hidden"].nonzero().squeeze(-1).to(embeddings.device)
+        embeddings = embeddings.new_zeros(expected.shape).index_copy(-1, kept, embeddings)
+    cosine = nn.functional.cosine_similarity(expected, embeddings, dim=-1)
+    return {"examples": int(batch["input_ids"].shape[0]), "embedding_cosine_mean": round(float(cosine.mean()), 4),
+            "embedding_cosine_min": round(float(cosine.min()), 4),
+            "output_max_abs_diff": round(float((gated.logits.float() - got.logits.float()).abs().max()), 4)}
