@@ -168,3 +168,22 @@ def test_prune_an_mpnet_to_the_size_of_another_run(pruned_run, data_dir, tmp_pat
     assert model.config.relative_attention_num_buckets == 32 and model.config.type_vocab_size == 0
     assert [len(ids) for ids in model.config.layer_head_ids] == model.config.layer_heads
     assert count_parameters(model)["encoder_kept"] == report["params"]["encoder_kept"]
+
+
+def test_the_cut_check_changes_nothing_the_run_computes(tiny_bert, data_dir, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from auxprune import pipeline
+
+    def run(out):
+        assert main(["prune", "--model", str(tiny_bert), "--task", "glue/rte", "--data-dir", str(data_dir),
+                     "--sparsity", "0.5", "--max-train-examples", "24", "--seed", "5", "--output", str(out), *FAST,
+                     "--set", "data.max_dev_examples=16"]) == 0
+        return load_file(out / "model" / "model.safetensors"), json.loads((out / "report.json").read_text())
+
+    with_check, report = run(tmp_path / "with")
+    assert "cut_check" in report
+    monkeypatch.setattr(pipeline, "cut_agreement", lambda *args: None)
+    without, _ = run(tmp_path / "without")
+    assert with_check.keys() == without.keys()
+    assert all(bool((with_check[k] == without[k]).all()) for k in with_check)  # bit for bit

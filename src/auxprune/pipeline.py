@@ -388,8 +388,8 @@ class PruneJob:
                                                         **({"align": p.align} if p.align > 1 else {}))
         student = self.accelerator.unwrap_model(self.student)
         self.small = cut(student, self.masks)
-        # The dev loader's first batch; its iterator draws a seed from the global generator, so the draw is undone
-        # and the run's later random numbers stay what they were without this check.
+        # The dev loader's first batch, read with the global generator's state saved and restored, so that the
+        # run's later random numbers cannot depend on this check (tests/test_cli.py checks the weights bit for bit).
         with torch.random.fork_rng(devices=[]):
             batch = model_inputs(next(iter(self.dev_loader)), self.accelerator.device)
         self.cut_check = cut_agreement(student, self.result.pruner.eval_gates(), self.small, self.masks, batch)
