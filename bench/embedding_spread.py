@@ -57,6 +57,8 @@ def display(path: Path) -> str:
 
 
 def measure(run_dir: Path, count: int, data_dir: Path = DATA) -> dict:
+    if not (run_dir / "report.json").is_file():
+        sys.exit(f"embedding_spread: {display(run_dir)} has no report.json: give the folder of a finished run")
     report = json.loads((run_dir / "report.json").read_text())
     if report.get("head", {}).get("head") != "bi":
         sys.exit(f"embedding_spread: {display(run_dir)} is not a bi-encoder run (report.json head: "
