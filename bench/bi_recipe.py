@@ -79,12 +79,6 @@ VARIANTS: dict[str, list[str]] = {
 TRANSFER = {"transfer_x1": "prune_x1", "transfer_x2": "prune_x2", "transfer_x2_hidden": "prune_x2_hidden"}
 
 
-def precision_of_model(model: str) -> str:
-    """The precision a cell of `model` trains in now: MiniLM-L6 pins fp32 (TABLE_PRECISION), MPNet-base
-    bench/size_matched.py's."""
-    return size_matched.cell_precision(model)
-
-
 def method_of(variant: str) -> str:
     """The benchmark method a variant repeats: `transfer` (the --aux recipe) or `baseline`."""
     return "transfer" if variant in TRANSFER else "baseline"
@@ -148,9 +142,8 @@ def cell_command(model: str, task: str, sparsity: float | str, seed: int, out: P
 
 def run_cell(model: str, task: str, sparsity: float | str, variant: str, seed: int, threads: int | None) -> dict:
     target = "minilm_size" if model == "mpnet" else f"s{sparsity}"
-    precision = precision_of_model(model)  # in the folder's name unless fp32, as bench/size_matched.py names its own
     out = WORK / (f"{task.split('/')[-1]}_{'mpnet_' if model == 'mpnet' else ''}{target}_{variant}"
-                  f"{'' if precision == 'fp32' else '_' + precision}_seed{seed}")
+                  f"{size_matched.precision_suffix(model)}_seed{seed}")
     command = cell_command(model, task, sparsity, seed, out, method_of(variant))
     for assignment in VARIANTS[variant]:
         command += ["--set", assignment]
@@ -159,7 +152,7 @@ def run_cell(model: str, task: str, sparsity: float | str, variant: str, seed: i
                             shlex.join(command))
     return {**row, "model": model, "variant": variant, "sets": VARIANTS[variant], "schedule": report.get("schedule"),
             "structure": report.get("structure"), "params": report.get("params"), "threads": threads,
-            "precision": precision}
+            "precision": size_matched.cell_precision(model)}
 
 
 def key(r: dict) -> tuple:
@@ -281,7 +274,7 @@ def main() -> None:
             for sparsity in [MPNET_TARGET] if args.model == "mpnet" else args.sparsities:
                 for variant in args.variants:
                     cell = f"{args.model} {task} {sparsity} {variant} seed {seed}"
-                    if (args.model, task, str(sparsity), variant, seed, precision_of_model(args.model)) in {
+                    if (args.model, task, str(sparsity), variant, seed, size_matched.cell_precision(args.model)) in {
                             key(r) for r in records}:
                         print(f"[skip] {cell}: in {RESULTS.name}", flush=True)
                         continue

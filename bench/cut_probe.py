@@ -34,7 +34,7 @@ def structure_masks(model, heads: list[int], ffn: list[int], hidden: int, seed: 
     """Final masks keeping `heads[l]` heads and `ffn[l]` units of layer l and `hidden` dimensions, drawn at random."""
     import torch
 
-    from auxprune.structure import Dims, dense_masks
+    from auxprune.structure import Dims, dense_masks, make_consistent
 
     c = model.config
     masks = dense_masks(Dims(c.num_hidden_layers, c.original_num_heads, c.head_dim, c.original_ffn_size, c.hidden_size))
@@ -51,8 +51,7 @@ def structure_masks(model, heads: list[int], ffn: list[int], hidden: int, seed: 
     masks.keep["hidden"] = some(c.hidden_size, hidden)
     for family in masks.values:
         masks.values[family] = torch.rand(masks.values[family].shape, generator=g) * 0.8 + 0.2
-    masks.keep["attn_block"] &= masks.keep["heads"].any(-1)
-    masks.keep["ffn_block"] &= masks.keep["ffn_units"].any(-1)
+    make_consistent(masks.keep)
     return masks
 
 

@@ -139,8 +139,14 @@ def display(path: Path) -> str:
 
 
 def cell_name(task: str, model: str, method: str, seed: int) -> str:
-    precision = cell_precision(model)  # in the name unless fp32, so that a cell of another precision keeps its folder
-    return f"{task.split('/')[-1]}_{model}_{method}{'' if precision == 'fp32' else '_' + precision}_seed{seed}"
+    return f"{task.split('/')[-1]}_{model}_{method}{precision_suffix(model)}_seed{seed}"
+
+
+def precision_suffix(model: str) -> str:
+    """What a run folder's name says of its precision: nothing for fp32, else `_bf16`, so that a cell of another
+    precision keeps its own folder."""
+    precision = cell_precision(model)
+    return "" if precision == "fp32" else f"_{precision}"
 
 
 def cell_precision(model: str) -> str:

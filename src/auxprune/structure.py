@@ -94,7 +94,8 @@ def _top_k(scores: Tensor, k: int) -> Tensor:
     return keep
 
 
-def _make_consistent(keep: dict[str, Tensor]) -> None:
+def make_consistent(keep: dict[str, Tensor]) -> None:
+    """A block with no unit left is off, and an off block keeps no unit (in place)."""
     keep["attn_block"] &= keep["heads"].any(-1)
     keep["heads"] &= keep["attn_block"][:, None]
     keep["ffn_block"] &= keep["ffn_units"].any(-1)
@@ -117,7 +118,7 @@ def select_structure(dims: Dims, scores: dict[str, Tensor], probs: dict[str, Ten
             masks.keep[family] = _top_k(score, max(1, round(float(p.sum()))))
         else:
             masks.keep[family] = torch.stack([_top_k(row, round(float(q.sum()))) for row, q in zip(score, p)])
-    _make_consistent(masks.keep)
+    make_consistent(masks.keep)
     if target_sparsity is not None:
         _calibrate(masks, scores, target_sparsity, tolerance)
     if align > 1:
@@ -157,7 +158,7 @@ def _calibrate(masks: FinalMasks, scores: dict[str, Tensor], target: float, tole
         masks.keep[family][layer, unit] = not too_dense
         if not too_dense:  # restoring a unit of a removed block brings the block back
             masks.keep["attn_block" if family == "heads" else "ffn_block"][layer] = True
-        _make_consistent(masks.keep)
+        make_consistent(masks.keep)
     # Steps too coarse to land inside the tolerance (tiny models): keep the closest state seen.
     if abs(masks.sparsity() - target) > best_state[1]:
         masks.keep = best_state[0]
@@ -199,7 +200,7 @@ def align_widths(masks: FinalMasks, scores: dict[str, Tensor], align: int, targe
         return
     for layer, width in enumerate(masks.layer_ffn):
         _keep_top(masks, scores, "ffn_units", layer, _aligned(width, align, dims.ffn_size))
-    _make_consistent(masks.keep)
+    make_consistent(masks.keep)
     if target is None:
         return
     best = ({f: k.clone() for f, k in masks.keep.items()}, abs(masks.sparsity() - target))
