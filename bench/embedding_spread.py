@@ -30,23 +30,21 @@ DATA = ROOT.parent / "shared" / "data"
 
 
 def dev_sentences(task: str, count: int, data_dir: Path = DATA) -> list[str]:
+    from auxprune.baselines import distinct_first_sentences
     from auxprune.data.tasks import load_task
 
-    seen: dict[str, None] = {}
-    for example in load_task(task, data_dir).dev:
-        seen.setdefault(example.text_a, None)
-        if len(seen) == count:
-            break
-    return list(seen)
+    return distinct_first_sentences(load_task(task, data_dir).dev, count)
 
 
 def spread(model_dir: Path, texts: list[str]) -> dict:
-    """Mean, 5th and 95th percentile of the cosine between the embeddings of different texts."""
+    """Mean, 5th and 95th percentile of the cosine between the embeddings of different texts (the run's own
+    check, `report.json` `embedding_spread`, gives the mean)."""
+    import torch
+
+    from auxprune.baselines import off_diagonal_cosines
     from auxprune.embed import embed
 
-    vectors = embed(model_dir, texts)
-    cosines = vectors @ vectors.T
-    off_diagonal = cosines[~np.eye(len(texts), dtype=bool)]
+    off_diagonal = off_diagonal_cosines(torch.from_numpy(embed(model_dir, texts))).numpy()
     return {"mean_cosine": round(float(off_diagonal.mean()), 4),
             "p05": round(float(np.percentile(off_diagonal, 5)), 4), "p95": round(float(np.percentile(off_diagonal, 95)), 4)}
 

@@ -41,3 +41,36 @@ def test_cut_probe_draws_the_structure_it_is_given(monkeypatch):
     assert masks.keep["attn_block"].tolist() == [False, True] and masks.keep["ffn_block"].tolist() == [True, False]
     again = cut_probe.structure_masks(model, heads=[0, 3], ffn=[5, 0], hidden=20, seed=1)
     assert all(bool((masks.keep[f] == again.keep[f]).all()) for f in masks.keep)  # seeded: the same draw
+
+
+def test_empty_sublayers_pairs_share_a_teacher_and_differ_in_the_switch_alone(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import empty_sublayers
+
+    for model in empty_sublayers.MODELS:
+        skip = empty_sublayers.cell_command(model, "glue/stsb", "baseline", 1, "skip")
+        ran = empty_sublayers.cell_command(model, "glue/stsb", "baseline", 1, "run")
+        out = skip.index("--output") + 1
+        assert ran[:out] + ran[out + 1:len(skip)] == skip[:out] + skip[out + 1:]  # the same run but these flags
+        teacher = f"teacher.path={skip[out]}/teacher"
+        assert ran[len(skip):] == ["--set", "prune.skip_empty_sublayers=false", "--set", teacher]
+        assert "prune.skip_empty_sublayers=false" not in skip and not any("teacher.path" in a for a in skip)
+    mpnet = empty_sublayers.cell_command("mpnet", "glue/stsb", "baseline", 1, "skip")
+    assert mpnet[-2:] == ["--set", "prune.families=[heads,ffn_units,hidden]"] and "mpnet-base" in mpnet
+    assert "--aux" in empty_sublayers.cell_command("minilm", "glue/rte", "transfer", 2, "skip")
+
+
+def test_empty_sublayers_table_pairs_the_rules(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import empty_sublayers
+
+    def row(rule, pruned, removed, cosine, seed=1):
+        return {"model": "minilm", "task": "glue/stsb", "method": "baseline", "seed": seed, "rule": rule,
+                "metric_name": "pearson", "teacher": 0.88, "untrained": 0.87, "pruned": pruned,
+                "attention_removed": removed, "ffn_removed": 0, "cut_check": {"embedding_cosine_mean": cosine}}
+
+    rows = [row("skip", 0.85, 2, 0.99), row("run", 0.80, 3, 0.85), row("skip", 0.84, 1, 0.98, seed=2)]
+    lines = empty_sublayers.table(rows).splitlines()
+    assert lines[2] == "| minilm | glue/stsb (pearson) | baseline | 1 | 88.0 | 87.0 | 85.0 / 80.0 | +5.0 | 2 + 0 / 3 + 0 | 0.990 / 0.850 |"
+    assert lines[3].endswith("| 84.0 / - |  | 1 + 0 / - | 0.980 / - |")  # its run cell not measured yet: no difference
+    assert lines[-1] == "- minilm: skip - run +5.0 on average over 1 pair(s), 1 better, 0 worse"

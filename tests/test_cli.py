@@ -43,6 +43,7 @@ def test_prune_writes_every_output(pruned_run):
     assert report["config"]["seed"] == 3
     # A plain BERT folder (no sentence-transformers files): model.head=auto keeps the cross-encoder.
     assert report["head"]["head"] == "cross" and report["head"]["why"] == "not a sentence-embedding model"
+    assert "embedding_spread" not in report  # a cross-encoder's pooled vector is not a sentence embedding
     phases = {json.loads(line)["phase"] for line in (pruned_run / "log.jsonl").read_text().splitlines()}
     assert phases == {"teacher", "prune", "finetune"}
 

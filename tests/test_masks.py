@@ -89,3 +89,26 @@ def test_lagrangian_pushes_towards_target():
     s = torch.tensor(0.2, requires_grad=True)
     controller.penalty(s, 100).backward()
     assert s.grad.item() < 0
+
+
+def test_pruner_draws_say_which_sublayers_exist_unless_told_to_run_them():
+    from auxprune.config import build_config, parse_assignment
+    from auxprune.pruners import PRUNERS
+
+    hard_concrete = PRUNERS["hard_concrete"]
+
+    dims = Dims(num_layers=3, num_heads=4, head_dim=8, ffn_size=20, hidden_size=16)
+    config = build_config(overrides=[parse_assignment("prune.families=[heads,ffn_units]")])
+    pruner = hard_concrete(dims, config.prune, 100)
+    with torch.no_grad():
+        pruner.gate_set.log_alpha["heads"][1] = -10.0  # layer 1's heads: closed in every draw
+    torch.manual_seed(0)
+    drawn, noise_free = pruner.gates(), pruner.eval_gates()
+    for gates in (drawn, noise_free):
+        assert gates["heads"][1].eq(0).all()
+        assert gates["attn_block_keep"].tolist() == [True, False, True]
+        assert gates["ffn_block_keep"].all()
+        assert gates["attn_block_keep"].device.type == "cpu"
+    assert pruner.twin().gates()["attn_block_keep"].shape == (3,)
+    cofi = hard_concrete(dims, build_config(overrides=[parse_assignment("prune.skip_empty_sublayers=false")]).prune, 100)
+    assert not any(name.endswith("_keep") for name in cofi.gates() | cofi.eval_gates())

@@ -14,7 +14,7 @@ from auxprune.config import build_config
 from auxprune.data.batching import make_loader
 from auxprune.data.tasks import Example, TaskSpec
 from auxprune.errors import UserError
-from auxprune.sanity import check_results, check_training_set
+from auxprune.sanity import check_results, check_spread, check_training_set
 from auxprune.train import epoch_batches, steps_for
 from conftest import letter_tokenizer, tiny_model, write_tiny_bert
 
@@ -175,5 +175,29 @@ def test_run_reports_its_schedule_the_untrained_bar_and_warnings(tmp_path, data_
     bar = untrained["metrics"]["pearson"]
     below = any("below the untrained model" in w for w in report["warnings"])
     assert below == (min(report["metrics"]["teacher"]["pearson"], report["metrics"]["pruned"]["pearson"]) < bar)
+    # The bi-encoder's spread: different dev sentences' embeddings, pruned and teacher, with its warning's rule.
+    spread = report["embedding_spread"]
+    assert spread["sentences"] == 40 and -1 <= spread["pruned_mean_cosine"] <= 1 and -1 <= spread["teacher_mean_cosine"] <= 1
+    assert any("nearly the same embedding" in w for w in report["warnings"]) == bool(check_spread(spread))
     printed = " ".join(capsys.readouterr().out.split())  # rich wraps lines to the terminal
     assert "untrained" in printed and "warning:" in printed and "steps: teacher 10, prune 10" in printed
+
+
+def test_a_collapsed_bi_encoder_is_flagged_and_a_healthy_one_is_not():
+    healthy = {"sentences": 64, "pruned_mean_cosine": 0.258, "teacher_mean_cosine": 0.18}  # MPNet RTE --aux run
+    assert check_spread(healthy) == []
+    near = {**healthy, "pruned_mean_cosine": 0.747, "teacher_mean_cosine": 0.13}  # MPNet RTE hidden baseline
+    (line,) = check_spread(near)
+    assert "mean cosine 0.747 between 64 dev sentences; its teacher's 0.130" in line and "transfer.aux" in line
+    assert check_spread({**healthy, "pruned_mean_cosine": 1.0}) != []
+    assert check_spread(None) == [] and check_spread({"sentences": 3, "pruned_mean_cosine": 1.0}) == []
+
+
+def test_the_spread_is_one_for_one_vector_and_low_for_different_ones():
+    from auxprune.baselines import distinct_first_sentences, off_diagonal_cosines
+
+    same = torch.tensor([[0.6, 0.8, 0.0]]).repeat(4, 1) * torch.tensor([[1.0], [2.0], [3.0], [0.5]])  # scale ignored
+    assert torch.allclose(off_diagonal_cosines(same), torch.ones(12))
+    assert off_diagonal_cosines(torch.eye(3)).abs().max() == 0 and off_diagonal_cosines(torch.eye(3)).numel() == 6
+    examples = [Example("a", "x", 1.0), Example("b", "y", 2.0), Example("a", "z", 3.0), Example("c", "w", 0.0)]
+    assert distinct_first_sentences(examples, 3) == ["a", "b", "c"]

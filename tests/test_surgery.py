@@ -8,7 +8,7 @@ import torch
 from auxprune.pruners.hard_concrete import HardConcreteGates, final_masks
 from auxprune.structure import FAMILIES
 from auxprune.sparsity import count_parameters, encoder_params
-from auxprune.structure import FinalMasks, dense_masks
+from auxprune.structure import FinalMasks, dense_masks, make_consistent, sublayers_present
 from auxprune.surgery import cut
 from conftest import ARCHITECTURES, tiny_batch, tiny_dims, tiny_model
 
@@ -22,10 +22,7 @@ def random_masks(model, seed: int, drop: dict[str, float]) -> FinalMasks:
         masks.keep[family] = torch.rand(shape, generator=g) >= drop.get(family, 0.0)
         masks.values[family] = torch.rand(shape, generator=g) * 0.8 + 0.2
     masks.keep["hidden"][0] = True  # at least one dimension survives
-    masks.keep["attn_block"] &= masks.keep["heads"].any(-1)
-    masks.keep["heads"] &= masks.keep["attn_block"][:, None]
-    masks.keep["ffn_block"] &= masks.keep["ffn_units"].any(-1)
-    masks.keep["ffn_units"] &= masks.keep["ffn_block"][:, None]
+    make_consistent(masks.keep)
     return masks
 
 
@@ -142,20 +139,36 @@ def test_aligned_widths_are_multiples_within_tolerance(align):
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_cut_agreement_is_exact_for_the_final_masks_and_sees_a_sublayer_pruning_still_ran(architecture):
+def test_cut_agreement_is_exact_when_pruning_skips_empty_sublayers_and_sees_them_when_it_runs_them(architecture):
     from auxprune.surgery import cut_agreement
 
     model = tiny_model(seed=4, **ARCHITECTURES[architecture])
     masks = random_masks(model, 4, {"heads": 0.3, "ffn_units": 0.5, "hidden": 0.3})
     masks.keep["heads"][0] = False  # layer 0 keeps no head: the cut removes its attention sublayer
     masks.keep["attn_block"][0] = False
+    for block in ("attn_block", "ffn_block"):  # not gated by the pruner below: open
+        masks.values[block].fill_(1.0)
     batch = tiny_batch(seed=4, seq=12)
     small = cut(model, masks)
     exact = cut_agreement(model, masks.as_gates(), small, masks, batch)
     assert exact["embedding_cosine_min"] > 0.9999 and exact["output_max_abs_diff"] < 1e-4
     assert exact["examples"] == batch["input_ids"].shape[0]
-    # Pruning's view: the same gate values, but no block switched off, so layer 0 still runs its LayerNorm
-    seen_in_pruning = {family: masks.values[family] * masks.keep[family] for family in ("heads", "ffn_units", "hidden")}
-    drift = cut_agreement(model, seen_in_pruning, small, masks, batch)
-    assert drift["embedding_cosine_min"] < 0.999
+    # Pruning's view: the gated families only, as a pruner draws them.
+    drawn = {family: masks.values[family] * masks.keep[family] for family in ("heads", "ffn_units", "hidden")}
+    skipped = cut_agreement(model, drawn | sublayers_present(drawn), small, masks, batch)
+    assert skipped["embedding_cosine_min"] > 0.9999 and skipped["output_max_abs_diff"] < 1e-4
+    run_anyway = cut_agreement(model, drawn, small, masks, batch)  # CoFi's view: layer 0's LayerNorm still runs
+    assert run_anyway["embedding_cosine_min"] < 0.999
     assert model.training is False and small.training is False  # modes restored (tiny_model and cut give eval)
+
+
+def test_sublayers_present_follows_units_and_blocks():
+    heads = torch.tensor([[0.0, 0.0], [0.0, 0.3], [0.5, 1.0]])
+    units = torch.tensor([[0.2, 0.0], [0.0, 0.0], [1.0, 1.0]])
+    present = sublayers_present({"heads": heads, "ffn_units": units})
+    assert present["attn_block_keep"].tolist() == [False, True, True]
+    assert present["ffn_block_keep"].tolist() == [True, False, True]
+    with_blocks = sublayers_present({"heads": heads, "attn_block": torch.tensor([1.0, 0.0, 0.4])})
+    assert with_blocks == {"attn_block_keep": with_blocks["attn_block_keep"]}  # FFN not gated: nothing said
+    assert with_blocks["attn_block_keep"].tolist() == [False, False, True]
+    assert sublayers_present({"hidden": torch.ones(4)}) == {}

@@ -21,6 +21,7 @@ from auxprune.data.tasks import Example, TaskSpec
 
 METHOD = "cosine of the untrained model's pooled sentence embeddings"
 THRESHOLD_FIT_EXAMPLES = 1000  # training pairs used to fit a classification threshold: enough, and seconds
+SPREAD_SENTENCES = 64  # distinct dev sentences whose embeddings say whether a bi-encoder still tells them apart
 
 
 def is_sentence_embedding_model(path: Path) -> bool:
@@ -114,3 +115,30 @@ def untrained_cosine_score(encoder, tokenizer, spec: TaskSpec, train: Sequence[E
                       f"{len(fit)} training pairs)",
             "threshold": round(threshold, 6), "class1_above": above,
             "metrics": compute_metrics(spec, predictions.tolist(), labels)}
+
+
+def distinct_first_sentences(examples: Sequence[Example], count: int = SPREAD_SENTENCES) -> list[str]:
+    """The first `count` distinct first-side texts, in order: different sentences, as a spread check needs."""
+    seen: dict[str, None] = {}
+    for example in examples:
+        seen.setdefault(example.text_a, None)
+        if len(seen) == count:
+            break
+    return list(seen)
+
+
+def off_diagonal_cosines(vectors: torch.Tensor) -> torch.Tensor:
+    """The cosine between every two different rows (each pair twice), flattened."""
+    unit = F.normalize(vectors.float(), dim=-1)
+    cosines = unit @ unit.T
+    return cosines[~torch.eye(len(unit), dtype=torch.bool)]
+
+
+def embedding_spread(encoders: dict, tokenizer, texts: Sequence[str], max_len: int) -> dict:
+    """The mean cosine between the embeddings of different `texts`, per named encoder (1.0: every text maps to
+    the same vector, a collapsed bi-encoder; a healthy sentence encoder is far below)."""
+    spread = {"sentences": len(texts)}
+    for name, encoder in encoders.items():
+        vectors = sentence_embeddings(encoder, tokenizer, texts, max_len, desc=f"spread {name}")
+        spread[f"{name}_mean_cosine"] = round(float(off_diagonal_cosines(vectors).mean()), 4)
+    return spread

@@ -75,6 +75,10 @@ class PruneSection(Section):
     init_keep_prob: float = Field(0.99, gt=0, lt=1)
     tolerance: float = Field(0.005, gt=0, le=0.05, description="allowed |measured - target| sparsity")
     align: int = Field(1, ge=1, le=256, description="kept FFN units (and hidden dims) rounded to multiples of this")
+    # True: a layer whose heads (or FFN units) all draw zero is trained without that sublayer, as the cut model
+    # has none. False: its LayerNorm still runs over the residual plus the output bias (CoFi's formulation, and
+    # auxprune's until December 2026), so the cut changes the model pruning fit. bench/results/empty_sublayers.json.
+    skip_empty_sublayers: bool = True
 
     @model_validator(mode="after")
     def _one_size(self) -> "PruneSection":

@@ -16,7 +16,8 @@ import torch
 from accelerate import Accelerator
 
 from auxprune import distributed
-from auxprune.baselines import THRESHOLD_FIT_EXAMPLES, fit_threshold, is_sentence_embedding_model, pair_cosines, untrained_cosine_score
+from auxprune.baselines import (THRESHOLD_FIT_EXAMPLES, distinct_first_sentences, embedding_spread, fit_threshold,
+                                is_sentence_embedding_model, pair_cosines, untrained_cosine_score)
 from auxprune.checkpoint import Checkpoint, Checkpointer, LoopState, StopRequest, Value, restore_continuation
 from auxprune.config import RunConfig, to_yaml
 from auxprune.data.batching import encode, make_loader
@@ -32,10 +33,11 @@ from auxprune.phases import Phase, run_phases
 from auxprune.output import atomic_write_text, check_output_dir, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
 from auxprune.precision import choose_precision, faster_precision_hint, make_accelerator, precision_warnings
 from auxprune.pruners import PRUNERS, PrunerFactory
-from auxprune.sanity import check_results, check_training_set
+from auxprune.sanity import check_results, check_spread, check_training_set
 from auxprune.sparsity import count_parameters, dense_encoder_params, encoder_params, fewest_encoder_params
 from auxprune.speed import time_alternating, torch_runner
 from auxprune.structure import Dims
+from auxprune.summary import print_warnings
 from auxprune.surgery import cut, cut_agreement
 from auxprune.teacher_outputs import MB, TeacherOutputs, estimated_bytes
 from auxprune.train import (PruneResult, RunLog, epoch_batches, evaluate, fine_tune, fine_tune_aux, prune,
@@ -144,6 +146,8 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         dev_labels = [e.label for e in data.dev]
         warnings = check_training_set(data.train, spec, config.data.train_file or config.data.task, data.train_available)
         warnings += precision_warnings(config.train.precision)
+        if main:
+            print_warnings(warnings)
         aux = build_aux(config, data, tokenizer, teacher, train_loader)
         # What stage 1 depends on; None: this run has no stage 1 (the job's phases follow this)
         epochs = stage1_epochs(config)
@@ -191,11 +195,17 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                 save_model(small, tokenizer, output / "model")
                 plot_structure(small.config, output / "structure.png",
                                f"{spec.name}: sparsity {masks.sparsity():.3f} (target {config.prune.target_sparsity})")
+        spread = None
+        if head["head"] == "bi" and main:  # does the pruned bi-encoder still tell different sentences apart?
+            with timer.phase("eval"):
+                encoders = {"pruned": small.encoder, "teacher": accelerator.unwrap_model(teacher).encoder}
+                spread = embedding_spread(encoders, tokenizer, distinct_first_sentences(data.dev), config.model.max_seq_len)
         timing = timer.snapshot()
         warnings += check_results(spec.primary_metric, job.teacher_metrics, job.pruned_metrics, constant, untrained,
                                   head["head"], with_aux=bool(config.transfer.aux),
                                   teacher_lr=None if config.teacher.path else config.teacher.lr,
                                   train_sizes=(len(data.train), data.train_available))
+        warnings += check_spread(spread)
         report = build_report(config, spec, teacher, small, masks, result, job.teacher_metrics, job.pruned_metrics,
                               constant, job.speed, timing, len(data.train), len(data.dev), data.train_available)
         report["metrics"]["untrained"] = untrained["metrics"] if untrained else None
@@ -206,6 +216,8 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         report["head"] = head
         if job.cut_check is not None:  # None when a resumed run restored the cut model
             report["cut_check"] = job.cut_check
+        if spread is not None:
+            report["embedding_spread"] = spread
         if (plan := job.teacher_outputs_plan()) is not None:
             report["distillation"]["teacher_outputs"] = plan
         report["warnings"] = warnings

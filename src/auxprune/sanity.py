@@ -60,6 +60,24 @@ def check_training_set(train: list[Example], spec: TaskSpec, source: str, availa
 # this rate, and with it the bi-encoder teachers on RTE rose 0.7-4.0 points at 100-1,000 examples and MRPC's 5.4 at
 # 100 (against the quick preset's 1e-4; bench/results/teacher_lr.json).
 LOW_TEACHER_LR = 2e-5
+# A pruned bi-encoder whose sentences' spread (1 - their mean cosine) is below this share of its teacher's has
+# (nearly) collapsed: seen at 0 and 0.29 in two degenerate MPNet-base runs; 0.90-1.02 in healthy ones
+# (bench/results/embedding_spread.json).
+COLLAPSED_SPREAD_SHARE = 1 / 3
+
+
+def check_spread(spread: dict | None) -> list[str]:
+    """A warning when the pruned bi-encoder maps different sentences to (nearly) one embedding
+    (`baselines.embedding_spread` of the pruned model and its teacher)."""
+    if not spread or "pruned_mean_cosine" not in spread or "teacher_mean_cosine" not in spread:
+        return []
+    pruned, teacher = spread["pruned_mean_cosine"], spread["teacher_mean_cosine"]
+    if 1 - pruned >= COLLAPSED_SPREAD_SHARE * (1 - teacher):
+        return []
+    return [f"the pruned bi-encoder maps different sentences to nearly the same embedding (mean cosine {pruned:.3f} "
+            f"between {spread['sentences']} dev sentences; its teacher's {teacher:.3f}): its scores rest on tiny "
+            f"differences and will not hold on other data; try an auxiliary task (transfer.aux), fewer gate families "
+            f"(prune.families=[heads,ffn_units]) or a lower sparsity"]
 
 
 def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, untrained: dict | None,

@@ -94,6 +94,25 @@ def _top_k(scores: Tensor, k: int) -> Tensor:
     return keep
 
 
+def sublayers_present(gates: dict[str, Tensor]) -> dict[str, Tensor]:
+    """`attn_block_keep` and `ffn_block_keep` for gate values as the pruner drew them: a sublayer exists when
+    its block gate (if gated) is open and at least one of its units' gates (if gated) is, the rule
+    `make_consistent` applies to the final structure. Without them, a layer whose heads all draw zero still
+    runs its attention LayerNorm over the residual plus the output bias (CoFi's formulation), which the cut
+    model, having no such sublayer, does not: pruning would fit a model that is not the one deployed.
+    Returned on the CPU, so that the forward does not wait on the device once per layer to read them."""
+    present = {}
+    for block, units in (("attn_block", "heads"), ("ffn_block", "ffn_units")):
+        if block not in gates and units not in gates:
+            continue
+        on = gates[units].detach().ne(0).any(-1) if units in gates else None
+        if block in gates:
+            opened = gates[block].detach().ne(0)
+            on = opened if on is None else on & opened
+        present[f"{block}_keep"] = on
+    return {name: keep.cpu() for name, keep in present.items()}
+
+
 def make_consistent(keep: dict[str, Tensor]) -> None:
     """A block with no unit left is off, and an off block keeps no unit (in place)."""
     keep["attn_block"] &= keep["heads"].any(-1)

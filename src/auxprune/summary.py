@@ -56,11 +56,17 @@ def print_prune_summary(report: dict, output: Path) -> None:
     if report.get("transfer"):
         for line in transfer_lines(report["transfer"]):
             console.print(line)
+    print_warnings(report.get("warnings", []))
+    console.print(f"model: {output / 'model'}  report: {output / 'report.json'}  plot: {output / 'structure.png'}")
+
+
+def print_warnings(warnings: list[str]) -> None:
+    """One line each, as the summary words them: said when the run starts too, where the user can still act on
+    them (a precision that will be slow here, a training set too small), rather than only hours later."""
     from auxprune.cli import cli_wording
 
-    for warning in report.get("warnings", []):
+    for warning in warnings:
         console.print(f"[bold yellow]warning:[/] {cli_wording(warning)}")
-    console.print(f"model: {output / 'model'}  report: {output / 'report.json'}  plot: {output / 'structure.png'}")
 
 
 def head_line(head: dict) -> str:

@@ -56,13 +56,14 @@ def gated_layer_norm(x: Tensor, norm: nn.LayerNorm, gate: Tensor | None, keep: T
 
 
 def _block_is_off(gates: Gates | None, family: str, layer: int) -> bool:
-    """A gated block is skipped (residual passes through, no LayerNorm) when its gate is closed."""
-    if gates is None or family not in gates:
+    """A block is skipped (residual passes through, no LayerNorm) when its `*_keep` entry says it is absent
+    (the final masks', or a pruner's: `structure.sublayers_present`), or else when its gate is closed."""
+    if gates is None:
         return False
     keep = gates.get(f"{family}_keep")
     if keep is not None:
         return not bool(keep[layer])
-    return bool(gates[family][layer] == 0)
+    return family in gates and bool(gates[family][layer] == 0)
 
 
 def _on(index: Tensor, like: Tensor) -> Tensor:

@@ -67,7 +67,8 @@ def hard_concrete(dims: Dims, cfg, steps: int) -> Pruner:
 
     return HardConcretePruner(dims, cfg.families, cfg.init_keep_prob, target=cfg.target_sparsity,
                               warmup_steps=int(cfg.sparsity_warmup * steps), gate_lr=cfg.gate_lr,
-                              lambda1_lr=cfg.lambda1_lr, lambda2_lr=cfg.lambda2_lr)
+                              lambda1_lr=cfg.lambda1_lr, lambda2_lr=cfg.lambda2_lr,
+                              skip_empty_sublayers=cfg.skip_empty_sublayers)
 
 
 PRUNERS: dict[str, PrunerFactory] = {"hard_concrete": hard_concrete}

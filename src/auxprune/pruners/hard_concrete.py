@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from auxprune.sparsity import expected_sparsity
-from auxprune.structure import FAMILIES, Dims, FinalMasks, select_structure
+from auxprune.structure import FAMILIES, Dims, FinalMasks, select_structure, sublayers_present
 
 BETA, GAMMA, ZETA = 2.0 / 3.0, -0.1, 1.1
 LOG_ALPHA_RANGE = (-10.0, 10.0)
@@ -129,13 +129,17 @@ class HardConcretePruner(nn.Module):
     Gates learn at `gate_lr` (Adam); the multipliers ascend at their own rates: a slow lambda1
     (it integrates the gap and winds up while the gates are still saturated, so it overshoots)
     and a fast lambda2 (it acts in proportion to the gap).
+
+    `skip_empty_sublayers`: a sublayer whose heads (or FFN units) all draw zero is absent from the forward,
+    as it is from the cut model (`structure.sublayers_present`); False runs its LayerNorm still, as CoFi.
     """
 
     def __init__(self, dims: Dims, families: Iterable[str], init_keep_prob: float, *, target: float,
                  warmup_steps: int, gate_lr: float, lambda1_lr: float, lambda2_lr: float,
-                 leader: HardConcretePruner | None = None):
+                 leader: HardConcretePruner | None = None, skip_empty_sublayers: bool = True):
         super().__init__()
         self.dims, self.init_keep_prob, self.gate_lr = dims, init_keep_prob, gate_lr
+        self.skip_empty_sublayers = skip_empty_sublayers
         self.gate_set = HardConcreteGates(dims, families, init_keep_prob)
         # A twin has no multipliers of its own: it meets the leader's target at the leader's multipliers.
         object.__setattr__(self, "leader", leader)
@@ -150,10 +154,13 @@ class HardConcretePruner(nn.Module):
         return self.gate_set.families
 
     def gates(self) -> dict[str, Tensor]:
-        return self.gate_set.sample()
+        return self._with_sublayers(self.gate_set.sample())
 
     def eval_gates(self) -> dict[str, Tensor]:
-        return self.gate_set.deterministic()
+        return self._with_sublayers(self.gate_set.deterministic())
+
+    def _with_sublayers(self, gates: dict[str, Tensor]) -> dict[str, Tensor]:
+        return gates | sublayers_present(gates) if self.skip_empty_sublayers else gates
 
     def expected_sparsity(self) -> Tensor:
         return expected_sparsity(self.gate_set.keep_probabilities(), self.dims)
@@ -189,7 +196,8 @@ class HardConcretePruner(nn.Module):
     def twin(self, copy: bool = False) -> HardConcretePruner:
         """Own gates of the same families (fresh, or a copy of these) under this pruner's constraint."""
         other = HardConcretePruner(self.dims, self.families, self.init_keep_prob, target=0.0, warmup_steps=1,
-                                   gate_lr=self.gate_lr, lambda1_lr=0.0, lambda2_lr=0.0, leader=self)
+                                   gate_lr=self.gate_lr, lambda1_lr=0.0, lambda2_lr=0.0, leader=self,
+                                   skip_empty_sublayers=self.skip_empty_sublayers)
         other.to(next(self.gate_set.parameters()).device)
         if copy:
             other.gate_set.load_state_dict(self.gate_set.state_dict())
