@@ -76,7 +76,7 @@ def record(model: str, task: str, method: str, seed: int, rule: str, report: dic
             "attention_removed": sum(not layer["attention_kept"] for layer in layers),
             "ffn_removed": sum(not layer["ffn_kept"] for layer in layers),
             "heads_kept": sum(layer["heads"] for layer in layers), "hidden_kept": report["structure"]["hidden_kept"],
-            "cut_check": report.get("cut_check"), "head": report["head"]["head"], "warnings": report.get("warnings", []),
+            "cut_check": report.get("cut_check"), "embedding_spread": report.get("embedding_spread"), "head": report["head"]["head"], "warnings": report.get("warnings", []),
             "wall_s": wall, "timing_s": report["timing"], "command": command}
 
 

@@ -61,8 +61,8 @@ def check_training_set(train: list[Example], spec: TaskSpec, source: str, availa
 # 100 (against the quick preset's 1e-4; bench/results/teacher_lr.json).
 LOW_TEACHER_LR = 2e-5
 # A pruned bi-encoder whose sentences' spread (1 - their mean cosine) is below this share of its teacher's has
-# (nearly) collapsed: seen at 0 and 0.29 in two degenerate MPNet-base runs; 0.90-1.02 in healthy ones
-# (bench/results/embedding_spread.json).
+# (nearly) collapsed: 0.00 and 0.29 in the two degenerate MPNet-base runs, 0.48-0.99 in the other seven
+# (bench/results/embedding_spread.json), 0.88-0.97 in MiniLM-L6 runs at 0.9 (bench/results/empty_sublayers.json).
 COLLAPSED_SPREAD_SHARE = 1 / 3
 
 
