@@ -187,8 +187,11 @@ def test_a_collapsed_bi_encoder_is_flagged_and_a_healthy_one_is_not():
     healthy = {"sentences": 64, "pruned_mean_cosine": 0.258, "teacher_mean_cosine": 0.18}  # MPNet RTE --aux run
     assert check_spread(healthy) == []
     near = {**healthy, "pruned_mean_cosine": 0.747, "teacher_mean_cosine": 0.13}  # MPNet RTE hidden baseline
-    (line,) = check_spread(near)
+    (line,) = check_spread(near, families=("heads", "ffn_units", "hidden"))
     assert "mean cosine 0.747 between 64 dev sentences; its teacher's 0.130" in line and "transfer.aux" in line
+    assert "prune.families=[heads,ffn_units]" in line and line.endswith("or a lower sparsity")
+    (tried,) = check_spread(near, with_aux=True, families=("heads", "ffn_units"))  # remedies it has not tried
+    assert "transfer.aux" not in tried and "prune.families" not in tried and tried.endswith("try a lower sparsity")
     assert check_spread({**healthy, "pruned_mean_cosine": 1.0}) != []
     assert check_spread(None) == [] and check_spread({"sentences": 3, "pruned_mean_cosine": 1.0}) == []
 

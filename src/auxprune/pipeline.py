@@ -205,7 +205,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                                   head["head"], with_aux=bool(config.transfer.aux),
                                   teacher_lr=None if config.teacher.path else config.teacher.lr,
                                   train_sizes=(len(data.train), data.train_available))
-        warnings += check_spread(spread)
+        warnings += check_spread(spread, with_aux=bool(config.transfer.aux), families=tuple(config.prune.families))
         report = build_report(config, spec, teacher, small, masks, result, job.teacher_metrics, job.pruned_metrics,
                               constant, job.speed, timing, len(data.train), len(data.dev), data.train_available)
         report["metrics"]["untrained"] = untrained["metrics"] if untrained else None

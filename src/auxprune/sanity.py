@@ -66,18 +66,21 @@ LOW_TEACHER_LR = 2e-5
 COLLAPSED_SPREAD_SHARE = 1 / 3
 
 
-def check_spread(spread: dict | None) -> list[str]:
+def check_spread(spread: dict | None, with_aux: bool = False, families: tuple[str, ...] = ()) -> list[str]:
     """A warning when the pruned bi-encoder maps different sentences to (nearly) one embedding
-    (`baselines.embedding_spread` of the pruned model and its teacher)."""
+    (`baselines.embedding_spread` of the pruned model and its teacher). `with_aux`, `families`: the run's, so
+    that the remedies are ones it has not tried (with --aux, the hidden-family MPNet runs kept their spread)."""
     if not spread or "pruned_mean_cosine" not in spread or "teacher_mean_cosine" not in spread:
         return []
     pruned, teacher = spread["pruned_mean_cosine"], spread["teacher_mean_cosine"]
     if 1 - pruned >= COLLAPSED_SPREAD_SHARE * (1 - teacher):
         return []
+    remedies = ([] if with_aux else ["an auxiliary task (transfer.aux)"]) + (
+        ["fewer gate families (prune.families=[heads,ffn_units])"] if set(families) - {"heads", "ffn_units"} else [])
     return [f"the pruned bi-encoder maps different sentences to nearly the same embedding (mean cosine {pruned:.3f} "
             f"between {spread['sentences']} dev sentences; its teacher's {teacher:.3f}): its scores rest on tiny "
-            f"differences and will not hold on other data; try an auxiliary task (transfer.aux), fewer gate families "
-            f"(prune.families=[heads,ffn_units]) or a lower sparsity"]
+            f"differences and will not hold on other data; try {', '.join(remedies) + ' or ' if remedies else ''}"
+            f"a lower sparsity"]
 
 
 def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, untrained: dict | None,
