@@ -45,7 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
 import bi_encoder  # noqa: E402
 import size_matched  # noqa: E402
-from prune_cell import TABLE_PRECISION, TABLE_RECIPE, run_prune  # noqa: E402
+from prune_cell import TABLE_PRECISION, TABLE_RECIPE, TABLE_VIEW, run_prune  # noqa: E402
 from results_file import add_record, machine  # noqa: E402
 from transfer_limited_data import aux_sets  # noqa: E402
 
@@ -136,7 +136,7 @@ def cell_command(model: str, task: str, sparsity: float | str, seed: int, out: P
         return command + teacher
     return ["auxprune", "prune", "--task", task, "--sparsity", str(sparsity), "--max-train-examples",
             str(bi_encoder.EXAMPLES), "--seed", str(seed), "--output", str(out.relative_to(ROOT)), "--overwrite",
-            *bi_encoder.HEAD, *(aux_sets(task) + TABLE_RECIPE if method == "transfer" else []), *TABLE_PRECISION,
+            *bi_encoder.HEAD, *(aux_sets(task) + TABLE_RECIPE if method == "transfer" else []), *TABLE_PRECISION, *TABLE_VIEW,
             *teacher]
 
 

@@ -60,9 +60,11 @@ def cell_command(model: str, task: str, method: str, seed: int, rule: str) -> li
         command = ["auxprune", "prune", "--task", task, "--sparsity", str(MINILM_SPARSITY), "--max-train-examples",
                    str(EXAMPLES), "--seed", str(seed), "--output", out, "--overwrite",
                    *(aux_sets(task) if method == "transfer" else [])]
+    # Said in both cells: size_matched's command pins CoFi's view for its own table (prune_cell.TABLE_SCHEDULE).
+    command += ["--set", f"prune.skip_empty_sublayers={'true' if rule == 'skip' else 'false'}"]
     if rule == "run":
         teacher = size_matched.display(WORK / cell_name(model, task, method, seed, "skip") / "teacher")
-        command += ["--set", "prune.skip_empty_sublayers=false", "--set", f"teacher.path={teacher}"]
+        command += ["--set", f"teacher.path={teacher}"]
     return command
 
 

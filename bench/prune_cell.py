@@ -34,7 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # small_data_default.py, size_matched.py): the quick preset's 6 pruning epochs (192 steps at 1,000 examples)
 # until 2026-12-01, when bench/bi_recipe.py measured 12 better or level at every point it ran and the default
 # moved to 12. Their remaining cells keep 6, so that each table stays one protocol; bi_recipe.json has the new default.
-TABLE_SCHEDULE = ["--set", "prune.epochs=6"]
+# Their pruning also keeps CoFi's view of an emptied sublayer (its LayerNorm still runs), the only one until
+# 2026-12-07, when bench/empty_sublayers.py measured the cut model's view level or better and it became the default.
+TABLE_VIEW = ["--set", "prune.skip_empty_sublayers=false"]
+TABLE_SCHEDULE = ["--set", "prune.epochs=6", *TABLE_VIEW]
 # Their precision, pinned: fp32, the default, in which every table was measured; written out so that a change of
 # default, or `train.precision=auto` on a CPU that multiplies bf16, cannot move a cell out of its table's protocol.
 TABLE_PRECISION = ["--set", "train.precision=fp32"]

@@ -51,12 +51,12 @@ def test_empty_sublayers_pairs_share_a_teacher_and_differ_in_the_switch_alone(mo
         skip = empty_sublayers.cell_command(model, "glue/stsb", "baseline", 1, "skip")
         ran = empty_sublayers.cell_command(model, "glue/stsb", "baseline", 1, "run")
         out = skip.index("--output") + 1
-        assert ran[:out] + ran[out + 1:len(skip)] == skip[:out] + skip[out + 1:]  # the same run but these flags
-        teacher = f"teacher.path={skip[out]}/teacher"
-        assert ran[len(skip):] == ["--set", "prune.skip_empty_sublayers=false", "--set", teacher]
-        assert "prune.skip_empty_sublayers=false" not in skip and not any("teacher.path" in a for a in skip)
+        assert ran[:out] + ran[out + 1:len(skip) - 1] == skip[:out] + skip[out + 1:-1]  # the same run but the switch
+        assert skip[-2:] == ["--set", "prune.skip_empty_sublayers=true"]  # said last: it overrides a table's pin
+        assert ran[len(skip) - 2:] == ["--set", "prune.skip_empty_sublayers=false", "--set", f"teacher.path={skip[out]}/teacher"]
+        assert not any("teacher.path" in a for a in skip)
     mpnet = empty_sublayers.cell_command("mpnet", "glue/stsb", "baseline", 1, "skip")
-    assert mpnet[-2:] == ["--set", "prune.families=[heads,ffn_units,hidden]"] and "mpnet-base" in mpnet
+    assert mpnet[-4:-2] == ["--set", "prune.families=[heads,ffn_units,hidden]"] and "mpnet-base" in mpnet
     assert "--aux" in empty_sublayers.cell_command("minilm", "glue/rte", "transfer", 2, "skip")
 
 
