@@ -2,11 +2,12 @@
 
 1. Surgery: the cut model against the gated model with the same final masks (what tests/test_surgery.py
    checks on tiny configs), largest difference over the output states.
-2. Pruning's view: while pruning, a layer whose heads all sample to zero still applies its attention
-   LayerNorm (to the residual plus the output projection's bias; `attn_block` is not a pruned family by
-   default), and an FFN sublayer with no units the same; the cut removes such sublayers. This compares the
-   sentence embeddings of the cut model with those of the gated model that keeps them (cosine per sentence),
-   with the hidden gate and without it.
+2. CoFi's view of pruning (`prune.skip_empty_sublayers=false`; auxprune's only one until 2026-12-07): a layer
+   whose heads all sample to zero still applies its attention LayerNorm (to the residual plus the output
+   projection's bias; `attn_block` is not a pruned family by default), and an FFN sublayer with no units the
+   same; the cut removes such sublayers. This compares the sentence embeddings of the cut model with those of
+   the gated model that keeps them (cosine per sentence), with the hidden gate and without it. (The default
+   view now skips them, as the cut does; the runs' own `cut_check` measures that.)
 The structure (heads and FFN units per layer, hidden dimensions kept) is given, e.g. a pruned run's; which
 units are kept is drawn at random (seeded), the gate values uniform in [0.2, 1].
 
@@ -94,7 +95,7 @@ def probe(model_dir: Path, task: str, heads: list[int], ffn: list[int], hidden: 
             index = m.keep["hidden"].nonzero().squeeze(-1)
             cut_embeddings = embeddings(states(cut(model, m).eval().encoder))
             trained = copy.deepcopy(m)
-            trained.keep["attn_block"][:] = True  # as pruning sees it: the sublayers with no heads keep their LayerNorm
+            trained.keep["attn_block"][:] = True  # as CoFi's view sees it: the sublayers with no heads keep their LayerNorm
             trained.keep["ffn_block"][:] = True
             cosine = (cut_embeddings * embeddings(states(model.encoder, trained.as_gates())[..., index])).sum(-1)
             row[name] = {"mean_cosine": round(float(cosine.mean()), 4), "min_cosine": round(float(cosine.min()), 4),

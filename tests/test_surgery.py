@@ -169,6 +169,6 @@ def test_sublayers_present_follows_units_and_blocks():
     assert present["attn_block_keep"].tolist() == [False, True, True]
     assert present["ffn_block_keep"].tolist() == [True, False, True]
     with_blocks = sublayers_present({"heads": heads, "attn_block": torch.tensor([1.0, 0.0, 0.4])})
-    assert with_blocks == {"attn_block_keep": with_blocks["attn_block_keep"]}  # FFN not gated: nothing said
+    assert set(with_blocks) == {"attn_block_keep"}  # FFN not gated: nothing said
     assert with_blocks["attn_block_keep"].tolist() == [False, False, True]
     assert sublayers_present({"hidden": torch.ones(4)}) == {}

@@ -69,10 +69,10 @@ def cut_agreement(model: AuxpruneForSequenceClassification, gates: dict[str, tor
     """How far the cut model is from the gated model as pruning left it (`gates`: the pruner's test-time gates,
     before the structure is fixed), on one batch in eval mode: the cosine of their pooled embeddings (per
     example, mean and smallest) and the largest difference of their outputs. `cut` is exact for the final
-    masks (tests/test_surgery.py); this measures what the final masks change: calibration to the target (units added
-    or dropped to land on it) and, with `prune.skip_empty_sublayers=false`,
-    a sublayer left with no heads or units, which that pruning still runs (its LayerNorm, over the residual and the
-    output bias) and the cut removes. `masks`: the final masks `small` was cut with."""
+    masks (tests/test_surgery.py); this measures what the final masks change: calibration to the target (units
+    added or dropped to land on it) and, with `prune.skip_empty_sublayers=false`, a sublayer left with no heads or
+    units, which that pruning still runs (its LayerNorm, over the residual and the output bias) and the cut
+    removes. `masks`: the final masks `small` was cut with."""
     modes = model.training, small.training
     model.eval()
     small.eval()
