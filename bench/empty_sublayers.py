@@ -12,7 +12,9 @@ trains the dense teacher, the `run` cell prunes that same teacher (`teacher.path
   limited-data protocol), where pruning empties sublayers;
 - `mpnet`: all-mpnet-base-v2 pruned to MiniLM-L6's size as bench/size_matched.py's cell, with 12 pruning epochs
   and the hidden family (bench/bi_recipe.py's `prune_x2_hidden`), the recipe whose STS-B model collapsed.
-`--methods transfer` adds the --aux recipe (the transfer benchmark's auxiliary data).
+`--methods transfer` adds the --aux recipe (the transfer benchmark's auxiliary data). `--precision fp32` trains
+the MPNet cells in fp32 instead of size_matched's bf16 (on a CPU without bf16 instructions, where bf16 autocast is
+emulated and many times slower); such a pair has its own folders and records and says so in the table.
 
     python bench/empty_sublayers.py --models minilm --tasks glue/stsb glue/mrpc glue/rte --seeds 1 --threads 1
     python bench/empty_sublayers.py --table
@@ -45,17 +47,24 @@ EXAMPLES = 1000
 MPNET_RECIPE = "prune_x2_hidden"
 
 
-def cell_name(model: str, task: str, method: str, seed: int, rule: str) -> str:
-    return f"{task.split('/')[-1]}_{model}_{method}_seed{seed}_{rule}"
+def precision_suffix(model: str, precision: str | None) -> str:
+    """Nothing for a cell in its model's usual precision (size_matched's), else `_fp32` or `_bf16`."""
+    return "" if precision in (None, size_matched.cell_precision(model)) else f"_{precision}"
 
 
-def cell_command(model: str, task: str, method: str, seed: int, rule: str) -> list[str]:
-    out = size_matched.display(WORK / cell_name(model, task, method, seed, rule))
+def cell_name(model: str, task: str, method: str, seed: int, rule: str, precision: str | None = None) -> str:
+    return f"{task.split('/')[-1]}_{model}{precision_suffix(model, precision)}_{method}_seed{seed}_{rule}"
+
+
+def cell_command(model: str, task: str, method: str, seed: int, rule: str, precision: str | None = None) -> list[str]:
+    out = size_matched.display(WORK / cell_name(model, task, method, seed, rule, precision))
     if model == "mpnet":
         command = size_matched.cell_command(task, "mpnet", method, seed)
         command[command.index("--output") + 1] = out
         for assignment in VARIANTS[MPNET_RECIPE]:
             command += ["--set", assignment]
+        if precision_suffix(model, precision):  # the later --set wins over size_matched's
+            command += ["--set", f"train.precision={precision}"]
     else:
         command = ["auxprune", "prune", "--task", task, "--sparsity", str(MINILM_SPARSITY), "--max-train-examples",
                    str(EXAMPLES), "--seed", str(seed), "--output", out, "--overwrite",
@@ -63,16 +72,18 @@ def cell_command(model: str, task: str, method: str, seed: int, rule: str) -> li
     # Said in both cells: size_matched's command pins CoFi's view for its own table (prune_cell.TABLE_SCHEDULE).
     command += ["--set", f"prune.skip_empty_sublayers={'true' if rule == 'skip' else 'false'}"]
     if rule == "run":
-        teacher = size_matched.display(WORK / cell_name(model, task, method, seed, "skip") / "teacher")
+        teacher = size_matched.display(WORK / cell_name(model, task, method, seed, "skip", precision) / "teacher")
         command += ["--set", f"teacher.path={teacher}"]
     return command
 
 
-def record(model: str, task: str, method: str, seed: int, rule: str, report: dict, wall: float, command: str) -> dict:
+def record(model: str, task: str, method: str, seed: int, rule: str, report: dict, wall: float, command: str,
+           precision: str | None = None) -> dict:
     m = report["metrics"]
     primary = m["primary"]
     layers = report["structure"]["layers"]
-    return {"model": model, "task": task, "method": method, "seed": seed, "rule": rule, "metric_name": primary,
+    return {"model": model, "task": task, "method": method, "seed": seed, "rule": rule,
+            "precision": precision or size_matched.cell_precision(model), "metric_name": primary,
             "teacher": m["teacher"][primary], "pruned": m["pruned"][primary],
             "untrained": (m.get("untrained") or {}).get(primary), "measured_sparsity": report["sparsity"],
             "attention_removed": sum(not layer["attention_kept"] for layer in layers),
@@ -83,24 +94,31 @@ def record(model: str, task: str, method: str, seed: int, rule: str, report: dic
 
 
 def key(r: dict) -> tuple:
-    return r["model"], r["task"], r["method"], r["seed"], r["rule"]
+    return model_label(r), r["task"], r["method"], r["seed"], r["rule"]
+
+
+def model_label(r: dict) -> str:
+    """The model, with its precision when not its usual one (records from before the option have none)."""
+    precision = r.get("precision")
+    return r["model"] + (f" ({precision})" if precision_suffix(r["model"], precision) else "")
 
 
 def records() -> list[dict]:
     return json.loads(RESULTS.read_text()).get("records", []) if RESULTS.is_file() else []
 
 
-def run(models, tasks, methods, seeds, threads) -> None:
+def run(models, tasks, methods, seeds, threads, precision: str | None = None) -> None:
     for model in models:
         for task in tasks:
             for method in methods:
                 for seed in seeds:
                     for rule in RULES:
-                        out = WORK / cell_name(model, task, method, seed, rule)
-                        command = cell_command(model, task, method, seed, rule)
+                        cell_precision = precision if model == "mpnet" else None  # MiniLM cells are fp32 anyway
+                        out = WORK / cell_name(model, task, method, seed, rule, cell_precision)
+                        command = cell_command(model, task, method, seed, rule, cell_precision)
                         report, wall, ran = run_prune(out, command, threads, out.name, resume_as=size_matched.display(out))
                         row = record(model, task, method, seed, rule, report,
-                                     wall if ran else report["timing"]["total"], shlex.join(command))
+                                     wall if ran else report["timing"]["total"], shlex.join(command), cell_precision)
                         add_record(RESULTS, {**row, "threads": threads}, row["command"], key, {
                             "protocol": "each pair: the same command but prune.skip_empty_sublayers (skip: true, trains "
                                         "the teacher; run: false, prunes that teacher via teacher.path); minilm: "
@@ -120,7 +138,7 @@ def table(rows: list[dict]) -> str:
              "| sublayers removed (attention + FFN): skip / run | cut check, mean embedding cosine: skip / run |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     by_key = {key(r): r for r in rows}
-    pairs = sorted({key(r)[:4] for r in rows}, key=lambda k: (MODELS.index(k[0]), TASKS.index(k[1]), k[2], k[3]))
+    pairs = sorted({key(r)[:4] for r in rows}, key=lambda k: (k[0], TASKS.index(k[1]), k[2], k[3]))
     differences: dict[str, list[float]] = {}
     for pair in pairs:
         skip, ran = by_key.get(pair + ("skip",)), by_key.get(pair + ("run",))
@@ -153,12 +171,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=["baseline"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1])
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--precision", choices=("bf16", "fp32"), default=None,
+                        help="the MPNet cells' training precision (default: size_matched's, bf16)")
     parser.add_argument("--table", action="store_true", help="print the table from the results file")
     args = parser.parse_args(argv)
     if args.table:
         print(table(records()))
         return
-    run(args.models, args.tasks, args.methods, args.seeds, args.threads)
+    run(args.models, args.tasks, args.methods, args.seeds, args.threads, args.precision)
     print(table(records()))
 
 

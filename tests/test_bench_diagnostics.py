@@ -60,6 +60,22 @@ def test_empty_sublayers_pairs_share_a_teacher_and_differ_in_the_switch_alone(mo
     assert "--aux" in empty_sublayers.cell_command("minilm", "glue/rte", "transfer", 2, "skip")
 
 
+def test_empty_sublayers_fp32_mpnet_pair_has_its_own_folders(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import empty_sublayers
+
+    usual = empty_sublayers.cell_command("mpnet", "glue/stsb", "baseline", 1, "skip")
+    fp32 = empty_sublayers.cell_command("mpnet", "glue/stsb", "baseline", 1, "skip", "fp32")
+    assert empty_sublayers.cell_command("mpnet", "glue/stsb", "baseline", 1, "skip", "bf16") == usual
+    assert fp32[-4:-2] == ["--set", "train.precision=fp32"]  # after size_matched's bf16, so it wins
+    assert fp32[fp32.index("--output") + 1].endswith("stsb_mpnet_fp32_baseline_seed1_skip")
+    ran = empty_sublayers.cell_command("mpnet", "glue/stsb", "baseline", 1, "run", "fp32")
+    assert ran[-1].endswith("stsb_mpnet_fp32_baseline_seed1_skip/teacher")
+    assert empty_sublayers.model_label({"model": "mpnet", "precision": "fp32"}) == "mpnet (fp32)"
+    assert empty_sublayers.model_label({"model": "mpnet", "precision": "bf16"}) == "mpnet"
+    assert empty_sublayers.model_label({"model": "minilm"}) == "minilm"  # records from before the option
+
+
 def test_empty_sublayers_table_pairs_the_rules(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     import empty_sublayers
