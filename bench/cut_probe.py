@@ -24,8 +24,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
-from embedding_spread import DATA, dev_sentences, display  # noqa: E402
-from results_file import add_record, machine  # noqa: E402
+from embedding_spread import DATA, dev_sentences  # noqa: E402
+from results_file import add_record, display, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "cut_probe.json"

@@ -40,6 +40,7 @@ import torch
 
 from auxprune.output import write_json
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
+from results_file import display  # noqa: E402
 from speed import baseline_for  # noqa: E402  (bench/speed.py: the run's dense teacher)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,10 +51,6 @@ ALIGN_BASE = WORK / "bi_encoder" / "stsb_bi_s0.9_baseline_seed1"
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime-int8")
 SHAPES = ("1x128", "8x128", "32x128")
 
-
-def display(path: Path) -> str:
-    path = Path(path).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 def finished(run: Path) -> bool:
     report = run / "report.json"

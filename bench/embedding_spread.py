@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
-from results_file import add_record, machine  # noqa: E402
+from results_file import add_record, display, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "embedding_spread.json"
@@ -47,11 +47,6 @@ def spread(model_dir: Path, texts: list[str]) -> dict:
     off_diagonal = off_diagonal_cosines(torch.from_numpy(embed(model_dir, texts))).numpy()
     return {"mean_cosine": round(float(off_diagonal.mean()), 4),
             "p05": round(float(np.percentile(off_diagonal, 5)), 4), "p95": round(float(np.percentile(off_diagonal, 95)), 4)}
-
-
-def display(path: Path) -> str:
-    path = Path(path).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def measure(run_dir: Path, count: int, data_dir: Path = DATA) -> dict:

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench script
 import size_matched  # noqa: E402
 from bi_recipe import VARIANTS  # noqa: E402
 from prune_cell import run_prune  # noqa: E402
-from results_file import add_record, machine  # noqa: E402
+from results_file import add_record, display, machine  # noqa: E402
 from transfer_limited_data import aux_sets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def cell_name(model: str, task: str, method: str, seed: int, rule: str, precisio
 
 
 def cell_command(model: str, task: str, method: str, seed: int, rule: str, precision: str | None = None) -> list[str]:
-    out = size_matched.display(WORK / cell_name(model, task, method, seed, rule, precision))
+    out = display(WORK / cell_name(model, task, method, seed, rule, precision))
     if model == "mpnet":
         command = size_matched.cell_command(task, "mpnet", method, seed)
         command[command.index("--output") + 1] = out
@@ -72,7 +72,7 @@ def cell_command(model: str, task: str, method: str, seed: int, rule: str, preci
     # Said in both cells: size_matched's command pins CoFi's view for its own table (prune_cell.TABLE_SCHEDULE).
     command += ["--set", f"prune.skip_empty_sublayers={'true' if rule == 'skip' else 'false'}"]
     if rule == "run":
-        teacher = size_matched.display(WORK / cell_name(model, task, method, seed, "skip", precision) / "teacher")
+        teacher = display(WORK / cell_name(model, task, method, seed, "skip", precision) / "teacher")
         command += ["--set", f"teacher.path={teacher}"]
     return command
 
@@ -116,7 +116,7 @@ def run(models, tasks, methods, seeds, threads, precision: str | None = None) ->
                         cell_precision = precision if model == "mpnet" else None  # MiniLM cells are fp32 anyway
                         out = WORK / cell_name(model, task, method, seed, rule, cell_precision)
                         command = cell_command(model, task, method, seed, rule, cell_precision)
-                        report, wall, ran = run_prune(out, command, threads, out.name, resume_as=size_matched.display(out))
+                        report, wall, ran = run_prune(out, command, threads, out.name, resume_as=display(out))
                         row = record(model, task, method, seed, rule, report,
                                      wall if ran else report["timing"]["total"], shlex.join(command), cell_precision)
                         add_record(RESULTS, {**row, "threads": threads}, row["command"], key, {

@@ -60,7 +60,7 @@ import yaml
 from auxprune.output import write_json
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
 from prune_cell import TABLE_PRECISION, TABLE_RECIPE, TABLE_SCHEDULE, run_prune  # noqa: E402
-from results_file import add_record, machine  # noqa: E402
+from results_file import add_record, display, machine  # noqa: E402
 from transfer_limited_data import AUX, aux_sets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,14 +78,6 @@ FROM_BI_BENCH = 1000  # examples whose cells are bench/bi_encoder.py's (not run 
 FROM_TRANSFER_BENCH = FROM_BI_BENCH  # the cross-encoder history's 1,000-example cells (transfer benchmark)
 SEEDS_AT = {4000: (1,)}  # the issue: seeds 1-3 at 100 and 300, seed 1 at 4,000
 METHODS = ("baseline", "transfer")
-
-
-def display(path: Path) -> str:
-    """A results file as the `source` field names it (relative to the repository where it can be)."""
-    try:
-        return str(path.relative_to(ROOT))
-    except ValueError:
-        return str(path)
 
 
 def cell_name(task: str, examples: int, method: str, seed: int) -> str:

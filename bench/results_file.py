@@ -14,6 +14,14 @@ import torch
 
 from auxprune.output import write_json
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def display(path: Path) -> str:
+    """`path` as records and commands name it: relative to the repository where it lies inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
 
 def machine() -> dict:
     return {"platform": platform.platform(), "torch": torch.__version__, "cpu_count": os.cpu_count()}

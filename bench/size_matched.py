@@ -70,7 +70,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
 import bi_encoder  # noqa: E402
 from prune_cell import TABLE_PRECISION, TABLE_SCHEDULE, run_prune  # noqa: E402
-from results_file import add_record, machine  # noqa: E402
+from results_file import add_record, display, machine  # noqa: E402
 from transfer_limited_data import AUX, AUX_EXAMPLES, aux_sets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,11 +131,6 @@ ON_REQUEST_ROWS = ("mpnet_pruned_aux_in_pruning", *RECIPE_ROWS)
 # parameters are that row's when not measured for this one.
 SAME_AS = {"minilm_untrained": "minilm_dense", "minilm_transfer": "minilm_dense", "mpnet_untrained": "mpnet_dense",
            "mpnet_dense_transfer": "mpnet_dense"}
-
-
-def display(path: Path) -> str:
-    path = Path(path).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def cell_name(task: str, model: str, method: str, seed: int) -> str:

@@ -66,6 +66,9 @@ def test_a_transfer_cell_that_trains_its_teacher_starts_from_the_seeds_stage1_wh
     monkeypatch.setattr(script.curve, "WORK", tmp_path / "curve")
     monkeypatch.setattr(script, "ROOT", tmp_path)
     monkeypatch.setattr(script.curve, "ROOT", tmp_path)
+    import results_file  # names folders relative to the repository (results_file.display)
+
+    monkeypatch.setattr(results_file, "ROOT", tmp_path)
     commands = []
     monkeypatch.setattr(script, "run_prune", lambda out, command, threads, name: (commands.append(command) or {}, 1.0, None))
 
