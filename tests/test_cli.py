@@ -152,8 +152,9 @@ def test_prune_to_a_parameter_count(tiny_bert, data_dir, tmp_path, capsys):
     assert saved["target_params"] == 6789 and saved["target_sparsity"] == 0.5  # reruns to the same target
 
 
-def test_prune_an_mpnet_to_the_size_of_another_run(pruned_run, data_dir, tmp_path):
-    """A tiny MPNet end to end (gates, cut, fine-tune, save), to the encoder size of the pruned tiny BERT."""
+def test_prune_an_mpnet_to_the_size_of_another_run(pruned_run, data_dir, tmp_path, capsys):
+    """A tiny MPNet end to end (gates, cut, fine-tune, save), to the encoder size of the pruned tiny BERT, and
+    timed beside that model (another architecture and tokenizer)."""
     mpnet = tmp_path / "mpnet"
     write_tiny_mpnet(mpnet)
     kept = json.loads((pruned_run / "report.json").read_text())["params"]["encoder_kept"]
@@ -169,6 +170,11 @@ def test_prune_an_mpnet_to_the_size_of_another_run(pruned_run, data_dir, tmp_pat
     assert model.config.relative_attention_num_buckets == 32 and model.config.type_vocab_size == 0
     assert [len(ids) for ids in model.config.layer_head_ids] == model.config.layer_heads
     assert count_parameters(model)["encoder_kept"] == report["params"]["encoder_kept"]
+    reference = report["speed"]["reference"]
+    assert reference["model"] == str(pruned_run) and reference["latency_ms"] > 0 and reference["pruned_latency_ms"] > 0
+    assert reference["speedup"] == pytest.approx(reference["latency_ms"] / reference["pruned_latency_ms"], rel=0.02)
+    assert "speed beside " in capsys.readouterr().out
+    assert f"Beside {pruned_run}, whose encoder size" in (out / "model" / "README.md").read_text()
 
 
 def test_the_cut_check_changes_nothing_the_run_computes(tiny_bert, data_dir, tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ from auxprune.config import build_config
 from auxprune.data.batching import make_loader
 from auxprune.data.tasks import Example, TaskSpec
 from auxprune.errors import UserError
-from auxprune.sanity import check_results, check_spread, check_training_set
+from auxprune.sanity import check_reference_speed, check_results, check_spread, check_training_set
 from auxprune.train import epoch_batches, steps_for
 from conftest import letter_tokenizer, tiny_model, write_tiny_bert
 
@@ -204,3 +204,16 @@ def test_the_spread_is_one_for_one_vector_and_low_for_different_ones():
     assert off_diagonal_cosines(torch.eye(3)).abs().max() == 0 and off_diagonal_cosines(torch.eye(3)).numel() == 6
     examples = [Example("a", "x", 1.0), Example("b", "y", 2.0), Example("a", "z", 3.0), Example("c", "w", 0.0)]
     assert distinct_first_sentences(examples, 3) == ["a", "b", "c"]
+
+
+def test_a_model_pruned_to_anothers_size_but_slower_than_it_is_flagged():
+    def speed(pruned_ms, other_ms):
+        return {"batch_size": 32, "seq_len": 40, "reference": {"model": "minilm", "latency_ms": other_ms,
+                                                               "pruned_latency_ms": pruned_ms, "speedup": other_ms / pruned_ms}}
+
+    assert check_reference_speed(None) == [] and check_reference_speed({"batch_size": 32}) == []
+    assert check_reference_speed(speed(110.0, 100.0)) == []  # within the timing's noise
+    (line,) = check_reference_speed(speed(150.0, 100.0), families=("heads", "ffn_units"))
+    assert "150 ms" in line and "minilm 100 ms" in line and "prune.families=[heads,ffn_units,hidden]" in line
+    (line,) = check_reference_speed(speed(150.0, 100.0), families=("heads", "ffn_units", "hidden"))
+    assert "prune.families" not in line and "prune.target_params" in line  # only what the run has not tried

@@ -12,8 +12,8 @@ import torch
 
 from auxprune.cli import main
 from auxprune.model.configuration import AuxpruneConfig
-from auxprune.speed import dense_config, forward_flops
-from conftest import letter_tokenizer, save_pruned
+from auxprune.speed import dense_config, fitted_inputs, forward_flops, size_reference
+from conftest import MPNET, letter_tokenizer, save_pruned, tiny_model
 
 torch.set_num_threads(1)
 
@@ -50,6 +50,31 @@ def test_dense_config_restores_the_original_shape():
                                       "layer_head_ids": [[3], [0, 1, 2, 3]]})
     dense = dense_config(mpnet)
     assert dense.layer_head_ids is None and dense.head_ids(0) == [0, 1, 2, 3] and dense.relative_attention_num_buckets == 32
+
+
+def test_the_size_reference_is_the_named_model_with_the_pruned_models_head(tmp_path):
+    """`prune.size_of`'s model, rebuilt from its config alone for timing, takes the pruned model's head, and
+    building it draws nothing from the run's random stream."""
+    reference = save_pruned(tmp_path / "run", letter_tokenizer(tmp_path / "tok"), num_labels=2)
+    pruned = tiny_model(num_labels=1, head="bi", label_range=[0.0, 5.0], **MPNET)
+    torch.manual_seed(7)
+    expected_next = torch.rand(3)
+    torch.manual_seed(7)
+    other = size_reference(tmp_path / "run", pruned)
+    assert torch.equal(torch.rand(3), expected_next)
+    assert other.config.layer_heads == reference.config.layer_heads and other.config.hidden_size == reference.config.hidden_size
+    assert (other.config.head, other.config.num_labels, other.config.label_range) == ("bi", 1, [0.0, 5.0])
+    assert not other.training
+
+
+def test_another_models_batch_is_fitted_to_its_vocabulary_segments_and_positions():
+    config = AuxpruneConfig(vocab_size=50, type_vocab_size=1, max_position_embeddings=8)
+    inputs = {"input_ids": torch.tensor([[3, 60, 49, 99, 1, 2, 3, 4, 5, 6]]), "attention_mask": torch.ones(1, 10, dtype=torch.long),
+              "token_type_ids": torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1, 1, 1]])}
+    fitted = fitted_inputs(inputs, config)
+    assert fitted["input_ids"].tolist() == [[3, 49, 49, 49, 1, 2, 3, 4]]
+    assert fitted["token_type_ids"].tolist() == [[0] * 8] and fitted["attention_mask"].shape == (1, 8)
+    assert inputs["input_ids"].shape == (1, 10)  # the pruned model's batch is left as it was
 
 
 @pytest.fixture(scope="module")

@@ -98,6 +98,10 @@ def render(report: dict, command: str | None = None) -> str:
             f"{speed.get('device', 'cpu')}, median of 5: dense teacher {speed['dense_latency_ms']} ms, pruned "
             f"{speed['pruned_latency_ms']} ms ({speed['speedup']}x). `auxprune bench` measures more shapes and runtimes.",
         ]
+        if speed.get("reference"):
+            ref = speed["reference"]
+            lines[-1] += (f" Beside {ref['model']}, whose encoder size it was pruned to (timed on the same batch): "
+                          f"{ref['pruned_latency_ms']} ms against {ref['latency_ms']} ms ({ref['speedup']}x its speed).")
     if bi:
         lines += [
             "",

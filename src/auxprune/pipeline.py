@@ -33,9 +33,9 @@ from auxprune.phases import Phase, run_phases
 from auxprune.output import atomic_write_text, check_output_dir, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
 from auxprune.precision import choose_precision, faster_precision_hint, make_accelerator, precision_warnings
 from auxprune.pruners import PRUNERS, PrunerFactory
-from auxprune.sanity import check_results, check_spread, check_training_set
+from auxprune.sanity import check_reference_speed, check_results, check_spread, check_training_set
 from auxprune.sparsity import count_parameters, dense_encoder_params, encoder_params, fewest_encoder_params
-from auxprune.speed import time_alternating, torch_runner
+from auxprune.speed import fitted_inputs, size_reference, time_alternating, torch_runner
 from auxprune.structure import Dims
 from auxprune.summary import print_warnings
 from auxprune.surgery import cut, cut_agreement
@@ -206,6 +206,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                                   teacher_lr=None if config.teacher.path else config.teacher.lr,
                                   train_sizes=(len(data.train), data.train_available))
         warnings += check_spread(spread, with_aux=bool(config.transfer.aux), families=tuple(config.prune.families))
+        warnings += check_reference_speed(job.speed, families=tuple(config.prune.families))
         report = build_report(config, spec, teacher, small, masks, result, job.teacher_metrics, job.pruned_metrics,
                               constant, job.speed, timing, len(data.train), len(data.dev), data.train_available)
         report["metrics"]["untrained"] = untrained["metrics"] if untrained else None
@@ -420,7 +421,9 @@ class PruneJob:
                                        "eval pruned")
         if self.joint is not None:
             self.aux_metrics["pruned"] = self.joint.evaluate(self.small, self.accelerator.device)
-        self.speed = measure_speed(self.teacher, self.small, self.train_loader, self.accelerator) if distributed.is_main() else None
+        if distributed.is_main():
+            self.speed = measure_speed(self.teacher, self.small, self.train_loader, self.accelerator,
+                                       reference=self.config.prune.size_of)
 
 
 def stage1_epochs(config: RunConfig) -> float:
@@ -645,16 +648,27 @@ def transfer_report(config: RunConfig, aux: AuxBranch, metrics: dict) -> dict:
     }
 
 
-def measure_speed(dense, small, loader, accelerator: Accelerator) -> dict:
-    """Forward latency of the dense teacher and the pruned model on one real training batch."""
+def measure_speed(dense, small, loader, accelerator: Accelerator, reference: str | None = None) -> dict:
+    """Forward latency of the dense teacher and the pruned model on one real training batch; with `reference`
+    (prune.size_of), also of that model beside the pruned one (`speed.reference`): the question a size target
+    asks is whether the pruned model is as fast as the one it was sized to."""
     batch = next(iter(loader))
     inputs = model_inputs(batch, accelerator.device)
     dense_s, small_s = time_alternating(torch_runner(dense.eval(), inputs), torch_runner(small.eval(), inputs),
                                         warmup=1, iterations=5)
     dense_ms, small_ms = 1000 * statistics.median(dense_s), 1000 * statistics.median(small_s)
-    return {"batch_size": int(inputs["input_ids"].shape[0]), "seq_len": int(inputs["input_ids"].shape[1]),
-            "dense_latency_ms": round(dense_ms, 2), "pruned_latency_ms": round(small_ms, 2),
-            "speedup": round(dense_ms / small_ms, 2), "device": str(accelerator.device)}
+    speed = {"batch_size": int(inputs["input_ids"].shape[0]), "seq_len": int(inputs["input_ids"].shape[1]),
+             "dense_latency_ms": round(dense_ms, 2), "pruned_latency_ms": round(small_ms, 2),
+             "speedup": round(dense_ms / small_ms, 2), "device": str(accelerator.device)}
+    if reference is not None:
+        other = size_reference(reference, small).to(accelerator.device)
+        # timed in a pair of its own with the pruned model, so the ratio compares one stretch of the machine's time
+        other_s, small_s = time_alternating(torch_runner(other, fitted_inputs(inputs, other.config)),
+                                            torch_runner(small, inputs), warmup=1, iterations=5)
+        other_ms, small_ms = 1000 * statistics.median(other_s), 1000 * statistics.median(small_s)
+        speed["reference"] = {"model": reference, "latency_ms": round(other_ms, 2), "pruned_latency_ms": round(small_ms, 2),
+                              "speedup": round(other_ms / small_ms, 2)}
+    return speed
 
 
 def peak_memory_mb() -> int | None:

@@ -83,6 +83,25 @@ def check_spread(spread: dict | None, with_aux: bool = False, families: tuple[st
             f"a lower sparsity"]
 
 
+# Five timed calls on one training batch move by several percent between runs: only a clear loss is worth a line.
+SLOWER_THAN_REFERENCE = 1.2
+
+
+def check_reference_speed(speed: dict | None, families: tuple[str, ...] = ()) -> list[str]:
+    """A warning when the model pruned to another's encoder size (prune.size_of) runs clearly slower than that
+    model (`speed.reference`, timed side by side): sized like it is not as fast as it, and its speed is usually
+    why the size was asked for. `families`: the run's, so that the remedy is one it has not tried."""
+    reference = (speed or {}).get("reference")
+    if not reference or reference["pruned_latency_ms"] <= SLOWER_THAN_REFERENCE * reference["latency_ms"]:
+        return []
+    remedies = ([] if "hidden" in families else ["narrowing the hidden size too (prune.families=[heads,ffn_units,hidden])"]
+                ) + ["a smaller target (prune.target_params=...)"]
+    return [f"the pruned model takes {reference['pruned_latency_ms']:g} ms on a training batch ({speed['batch_size']} x "
+            f"{speed['seq_len']}), {reference['model']} {reference['latency_ms']:g} ms: pruned to its encoder size, it "
+            f"is not as fast (its width and heads cost time the parameter count does not show); try "
+            f"{' or '.join(remedies)}, and time deployment shapes with `auxprune bench`"]
+
+
 def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, untrained: dict | None,
                   head: str = "cross", with_aux: bool = False, teacher_lr: float | None = None,
                   train_sizes: tuple[int, int] | None = None) -> list[str]:

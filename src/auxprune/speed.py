@@ -66,6 +66,32 @@ def dense_config(config):
                                      "layer_head_ids": None, "pooler_size": config.pooler_size})
 
 
+def size_reference(name_or_path: str | Path, like):
+    """The model `name_or_path` (what `prune.size_of` names) with random weights, which latency does not depend on,
+    and the head of `like` (the pruned model): the model a user would deploy instead. Pruned to its encoder size
+    is not the same as as fast: a 768-wide encoder with few heads and a 384-wide one with many differ."""
+    from auxprune.model.encoder import AuxpruneForSequenceClassification
+    from auxprune.model.loading import model_config
+
+    _, config = model_config(name_or_path)
+    for field in ("head", "pair_classifier", "label_range", "pooling", "task"):
+        setattr(config, field, getattr(like.config, field))
+    config.num_labels = like.config.num_labels
+    with torch.random.fork_rng():  # the run's random stream stays as it was
+        return AuxpruneForSequenceClassification(config).eval()
+
+
+def fitted_inputs(inputs: dict[str, torch.Tensor], config) -> dict[str, torch.Tensor]:
+    """Another model's batch made valid for `config`: token ids clipped to its vocabulary, token types to its
+    segments, rows cut to its positions. The same shape is what matters for timing, not the tokens."""
+    length = min(inputs["input_ids"].shape[1], config.max_positions)
+    fitted = {name: tensor[:, :length] for name, tensor in inputs.items()}
+    fitted["input_ids"] = fitted["input_ids"].clamp(max=config.vocab_size - 1)
+    if "token_type_ids" in fitted:
+        fitted["token_type_ids"] = fitted["token_type_ids"].clamp(max=max(config.type_vocab_size - 1, 0))
+    return fitted
+
+
 def default_baseline(run_dir: str | Path) -> Path | None:
     """The dense teacher of a run folder: `RUN/teacher`, else the report's `teacher.path` if it exists."""
     run = Path(run_dir)

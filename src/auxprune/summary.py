@@ -46,6 +46,8 @@ def print_prune_summary(report: dict, output: Path) -> None:
         console.print(f"precision: {report['precision_hint']}")
     if report.get("target"):
         console.print(f"size: {report['target']['why']}")
+    if speed.get("reference"):
+        console.print(reference_speed_line(speed["reference"]))
     pooling = (report.get("model") or {}).get("pooling")
     if pooling:
         console.print(f"pooling: {pooling['mode']} ({pooling['why']})")
@@ -67,6 +69,13 @@ def print_warnings(warnings: list[str]) -> None:
 
     for warning in warnings:
         console.print(f"[bold yellow]warning:[/] {cli_wording(warning)}")
+
+
+def reference_speed_line(reference: dict) -> str:
+    """The pruned model beside the model whose size it was pruned to (`speed.reference`)."""
+    return (f"speed beside {reference['model']} (its architecture, timed on the same batch): pruned "
+            f"{reference['pruned_latency_ms']:g} ms, {reference['model']} {reference['latency_ms']:g} ms "
+            f"({reference['speedup']:g}x its speed)")
 
 
 def head_line(head: dict) -> str:
