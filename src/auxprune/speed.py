@@ -68,8 +68,8 @@ def dense_config(config):
 
 def size_reference(name_or_path: str | Path, like):
     """The model `name_or_path` (what `prune.size_of` names) with random weights, which latency does not depend on,
-    and the head of `like` (the pruned model): the model a user would deploy instead. Pruned to its encoder size
-    is not the same as as fast: a 768-wide encoder with few heads and a 384-wide one with many differ."""
+    and the head of `like` (the pruned model): the model a user would deploy instead. Having its encoder size does
+    not make a model as fast: a 768-wide encoder with few heads and a 384-wide one with many differ."""
     from auxprune.model.encoder import AuxpruneForSequenceClassification
     from auxprune.model.loading import model_config
 
