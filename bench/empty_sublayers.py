@@ -11,7 +11,7 @@ trains the dense teacher, the `run` cell prunes that same teacher (`teacher.path
 - `minilm`: all-MiniLM-L6-v2 at sparsity 0.9 with today's defaults otherwise (1,000 training examples, the
   limited-data protocol), where pruning empties sublayers;
 - `mpnet`: all-mpnet-base-v2 pruned to MiniLM-L6's size as bench/size_matched.py's cell, with 12 pruning epochs
-  and the hidden family (bench/bi_recipe.py's `prune_x2_hidden`), the recipe whose STS-B model collapsed.
+  and the hidden family (bench/bi_recipe.py's `prune_x2_hidden`), the recipe whose STS-B model collapsed in bf16.
 `--methods transfer` adds the --aux recipe (the transfer benchmark's auxiliary data). `--precision fp32` trains
 the MPNet cells in fp32 instead of size_matched's bf16 (on a CPU without bf16 instructions, where bf16 autocast is
 emulated and many times slower); such a pair has its own folders and records and says so in the table.
