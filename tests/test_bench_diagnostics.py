@@ -90,3 +90,43 @@ def test_empty_sublayers_table_pairs_the_rules(monkeypatch):
     assert lines[2] == "| minilm | glue/stsb (pearson) | baseline | 1 | 88.0 | 87.0 | 85.0 / 80.0 | +5.0 | 2 + 0 / 3 + 0 | 0.990 / 0.850 |"
     assert lines[3].endswith("| 84.0 / - |  | 1 + 0 / - | 0.980 / - |")  # its run cell not measured yet: no difference
     assert lines[-1] == "- minilm: skip - run +5.0 on average over 1 pair(s), 1 better, 0 worse"
+
+
+def test_size_sweep_cells_share_one_teacher_and_time_themselves_beside_minilm(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import empty_sublayers
+    import size_sweep
+
+    monkeypatch.setattr(empty_sublayers, "WORK", tmp_path / "empty_sublayers")
+    monkeypatch.setattr(size_sweep, "WORK", tmp_path / "size_sweep")
+    # no teacher anywhere: the smallest multiple's cell trains it, the others prune it
+    teacher, exists = size_sweep.teacher_of("glue/stsb", [4, 2], 1, "fp32")
+    assert (teacher, exists) == (tmp_path / "size_sweep" / "stsb_x2_fp32_seed1" / "teacher", False)
+    first = size_sweep.cell_command("glue/stsb", 2, 1, "fp32", None)
+    assert first[first.index("--target-params") + 1] == str(2 * size_sweep.MINILM_ENCODER)
+    assert first[first.index("--speed-reference") + 1] == "minilm" and not any("teacher.path" in a for a in first)
+    later = size_sweep.cell_command("glue/stsb", 4, 1, "fp32", teacher)
+    assert later[-2:] == ["--set", f"teacher.path={teacher}"] and "train.precision=fp32" in later
+    # empty_sublayers' MPNet teacher of the same task, seed and precision is used when it exists
+    other = tmp_path / "empty_sublayers" / "stsb_mpnet_fp32_baseline_seed1_skip" / "teacher"
+    other.mkdir(parents=True)
+    (other / "config.json").write_text("{}")
+    assert size_sweep.teacher_of("glue/stsb", [2, 4], 1, "fp32") == (other, True)
+    assert size_sweep.teacher_of("glue/stsb", [2, 4], 2, "fp32")[1] is False
+
+
+def test_size_sweep_table_reads_the_runs_speed_beside_minilm(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import size_sweep
+
+    monkeypatch.setattr(size_sweep, "minilm_rows", lambda task: [("MiniLM-L6 dense", "88.9 ± 0.3 (3)")])
+    row = {"task": "glue/stsb", "multiple": 2.0, "seed": 1, "precision": "fp32", "metric_name": "pearson",
+           "teacher": 0.899, "untrained": 0.881, "pruned": 0.872, "hidden_kept": 768, "heads_kept": 30,
+           "ffn_units_kept": 9000, "params": {"encoder_kept": 21_000_000, "total": 44_900_000},
+           "speed": {"batch_size": 64, "seq_len": 11, "reference": {"speedup": 0.8, "pruned_latency_ms": 140.0,
+                                                                   "latency_ms": 112.0}}}
+    lines = size_sweep.table([row]).splitlines()
+    assert lines[2].startswith("| glue/stsb (pearson) | MiniLM-L6 dense | 88.9 ± 0.3 (3) | 10.6M |")
+    assert "| untrained MPNet-base | 88.1 (seed 1) |" in lines[3] and "| MPNet-base dense, fp32 | 89.9 (seed 1) |" in lines[4]
+    assert lines[5] == ("| glue/stsb (pearson) | MPNet-base pruned to 2x MiniLM-L6's encoder, fp32 | 87.2 (seed 1) | 21.0M "
+                        "| 44.9M | 768 | 30 | 9,000 | 0.8x (140 against 112 ms, 64 x 11) |")

@@ -125,12 +125,14 @@ def test_existing_output_is_not_overwritten(pruned_run, tiny_bert, data_dir, cap
     (["--preset", "turbo"], "preset"),
     (["--set", "prune.families=[heads,layers]"], "families"),
     (["--set", "nonsense"], "key=value"),
+    (["--speed-reference", "no/such/model", *FAST], "prune.speed_reference: no/such/model"),
 ])
 def test_bad_options_are_one_line_errors(argv, message, tiny_bert, data_dir, tmp_path, capsys):
     code = main(["prune", "--model", str(tiny_bert), "--data-dir", str(data_dir), "--output", str(tmp_path / "x"), *argv])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "x").exists()  # refused before anything is written
 
 
 TINY_ENCODER = 13578  # encoder-layer parameters of the tiny BERT and the tiny MPNet (2 x (4288 + 2501))
@@ -139,7 +141,8 @@ TINY_ENCODER = 13578  # encoder-layer parameters of the tiny BERT and the tiny M
 def test_prune_to_a_parameter_count(tiny_bert, data_dir, tmp_path, capsys):
     out = tmp_path / "rte"
     assert main(["prune", "--model", str(tiny_bert), "--task", "glue/rte", "--data-dir", str(data_dir),
-                 "--target-params", "6789", "--max-train-examples", "48", "--output", str(out), *FAST]) == 0
+                 "--target-params", "6789", "--speed-reference", str(tiny_bert), "--max-train-examples", "48",
+                 "--output", str(out), *FAST]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["target"] == {"requested_params": 6789, "size_of": None, "encoder_total": TINY_ENCODER,
                                 "target_sparsity": 0.5, "why": report["target"]["why"]}
@@ -148,6 +151,12 @@ def test_prune_to_a_parameter_count(tiny_bert, data_dir, tmp_path, capsys):
     assert report["model"]["pooling"]["mode"] == "pooler" and "pooler weights" in report["model"]["pooling"]["why"]
     printed = capsys.readouterr().out
     assert "size: prune.target_params=6789" in printed and "pooling: pooler (" in printed
+    # timed beside the model it was asked to be compared with, which it was not sized to
+    reference = report["speed"]["reference"]
+    assert reference["model"] == str(tiny_bert) and reference["sized_to"] is False and reference["latency_ms"] > 0
+    assert f"speed beside {tiny_bert}" in printed
+    card = (out / "model" / "README.md").read_text()
+    assert f"Beside {tiny_bert} (timed on the same batch)" in card and "whose encoder size" not in card
     saved = yaml.safe_load((out / "config.yaml").read_text())["prune"]
     assert saved["target_params"] == 6789 and saved["target_sparsity"] == 0.5  # reruns to the same target
 
@@ -172,6 +181,7 @@ def test_prune_an_mpnet_to_the_size_of_another_run(pruned_run, data_dir, tmp_pat
     assert count_parameters(model)["encoder_kept"] == report["params"]["encoder_kept"]
     reference = report["speed"]["reference"]
     assert reference["model"] == str(pruned_run) and reference["latency_ms"] > 0 and reference["pruned_latency_ms"] > 0
+    assert reference["sized_to"] is True
     assert reference["speedup"] == pytest.approx(reference["latency_ms"] / reference["pruned_latency_ms"], rel=0.02)
     assert "speed beside " in capsys.readouterr().out
     assert f"Beside {pruned_run}, whose encoder size" in (out / "model" / "README.md").read_text()

@@ -217,3 +217,6 @@ def test_a_model_pruned_to_anothers_size_but_slower_than_it_is_flagged():
     assert "150 ms" in line and "minilm 100 ms" in line and "prune.families=[heads,ffn_units,hidden]" in line
     (line,) = check_reference_speed(speed(150.0, 100.0), families=("heads", "ffn_units", "hidden"))
     assert "prune.families" not in line and "prune.target_params" in line  # only what the run has not tried
+    (line,) = check_reference_speed({**speed(150.0, 100.0), "reference": {**speed(150.0, 100.0)["reference"],
+                                                                          "sized_to": False}})
+    assert "slower than the model it was timed beside" in line and "encoder size" not in line

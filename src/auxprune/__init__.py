@@ -13,7 +13,8 @@ from auxprune import hf as _hf  # noqa: E402,F401 - registers AutoConfig / AutoM
 
 
 def prune(output, *, task: str | None = None, sparsity: float | None = None, target_params: int | None = None,
-          size_of: str | None = None, model: str | None = None, preset: str = "quick", config=None,
+          size_of: str | None = None, speed_reference: str | None = None, model: str | None = None,
+          preset: str = "quick", config=None,
           settings: dict | None = None, overwrite: bool = False, resume: bool = False, pruner=None) -> dict:
     """Run a prune job into the folder `output`, as `auxprune prune` does; returns its report.
 
@@ -21,8 +22,9 @@ def prune(output, *, task: str | None = None, sparsity: float | None = None, tar
     `{"prune": {"epochs": 3}, "data": {"data_dir": "data"}}`), applied last. `pruner` makes the
     pruning method, `pruner(dims, prune_section, steps)` (see `auxprune.pruners`); by default
     hard-concrete gates with the Lagrangian controller. One of `sparsity`, `target_params` (encoder-layer
-    parameters) and `size_of` (a model whose encoder size to match) says how small. With `resume`,
-    `output` is an interrupted run and its saved config is used.
+    parameters) and `size_of` (a model whose encoder size to match) says how small; `speed_reference` names a
+    model to time the pruned one beside (default: `size_of`'s). With `resume`, `output` is an interrupted run and
+    its saved config is used.
     """
     from pathlib import Path
 
@@ -38,7 +40,8 @@ def prune(output, *, task: str | None = None, sparsity: float | None = None, tar
             flags.setdefault("model", {})["name"] = model
         if task is not None:
             flags.setdefault("data", {})["task"] = task
-        for name, value in (("target_sparsity", sparsity), ("target_params", target_params), ("size_of", size_of)):
+        for name, value in (("target_sparsity", sparsity), ("target_params", target_params), ("size_of", size_of),
+                            ("speed_reference", speed_reference)):
             if value is not None:
                 flags.setdefault("prune", {})[name] = value
         run_config = build_config(preset, config, [flags, settings or {}])

@@ -29,6 +29,9 @@ def _add_prune(sub) -> None:
     size.add_argument("--size-of", metavar="MODEL",
                       help="prune the encoder layers to the size of MODEL's: 'minilm', a Hugging Face folder, or an "
                            "auxprune run")
+    p.add_argument("--speed-reference", metavar="MODEL",
+                   help="time the pruned model beside MODEL ('minilm', a Hugging Face folder, or an auxprune run) on a "
+                        "training batch (default: the --size-of model)")
     p.add_argument("--max-train-examples", type=int, help="limit the training set (stratified for classes)")
     p.add_argument("--seed", type=int)
     p.add_argument("--preset", default="quick", help="quick (CPU, minutes) or full (CoFi-like, GPU)")
@@ -149,6 +152,8 @@ def prune_config(args: argparse.Namespace):
         flags.setdefault("prune", {})["target_params"] = args.target_params
     if args.size_of is not None:
         flags.setdefault("prune", {})["size_of"] = args.size_of
+    if args.speed_reference is not None:
+        flags.setdefault("prune", {})["speed_reference"] = args.speed_reference
     if args.seed is not None:
         flags["seed"] = args.seed
     if args.aux:
@@ -193,8 +198,8 @@ def cli_wording(message: str) -> str:
 
 
 # Options that define a run: a resumed run takes them all from its saved config.yaml.
-RUN_OPTIONS = ("model", "task", "data_dir", "sparsity", "target_params", "size_of", "max_train_examples", "seed",
-               "config", "set", "output", "overwrite", "aux", "how", "what", "share", "when")
+RUN_OPTIONS = ("model", "task", "data_dir", "sparsity", "target_params", "size_of", "speed_reference",
+               "max_train_examples", "seed", "config", "set", "output", "overwrite", "aux", "how", "what", "share", "when")
 
 
 def resume_config(args: argparse.Namespace):

@@ -60,6 +60,10 @@ class PruneSection(Section):
     target_params: int | None = Field(None, ge=1, description="prune to this many encoder-layer parameters")
     size_of: str | None = Field(None, description="prune to the encoder-layer parameter count of this model: "
                                 "'minilm', a Hugging Face folder, or an auxprune run or model folder")
+    speed_reference: str | None = Field(None, description="time the pruned model beside this model (its architecture "
+                                        "with random weights, on a training batch; `speed.reference` in the report): "
+                                        "'minilm', a Hugging Face folder, or an auxprune run or model folder; "
+                                        "prune.size_of's model when empty")
     # Heads and FFN units only by default: on short CPU schedules, gating whole blocks and hidden
     # dimensions too cost far more accuracy (bench notes in README); `full` uses all five, as CoFi.
     families: list[str] = Field(default_factory=lambda: ["heads", "ffn_units"])

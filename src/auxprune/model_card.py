@@ -100,7 +100,8 @@ def render(report: dict, command: str | None = None) -> str:
         ]
         if speed.get("reference"):
             ref = speed["reference"]
-            lines[-1] += (f" Beside {ref['model']}, whose encoder size it was pruned to (timed on the same batch): "
+            whose = ", whose encoder size it was pruned to" if ref.get("sized_to", True) else ""
+            lines[-1] += (f" Beside {ref['model']}{whose} (timed on the same batch): "
                           f"{ref['pruned_latency_ms']} ms against {ref['latency_ms']} ms ({ref['speedup']}x its speed).")
     if bi:
         lines += [

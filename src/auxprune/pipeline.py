@@ -135,6 +135,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                                                       pair_classifier=head["pair_classifier"] or "cosine",
                                                       label_range=head["label_range"])
         size = size_target(config, teacher)  # sets prune.target_sparsity when a size was asked for
+        check_speed_reference(config)  # a typo is refused now, not after an hour of training
         teacher.to(accelerator.device)
         tokenizer.model_max_length = config.model.max_seq_len  # saved with the models: truncation matches training
         pad = tokenizer.pad_token_id or 0
@@ -423,7 +424,9 @@ class PruneJob:
             self.aux_metrics["pruned"] = self.joint.evaluate(self.small, self.accelerator.device)
         if distributed.is_main():
             self.speed = measure_speed(self.teacher, self.small, self.train_loader, self.accelerator,
-                                       reference=self.config.prune.size_of)
+                                       reference=speed_reference(self.config),
+                                       sized_to=self.config.prune.size_of is not None
+                                       and speed_reference(self.config) == self.config.prune.size_of)
 
 
 def stage1_epochs(config: RunConfig) -> float:
@@ -567,6 +570,21 @@ def size_target(config: RunConfig, model) -> dict | None:
             "why": f"{why}: {requested:,} of {dense:,} encoder-layer parameters, target sparsity {p.target_sparsity:.4f}"}
 
 
+def speed_reference(config: RunConfig) -> str | None:
+    """The model the pruned one is timed beside: prune.speed_reference, else the model it was sized to."""
+    return config.prune.speed_reference or config.prune.size_of
+
+
+def check_speed_reference(config: RunConfig) -> None:
+    """prune.speed_reference must name a model the run can build (prune.size_of is checked by size_target)."""
+    if config.prune.speed_reference is None:
+        return
+    try:
+        model_config(config.prune.speed_reference)
+    except UserError as err:
+        raise UserError(f"prune.speed_reference: {err}") from err
+
+
 def target_phase_steps(config: RunConfig, loader) -> dict[str, int]:
     """Optimizer steps of each target phase (0 for one that does not run), and of pruning's sparsity ramp."""
     prune_steps = steps_for(config.prune.epochs, loader, config)
@@ -648,10 +666,12 @@ def transfer_report(config: RunConfig, aux: AuxBranch, metrics: dict) -> dict:
     }
 
 
-def measure_speed(dense, small, loader, accelerator: Accelerator, reference: str | None = None) -> dict:
+def measure_speed(dense, small, loader, accelerator: Accelerator, reference: str | None = None,
+                  sized_to: bool = False) -> dict:
     """Forward latency of the dense teacher and the pruned model on one real training batch; with `reference`
-    (prune.size_of), also of that model beside the pruned one (`speed.reference`): the question a size target
-    asks is whether the pruned model is as fast as the one it was sized to."""
+    (prune.speed_reference or prune.size_of), also of that model beside the pruned one (`speed.reference`): the
+    question a size target asks is whether the pruned model is as fast as the one it was sized to (`sized_to`),
+    and a user choosing between the two asks it of any model."""
     batch = next(iter(loader))
     inputs = model_inputs(batch, accelerator.device)
     dense_s, small_s = time_alternating(torch_runner(dense.eval(), inputs), torch_runner(small.eval(), inputs),
@@ -667,7 +687,7 @@ def measure_speed(dense, small, loader, accelerator: Accelerator, reference: str
                                             torch_runner(small, inputs), warmup=1, iterations=5)
         other_ms, small_ms = 1000 * statistics.median(other_s), 1000 * statistics.median(small_s)
         speed["reference"] = {"model": reference, "latency_ms": round(other_ms, 2), "pruned_latency_ms": round(small_ms, 2),
-                              "speedup": round(other_ms / small_ms, 2)}
+                              "speedup": round(other_ms / small_ms, 2), "sized_to": sized_to}
     return speed
 
 

@@ -88,17 +88,19 @@ SLOWER_THAN_REFERENCE = 1.2
 
 
 def check_reference_speed(speed: dict | None, families: tuple[str, ...] = ()) -> list[str]:
-    """A warning when the model pruned to another's encoder size (prune.size_of) runs clearly slower than that
-    model (`speed.reference`, timed side by side): sized like it is not as fast as it, and its speed is usually
-    why the size was asked for. `families`: the run's, so that the remedy is one it has not tried."""
+    """A warning when the pruned model runs clearly slower than the model it was timed beside (`speed.reference`:
+    prune.speed_reference, else prune.size_of's): sized like it is not as fast as it, and its speed is usually
+    why the size (or the comparison) was asked for. `families`: the run's, so that the remedy is one it has not tried."""
     reference = (speed or {}).get("reference")
     if not reference or reference["pruned_latency_ms"] <= SLOWER_THAN_REFERENCE * reference["latency_ms"]:
         return []
     remedies = ([] if "hidden" in families else ["narrowing the hidden size too (prune.families=[heads,ffn_units,hidden])"]
                 ) + ["a smaller target (prune.target_params=...)"]
+    why = ("pruned to its encoder size, it is not as fast (its width and heads cost time the parameter count does not "
+           "show)" if reference.get("sized_to", True) else "it is slower than the model it was timed beside "
+           "(prune.speed_reference)")
     return [f"the pruned model takes {reference['pruned_latency_ms']:g} ms on a training batch ({speed['batch_size']} x "
-            f"{speed['seq_len']}), {reference['model']} {reference['latency_ms']:g} ms: pruned to its encoder size, it "
-            f"is not as fast (its width and heads cost time the parameter count does not show); try "
+            f"{speed['seq_len']}), {reference['model']} {reference['latency_ms']:g} ms: {why}; to be as fast, try "
             f"{' or '.join(remedies)}, and time deployment shapes with `auxprune bench`"]
 
 
