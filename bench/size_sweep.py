@@ -10,7 +10,12 @@ minilm`, the report's `speed.reference`). Every cell of one task and seed prunes
 (trained by the same command settings), else the one the sweep's first cell trains. `--precision fp32` (the
 default) suits a CPU without bf16 instructions, where bf16 autocast is emulated and many times slower.
 
+`--latency` then times each pruned model and a fine-tuned MiniLM-L6 of the same task (bench/empty_sublayers.py's
+teacher: the architecture is what counts) at deployment shapes, 1 x 128 and 32 x 128, in PyTorch and onnxruntime,
+one model at a time, as bench/size_matched.py's latency step does: run it with nothing else on the machine.
+
     python bench/size_sweep.py --tasks glue/stsb --multiples 2 4 --seeds 1 --threads 2
+    python bench/size_sweep.py --latency --tasks glue/stsb --seeds 1 --threads 1
     python bench/size_sweep.py --table
 """
 
@@ -21,6 +26,7 @@ import json
 import shlex
 import statistics
 import sys
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
@@ -66,7 +72,7 @@ def record(task: str, multiple: float, seed: int, precision: str, report: dict, 
     m = report["metrics"]
     primary = m["primary"]
     layers = report["structure"]["layers"]
-    return {"task": task, "multiple": multiple, "seed": seed, "precision": precision, "metric_name": primary,
+    return {"kind": "cell", "task": task, "multiple": multiple, "seed": seed, "precision": precision, "metric_name": primary,
             "teacher": m["teacher"][primary], "pruned": m["pruned"][primary],
             "untrained": (m.get("untrained") or {}).get(primary), "requested_params": report["target"]["requested_params"],
             "params": report["params"], "hidden_kept": report["structure"]["hidden_kept"],
@@ -77,11 +83,17 @@ def record(task: str, multiple: float, seed: int, precision: str, report: dict, 
 
 
 def key(r: dict) -> tuple:
-    return r["task"], r["precision"], r["multiple"], r["seed"]
+    if r.get("kind") == "latency":
+        return "latency", r["model_dir"], r["runtime"], r["threads"]
+    return "cell", r["task"], r["precision"], r["multiple"], r["seed"]
 
 
 def records() -> list[dict]:
     return json.loads(RESULTS.read_text()).get("records", []) if RESULTS.is_file() else []
+
+
+def cells(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r.get("kind") != "latency"]
 
 
 def run(tasks: list[str], multiples: list[float], seeds: list[int], threads: int | None, precision: str) -> None:
@@ -96,17 +108,52 @@ def run(tasks: list[str], multiples: list[float], seeds: list[int], threads: int
                 exists = True
                 row = record(task, multiple, seed, precision, report, wall if ran else report["timing"]["total"],
                              shlex.join(command))
-                add_record(RESULTS, {**row, "threads": threads}, row["command"], key, {
-                    "protocol": f"all-mpnet-base-v2 pruned to a multiple of MiniLM-L6's {MINILM_ENCODER:,} encoder-layer "
-                                f"parameters (--target-params), {EXAMPLES:,} training examples, model.max_seq_len=64, "
-                                "today's defaults otherwise; every cell of a task and seed prunes one teacher "
-                                "(teacher.path); timed beside MiniLM-L6 by the run (--speed-reference minilm)",
-                    "machine": machine(),
-                    "note": "wall_s and latencies were measured on 2 cores, possibly shared: compare metrics; the "
-                            "speed ratios were timed in alternation and are the figure to read"})
+                add_record(RESULTS, {**row, "threads": threads}, row["command"], key, header())
                 reference = row["speed"].get("reference") or {}
                 print(f"[done] {out.name}: pruned {row['pruned']:.4f}, {row['params']['encoder_kept']:,} encoder "
                       f"parameters, {reference.get('speedup')}x MiniLM-L6's speed", flush=True)
+
+
+def header() -> dict:
+    return {"protocol": f"all-mpnet-base-v2 pruned to a multiple of MiniLM-L6's {MINILM_ENCODER:,} encoder-layer "
+                        f"parameters (--target-params), {EXAMPLES:,} training examples, model.max_seq_len=64, today's "
+                        "defaults otherwise; every cell of a task and seed prunes one teacher (teacher.path); timed "
+                        "beside MiniLM-L6 by the run (--speed-reference minilm)",
+            "machine": machine(),
+            "note": "wall_s was measured on 2 cores, possibly shared: compare metrics; speed.reference was timed in "
+                    "alternation with the pruned model, the latency records one model at a time"}
+
+
+def latency_models(tasks: list[str], seeds: list[int]) -> list[tuple[str, Path]]:
+    """(row, model folder) for MiniLM-L6 (a fine-tuned one of the task) and every finished sweep cell."""
+    found = []
+    for task in tasks:
+        for seed in seeds:
+            minilm = empty_sublayers.WORK / empty_sublayers.cell_name("minilm", task, "baseline", seed, "skip") / "teacher"
+            if (minilm / "config.json").is_file() and "minilm" not in [row for row, _ in found]:
+                found.append(("minilm", minilm))
+        for r in cells(records()):
+            model = ROOT / shlex.split(r["command"])[shlex.split(r["command"]).index("--output") + 1] / "model"
+            if r["task"] == task and r["seed"] in seeds and (model / "config.json").is_file():
+                found.append((f"x{r['multiple']:g}", model))
+    return found
+
+
+def run_latency(tasks: list[str], seeds: list[int], threads: int, warmup: int, iterations: int, min_time: float,
+                command: str) -> None:
+    done = {key(r) for r in records()}
+    for row, path in latency_models(tasks, seeds):
+        for runtime in size_matched.RUNTIMES:
+            k = ("latency", display(path), runtime, threads)
+            if k in done:
+                print(f"[skip] {row} {runtime}: in {RESULTS.name}", flush=True)
+                continue
+            onnx_dir = WORK / "onnx" / f"{path.parent.name}_{path.name}"
+            result = size_matched.measure_latency(path, runtime, onnx_dir, threads, warmup, iterations, min_time)
+            add_record(RESULTS, {"kind": "latency", "row": row, "model_dir": k[1], "runtime": runtime,
+                                 "threads": threads, **result, "command": command}, command, key, header())
+            p50 = ", ".join(f"{shape} {ms:.1f} ms" for shape, ms in result["latency_ms_p50"].items())
+            print(f"[done] {row} {runtime}: {p50}", flush=True)
 
 
 def minilm_rows(task: str) -> list[tuple[str, str]]:
@@ -121,7 +168,37 @@ def minilm_rows(task: str) -> list[tuple[str, str]]:
     return rows
 
 
+def latency_table(rows: list[dict]) -> str:
+    """p50 ms per runtime and shape of each timed model (at the thread count most records have), and its time
+    against MiniLM-L6's in brackets."""
+    timed = [r for r in rows if r.get("kind") == "latency"]
+    if not timed:
+        return ""
+    counts = Counter(r["threads"] for r in timed)
+    threads = max(counts, key=lambda t: (counts[t], t))
+    by_row: dict[str, dict[tuple[str, str], float]] = {}
+    for r in timed:
+        if r["threads"] == threads:
+            for shape, ms in r["latency_ms_p50"].items():
+                by_row.setdefault(r["row"], {})[(r["runtime"], shape)] = ms
+    columns = [(runtime, shape) for runtime in size_matched.RUNTIMES for shape in size_matched.SHAPES]
+    lines = ["| model | " + " | ".join(f"{'ort' if runtime == 'onnxruntime' else runtime} {shape} p50 ms"
+                                       for runtime, shape in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    base = by_row.get("minilm", {})
+    order = sorted(by_row, key=lambda row: (row != "minilm", float(row[1:]) if row != "minilm" else 0.0))
+    for row in order:
+        label = "MiniLM-L6" if row == "minilm" else f"MPNet-base pruned to {row[1:]}x MiniLM-L6's encoder"
+        values = []
+        for column in columns:
+            ms = by_row[row].get(column)
+            ratio = f" ({ms / base[column]:.2f}x)" if ms is not None and column in base and row != "minilm" else ""
+            values.append(f"{ms:.1f}{ratio}" if ms is not None else "-")
+        lines.append(f"| {label} | " + " | ".join(values) + " |")
+    return "\n".join(lines + ["", f"- latency on {threads} thread(s), one model at a time, random tokens"])
+
+
 def table(rows: list[dict]) -> str:
+    rows = cells(rows)
     lines = ["| task | model | metric (x100) | encoder params | total params | hidden | heads | FFN units "
              "| speed beside MiniLM-L6 (training batch) |", "|---|---|---|---|---|---|---|---|---|"]
     for task in [t for t in TASKS if any(r["task"] == t for r in rows)]:
@@ -149,6 +226,11 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def tables(rows: list[dict]) -> str:
+    latency = latency_table(rows)
+    return table(rows) + (f"\n\n{latency}" if latency else "")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=["glue/stsb"])
@@ -157,15 +239,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1])
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="fp32")
-    parser.add_argument("--table", action="store_true", help="print the table from the results file")
+    parser.add_argument("--latency", action="store_true", help="time the finished cells' models and MiniLM-L6")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--min-time", type=float, default=1.0)
+    parser.add_argument("--table", action="store_true", help="print the tables from the results file")
     args = parser.parse_args(argv)
     if args.table:
-        print(table(records()))
+        print(tables(records()))
+        return
+    if args.latency:
+        run_latency(args.tasks, args.seeds, args.threads or 1, args.warmup, args.iterations, args.min_time,
+                    "python bench/size_sweep.py " + shlex.join(argv if argv is not None else sys.argv[1:]))
+        print(tables(records()))
         return
     if any(m <= 0 or m * MINILM_ENCODER >= 85_054_464 for m in args.multiples):
         parser.error("--multiples: expected sizes between 0 and MPNet-base's 8x MiniLM-L6's encoder")
     run(args.tasks, args.multiples, args.seeds, args.threads, args.precision)
-    print(table(records()))
+    print(tables(records()))
 
 
 if __name__ == "__main__":

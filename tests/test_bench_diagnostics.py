@@ -130,3 +130,21 @@ def test_size_sweep_table_reads_the_runs_speed_beside_minilm(monkeypatch):
     assert "| untrained MPNet-base | 88.1 (seed 1) |" in lines[3] and "| MPNet-base dense, fp32 | 89.9 (seed 1) |" in lines[4]
     assert lines[5] == ("| glue/stsb (pearson) | MPNet-base pruned to 2x MiniLM-L6's encoder, fp32 | 87.2 (seed 1) | 21.0M "
                         "| 44.9M | 768 | 30 | 9,000 | 0.8x (140 against 112 ms, 64 x 11) |")
+
+
+def test_size_sweep_latency_table_gives_each_model_against_minilm(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import size_sweep
+
+    def timed(row, runtime, ms, threads=1):
+        return {"kind": "latency", "row": row, "runtime": runtime, "threads": threads,
+                "latency_ms_p50": {"1x128": ms, "32x128": 10 * ms}}
+
+    rows = [timed("x2", "torch", 40.0), timed("minilm", "torch", 32.0), timed("minilm", "onnxruntime", 16.0),
+            timed("minilm", "torch", 99.0, threads=2)]
+    lines = size_sweep.latency_table(rows).splitlines()
+    assert lines[0] == ("| model | torch 1x128 p50 ms | torch 32x128 p50 ms | ort 1x128 p50 ms | ort 32x128 p50 ms |")
+    assert lines[2] == "| MiniLM-L6 | 32.0 | 320.0 | 16.0 | 160.0 |"  # the 2-thread record is left out
+    assert lines[3] == "| MPNet-base pruned to 2x MiniLM-L6's encoder | 40.0 (1.25x) | 400.0 (1.25x) | - | - |"
+    assert lines[-1] == "- latency on 1 thread(s), one model at a time, random tokens"
+    assert size_sweep.latency_table([]) == "" and "latency" not in size_sweep.tables([])
