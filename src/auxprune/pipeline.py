@@ -423,10 +423,9 @@ class PruneJob:
         if self.joint is not None:
             self.aux_metrics["pruned"] = self.joint.evaluate(self.small, self.accelerator.device)
         if distributed.is_main():
+            reference = speed_reference(self.config)
             self.speed = measure_speed(self.teacher, self.small, self.train_loader, self.accelerator,
-                                       reference=speed_reference(self.config),
-                                       sized_to=self.config.prune.size_of is not None
-                                       and speed_reference(self.config) == self.config.prune.size_of)
+                                       reference=reference, sized_to=reference == self.config.prune.size_of)
 
 
 def stage1_epochs(config: RunConfig) -> float:
