@@ -7,8 +7,10 @@ encoders instead: `--multiples 2 4` prunes to 2x and 4x MiniLM-L6's 10,646,784 e
 (`--target-params`), each run timed beside MiniLM-L6 on one of its training batches (`--speed-reference
 minilm`, the report's `speed.reference`). Every cell of one task and seed prunes the same dense teacher
 (`teacher.path`): bench/empty_sublayers.py's MPNet teacher of that task, seed and precision when it exists
-(trained by the same command settings), else the one the sweep's first cell trains. `--precision fp32` (the
-default) suits a CPU without bf16 instructions, where bf16 autocast is emulated and many times slower.
+(trained by the same command settings), else the one the sweep's first cell trains. `--methods transfer` adds
+the --aux recipe with bench/size_matched.py's auxiliary data (5,000 examples in all) and today's recipe otherwise
+(auxiliary distillation weight 3, where size_matched's --aux cells ran at 1). `--precision fp32` (the default)
+suits a CPU without bf16 instructions, where bf16 autocast is emulated and many times slower.
 
 `--latency` then times each pruned model and a fine-tuned MiniLM-L6 of the same task (bench/empty_sublayers.py's
 teacher: the architecture is what counts) at deployment shapes, 1 x 128 and 32 x 128, in PyTorch and onnxruntime,
@@ -42,37 +44,48 @@ TASKS = ("glue/stsb", "glue/mrpc", "glue/rte")
 MINILM_ENCODER = size_matched.MINILM_PARAMS["encoder"]
 EXAMPLES = 1000
 SETTINGS = ["--set", "model.max_seq_len=64"]  # size_matched's MPNet shortening
+METHODS = ("baseline", "transfer")  # transfer: size_matched's --aux data (5,000 examples), today's recipe otherwise
 
 
-def cell_name(task: str, multiple: float, seed: int, precision: str) -> str:
-    return f"{task.split('/')[-1]}_x{multiple:g}_{precision}_seed{seed}"
+def cell_name(task: str, multiple: float, seed: int, precision: str, method: str = "baseline") -> str:
+    transfer = "_transfer" if method == "transfer" else ""
+    return f"{task.split('/')[-1]}_x{multiple:g}{transfer}_{precision}_seed{seed}"
 
 
-def teacher_of(task: str, multiples: list[float], seed: int, precision: str) -> tuple[Path, bool]:
-    """The dense teacher the cells of this task and seed prune, and whether it exists already (else the first
-    cell trains it): empty_sublayers' MPNet teacher, trained with the same teacher settings, else the sweep's own."""
-    other = empty_sublayers.WORK / empty_sublayers.cell_name("mpnet", task, "baseline", seed, "skip", precision) / "teacher"
+def method_of(r: dict) -> str:
+    return r.get("method", "baseline")  # records from before --methods are baseline cells
+
+
+def teacher_of(task: str, multiples: list[float], seed: int, precision: str,
+               method: str = "baseline") -> tuple[Path, bool]:
+    """The dense teacher the cells of this task, seed and method prune, and whether it exists already (else the
+    first cell trains it): empty_sublayers' MPNet teacher, trained with the same teacher settings, else the sweep's."""
+    other = empty_sublayers.WORK / empty_sublayers.cell_name("mpnet", task, method, seed, "skip", precision) / "teacher"
     if (other / "config.json").is_file():
         return other, True
-    own = WORK / cell_name(task, min(multiples), seed, precision) / "teacher"
+    own = WORK / cell_name(task, min(multiples), seed, precision, method) / "teacher"
     return own, (own / "config.json").is_file()
 
 
-def cell_command(task: str, multiple: float, seed: int, precision: str, teacher: Path | None) -> list[str]:
+def cell_command(task: str, multiple: float, seed: int, precision: str, teacher: Path | None,
+                 method: str = "baseline") -> list[str]:
     """`teacher` None: this cell trains the teacher the others prune."""
     command = ["auxprune", "prune", "--model", "mpnet-base", "--task", task,
                "--target-params", str(round(multiple * MINILM_ENCODER)), "--speed-reference", "minilm",
                "--max-train-examples", str(EXAMPLES), "--seed", str(seed),
-               "--output", display(WORK / cell_name(task, multiple, seed, precision)), "--overwrite",
+               "--output", display(WORK / cell_name(task, multiple, seed, precision, method)), "--overwrite",
                *SETTINGS, "--set", f"train.precision={precision}"]
+    if method == "transfer":
+        command += size_matched.aux_flags(task, size_matched.MPNET_AUX_EXAMPLES)
     return command + (["--set", f"teacher.path={display(teacher)}"] if teacher is not None else [])
 
 
-def record(task: str, multiple: float, seed: int, precision: str, report: dict, wall: float, command: str) -> dict:
+def record(task: str, multiple: float, seed: int, precision: str, report: dict, wall: float, command: str,
+           method: str = "baseline") -> dict:
     m = report["metrics"]
     primary = m["primary"]
     layers = report["structure"]["layers"]
-    return {"kind": "cell", "task": task, "multiple": multiple, "seed": seed, "precision": precision, "metric_name": primary,
+    return {"kind": "cell", "task": task, "method": method, "multiple": multiple, "seed": seed, "precision": precision, "metric_name": primary,
             "teacher": m["teacher"][primary], "pruned": m["pruned"][primary],
             "untrained": (m.get("untrained") or {}).get(primary), "requested_params": report["target"]["requested_params"],
             "params": report["params"], "hidden_kept": report["structure"]["hidden_kept"],
@@ -85,7 +98,7 @@ def record(task: str, multiple: float, seed: int, precision: str, report: dict, 
 def key(r: dict) -> tuple:
     if r.get("kind") == "latency":
         return "latency", r["model_dir"], r["runtime"], r["threads"]
-    return "cell", r["task"], r["precision"], r["multiple"], r["seed"]
+    return "cell", r["task"], method_of(r), r["precision"], r["multiple"], r["seed"]
 
 
 def records() -> list[dict]:
@@ -96,22 +109,28 @@ def cells(rows: list[dict]) -> list[dict]:
     return [r for r in rows if r.get("kind") != "latency"]
 
 
-def run(tasks: list[str], multiples: list[float], seeds: list[int], threads: int | None, precision: str) -> None:
+def run(tasks: list[str], multiples: list[float], seeds: list[int], threads: int | None, precision: str,
+        methods: list[str]) -> None:
     for task in tasks:
-        for seed in seeds:
-            teacher, exists = teacher_of(task, multiples, seed, precision)
-            for multiple in sorted(multiples):
-                out = WORK / cell_name(task, multiple, seed, precision)
-                trains = not exists and teacher == out / "teacher"
-                command = cell_command(task, multiple, seed, precision, None if trains else teacher)
-                report, wall, ran = run_prune(out, command, threads, out.name, resume_as=display(out))
-                exists = True
-                row = record(task, multiple, seed, precision, report, wall if ran else report["timing"]["total"],
-                             shlex.join(command))
-                add_record(RESULTS, {**row, "threads": threads}, row["command"], key, header())
-                reference = row["speed"].get("reference") or {}
-                print(f"[done] {out.name}: pruned {row['pruned']:.4f}, {row['params']['encoder_kept']:,} encoder "
-                      f"parameters, {reference.get('speedup')}x MiniLM-L6's speed", flush=True)
+        for method in methods:
+            for seed in seeds:
+                run_cells(task, method, seed, multiples, threads, precision)
+
+
+def run_cells(task: str, method: str, seed: int, multiples: list[float], threads: int | None, precision: str) -> None:
+    teacher, exists = teacher_of(task, multiples, seed, precision, method)
+    for multiple in sorted(multiples):
+        out = WORK / cell_name(task, multiple, seed, precision, method)
+        trains = not exists and teacher == out / "teacher"
+        command = cell_command(task, multiple, seed, precision, None if trains else teacher, method)
+        report, wall, ran = run_prune(out, command, threads, out.name, resume_as=display(out))
+        exists = True
+        row = record(task, multiple, seed, precision, report, wall if ran else report["timing"]["total"],
+                     shlex.join(command), method)
+        add_record(RESULTS, {**row, "threads": threads}, row["command"], key, header())
+        reference = row["speed"].get("reference") or {}
+        print(f"[done] {out.name}: pruned {row['pruned']:.4f}, {row['params']['encoder_kept']:,} encoder "
+              f"parameters, {reference.get('speedup')}x MiniLM-L6's speed", flush=True)
 
 
 def header() -> dict:
@@ -135,7 +154,7 @@ def latency_models(tasks: list[str], seeds: list[int]) -> list[tuple[str, Path]]
         for r in cells(records()):
             model = ROOT / shlex.split(r["command"])[shlex.split(r["command"]).index("--output") + 1] / "model"
             if r["task"] == task and r["seed"] in seeds and (model / "config.json").is_file():
-                found.append((f"x{r['multiple']:g}", model))
+                found.append((f"x{r['multiple']:g}" + ("_transfer" if method_of(r) == "transfer" else ""), model))
     return found
 
 
@@ -185,9 +204,8 @@ def latency_table(rows: list[dict]) -> str:
     lines = ["| model | " + " | ".join(f"{'ort' if runtime == 'onnxruntime' else runtime} {shape} p50 ms"
                                        for runtime, shape in columns) + " |", "|---" * (len(columns) + 1) + "|"]
     base = by_row.get("minilm", {})
-    order = sorted(by_row, key=lambda row: (row != "minilm", float(row[1:]) if row != "minilm" else 0.0))
-    for row in order:
-        label = "MiniLM-L6" if row == "minilm" else f"MPNet-base pruned to {row[1:]}x MiniLM-L6's encoder"
+    for row in sorted(by_row, key=latency_row_order):
+        label = "MiniLM-L6" if row == "minilm" else model_label(float(row[1:].split("_")[0]), row.endswith("_transfer"))
         values = []
         for column in columns:
             ms = by_row[row].get(column)
@@ -197,29 +215,41 @@ def latency_table(rows: list[dict]) -> str:
     return "\n".join(lines + ["", f"- latency on {threads} thread(s), one model at a time, random tokens"])
 
 
+def latency_row_order(row: str) -> tuple:
+    """MiniLM-L6 first, then the pruned models by size, each baseline before its --aux twin."""
+    if row == "minilm":
+        return (0, 0.0, False)
+    return (1, float(row[1:].split("_")[0]), row.endswith("_transfer"))
+
+
+def model_label(multiple: float, transfer: bool) -> str:
+    return f"MPNet-base pruned to {multiple:g}x MiniLM-L6's encoder" + (" + transfer (--aux)" if transfer else "")
+
+
 def table(rows: list[dict]) -> str:
     rows = cells(rows)
     lines = ["| task | model | metric (x100) | encoder params | total params | hidden | heads | FFN units "
              "| speed beside MiniLM-L6 (training batch) |", "|---|---|---|---|---|---|---|---|---|"]
     for task in [t for t in TASKS if any(r["task"] == t for r in rows)]:
-        own = sorted((r for r in rows if r["task"] == task), key=lambda r: (r["precision"], r["multiple"], r["seed"]))
+        own = sorted((r for r in rows if r["task"] == task),
+                     key=lambda r: (r["precision"], r["multiple"], METHODS.index(method_of(r)), r["seed"]))
         metric = own[0]["metric_name"]
         for label, value in minilm_rows(task):
             lines.append(f"| {task} ({metric}) | {label} | {value} | {MINILM_ENCODER / 1e6:.1f}M "
                          f"| {size_matched.MINILM_PARAMS['total'] / 1e6:.1f}M | 384 | 72 | 9,216 | 1x |")
-        for teacher in sorted({(r["precision"], r["seed"], r["teacher"], r["untrained"]) for r in own}):
-            precision, seed, value, untrained = teacher
-            if untrained is not None:
-                lines.append(f"| {task} ({metric}) | untrained MPNet-base | {100 * untrained:.1f} (seed {seed}) "
-                             f"| 85.1M | 108.9M | 768 | 144 | 36,864 | |")
-            lines.append(f"| {task} ({metric}) | MPNet-base dense, {precision} | {100 * value:.1f} (seed {seed}) "
-                         f"| 85.1M | 108.9M | 768 | 144 | 36,864 | |")
+        dense = "| 85.1M | 108.9M | 768 | 144 | 36,864 | |"
+        for seed, untrained in sorted({(r["seed"], r["untrained"]) for r in own if r["untrained"] is not None}):
+            lines.append(f"| {task} ({metric}) | untrained MPNet-base | {100 * untrained:.1f} (seed {seed}) {dense}")
+        teachers = {(METHODS.index(method_of(r)), r["precision"], r["seed"], r["teacher"]) for r in own}
+        for method, precision, seed, value in sorted(teachers):
+            label = "MPNet-base dense" + (" + intermediate training" if METHODS[method] == "transfer" else "")
+            lines.append(f"| {task} ({metric}) | {label}, {precision} | {100 * value:.1f} (seed {seed}) {dense}")
         for r in own:
             p, reference = r["params"], r["speed"].get("reference") or {}
             speed = (f"{reference['speedup']:g}x ({reference['pruned_latency_ms']:g} against "
                      f"{reference['latency_ms']:g} ms, {r['speed']['batch_size']} x {r['speed']['seq_len']})"
                      if reference else "-")
-            lines.append(f"| {task} ({metric}) | MPNet-base pruned to {r['multiple']:g}x MiniLM-L6's encoder, "
+            lines.append(f"| {task} ({metric}) | {model_label(r['multiple'], method_of(r) == 'transfer')}, "
                          f"{r['precision']} | {100 * r['pruned']:.1f} (seed {r['seed']}) | {p['encoder_kept'] / 1e6:.1f}M "
                          f"| {p['total'] / 1e6:.1f}M | {r['hidden_kept']} | {r['heads_kept']} | {r['ffn_units_kept']:,} "
                          f"| {speed} |")
@@ -236,6 +266,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=["glue/stsb"])
     parser.add_argument("--multiples", nargs="+", type=float, default=[2.0, 4.0],
                         help="encoder sizes, in multiples of MiniLM-L6's encoder-layer parameters")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=["baseline"],
+                        help="transfer: with bench/size_matched.py's auxiliary data (--aux), today's recipe otherwise")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1])
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="fp32")
@@ -255,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if any(m <= 0 or m * MINILM_ENCODER >= 85_054_464 for m in args.multiples):
         parser.error("--multiples: expected sizes between 0 and MPNet-base's 8x MiniLM-L6's encoder")
-    run(args.tasks, args.multiples, args.seeds, args.threads, args.precision)
+    run(args.tasks, args.multiples, args.seeds, args.threads, args.precision, args.methods)
     print(tables(records()))
 
 

@@ -113,6 +113,12 @@ def test_size_sweep_cells_share_one_teacher_and_time_themselves_beside_minilm(mo
     (other / "config.json").write_text("{}")
     assert size_sweep.teacher_of("glue/stsb", [2, 4], 1, "fp32") == (other, True)
     assert size_sweep.teacher_of("glue/stsb", [2, 4], 2, "fp32")[1] is False
+    # the --aux cells train their own teacher (stage 1 on the auxiliary data first) and prune with that data
+    teacher, exists = size_sweep.teacher_of("glue/stsb", [2, 4], 1, "fp32", "transfer")
+    assert (teacher.parent.name, exists) == ("stsb_x2_transfer_fp32_seed1", False)
+    aux = size_sweep.cell_command("glue/stsb", 4, 1, "fp32", teacher, "transfer")
+    assert aux[aux.index("--aux") + 1] == "aux/sick_relatedness.tsv" and "transfer.aux.0.max_examples=5000" in aux
+    assert aux[aux.index("--output") + 1].endswith("stsb_x4_transfer_fp32_seed1")
 
 
 def test_size_sweep_table_reads_the_runs_speed_beside_minilm(monkeypatch):
@@ -140,11 +146,12 @@ def test_size_sweep_latency_table_gives_each_model_against_minilm(monkeypatch):
         return {"kind": "latency", "row": row, "runtime": runtime, "threads": threads,
                 "latency_ms_p50": {"1x128": ms, "32x128": 10 * ms}}
 
-    rows = [timed("x2", "torch", 40.0), timed("minilm", "torch", 32.0), timed("minilm", "onnxruntime", 16.0),
-            timed("minilm", "torch", 99.0, threads=2)]
+    rows = [timed("x2_transfer", "torch", 41.0), timed("x2", "torch", 40.0), timed("minilm", "torch", 32.0),
+            timed("minilm", "onnxruntime", 16.0), timed("minilm", "torch", 99.0, threads=2)]
     lines = size_sweep.latency_table(rows).splitlines()
     assert lines[0] == ("| model | torch 1x128 p50 ms | torch 32x128 p50 ms | ort 1x128 p50 ms | ort 32x128 p50 ms |")
     assert lines[2] == "| MiniLM-L6 | 32.0 | 320.0 | 16.0 | 160.0 |"  # the 2-thread record is left out
     assert lines[3] == "| MPNet-base pruned to 2x MiniLM-L6's encoder | 40.0 (1.25x) | 400.0 (1.25x) | - | - |"
+    assert lines[4].startswith("| MPNet-base pruned to 2x MiniLM-L6's encoder + transfer (--aux) | 41.0 (1.28x) |")
     assert lines[-1] == "- latency on 1 thread(s), one model at a time, random tokens"
     assert size_sweep.latency_table([]) == "" and "latency" not in size_sweep.tables([])
