@@ -143,25 +143,27 @@ def header() -> dict:
                     "alternation with the pruned model, the latency records one model at a time"}
 
 
-def latency_models(tasks: list[str], seeds: list[int]) -> list[tuple[str, Path]]:
-    """(row, model folder) for MiniLM-L6 (a fine-tuned one of the task) and every finished sweep cell."""
+def latency_models(tasks: list[str], seeds: list[int]) -> list[tuple[str, int, str, Path]]:
+    """(task, seed, row, model folder) for MiniLM-L6 (one fine-tuned on the task: its architecture is what is timed)
+    and every finished sweep cell."""
     found = []
     for task in tasks:
-        for seed in seeds:
-            minilm = empty_sublayers.WORK / empty_sublayers.cell_name("minilm", task, "baseline", seed, "skip") / "teacher"
-            if (minilm / "config.json").is_file() and "minilm" not in [row for row, _ in found]:
-                found.append(("minilm", minilm))
+        minilm = [(seed, empty_sublayers.WORK / empty_sublayers.cell_name("minilm", task, "baseline", seed, "skip")
+                   / "teacher") for seed in seeds]
+        found += [(task, seed, "minilm", path) for seed, path in minilm if (path / "config.json").is_file()][:1]
         for r in cells(records()):
-            model = ROOT / shlex.split(r["command"])[shlex.split(r["command"]).index("--output") + 1] / "model"
+            argv = shlex.split(r["command"])
+            model = ROOT / argv[argv.index("--output") + 1] / "model"
             if r["task"] == task and r["seed"] in seeds and (model / "config.json").is_file():
-                found.append((f"x{r['multiple']:g}" + ("_transfer" if method_of(r) == "transfer" else ""), model))
+                row = f"x{r['multiple']:g}" + ("_transfer" if method_of(r) == "transfer" else "")
+                found.append((task, r["seed"], row, model))
     return found
 
 
 def run_latency(tasks: list[str], seeds: list[int], threads: int, warmup: int, iterations: int, min_time: float,
                 command: str) -> None:
     done = {key(r) for r in records()}
-    for row, path in latency_models(tasks, seeds):
+    for task, seed, row, path in latency_models(tasks, seeds):
         for runtime in size_matched.RUNTIMES:
             k = ("latency", display(path), runtime, threads)
             if k in done:
@@ -169,10 +171,11 @@ def run_latency(tasks: list[str], seeds: list[int], threads: int, warmup: int, i
                 continue
             onnx_dir = WORK / "onnx" / f"{path.parent.name}_{path.name}"
             result = size_matched.measure_latency(path, runtime, onnx_dir, threads, warmup, iterations, min_time)
-            add_record(RESULTS, {"kind": "latency", "row": row, "model_dir": k[1], "runtime": runtime,
-                                 "threads": threads, **result, "command": command}, command, key, header())
+            add_record(RESULTS, {"kind": "latency", "task": task, "seed": seed, "row": row, "model_dir": k[1],
+                                 "runtime": runtime, "threads": threads, **result, "command": command},
+                       command, key, header())
             p50 = ", ".join(f"{shape} {ms:.1f} ms" for shape, ms in result["latency_ms_p50"].items())
-            print(f"[done] {row} {runtime}: {p50}", flush=True)
+            print(f"[done] {task} {row} {runtime}: {p50}", flush=True)
 
 
 def minilm_rows(task: str) -> list[tuple[str, str]]:
@@ -188,30 +191,32 @@ def minilm_rows(task: str) -> list[tuple[str, str]]:
 
 
 def latency_table(rows: list[dict]) -> str:
-    """p50 ms per runtime and shape of each timed model (at the thread count most records have), and its time
-    against MiniLM-L6's in brackets."""
+    """p50 ms per runtime and shape of each timed model, by task and seed (at the thread count most records have),
+    and its time against MiniLM-L6's of the same task in brackets."""
     timed = [r for r in rows if r.get("kind") == "latency"]
     if not timed:
         return ""
     counts = Counter(r["threads"] for r in timed)
     threads = max(counts, key=lambda t: (counts[t], t))
-    by_row: dict[str, dict[tuple[str, str], float]] = {}
+    by_model: dict[tuple[str, int, str], dict[tuple[str, str], float]] = {}
     for r in timed:
         if r["threads"] == threads:
             for shape, ms in r["latency_ms_p50"].items():
-                by_row.setdefault(r["row"], {})[(r["runtime"], shape)] = ms
+                by_model.setdefault((r["task"], r["seed"], r["row"]), {})[(r["runtime"], shape)] = ms
     columns = [(runtime, shape) for runtime in size_matched.RUNTIMES for shape in size_matched.SHAPES]
-    lines = ["| model | " + " | ".join(f"{'ort' if runtime == 'onnxruntime' else runtime} {shape} p50 ms"
-                                       for runtime, shape in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    base = by_row.get("minilm", {})
-    for row in sorted(by_row, key=latency_row_order):
-        label = "MiniLM-L6" if row == "minilm" else model_label(float(row[1:].split("_")[0]), row.endswith("_transfer"))
+    lines = ["| task | model | " + " | ".join(f"{'ort' if runtime == 'onnxruntime' else runtime} {shape} p50 ms"
+                                              for runtime, shape in columns) + " |", "|---" * (len(columns) + 2) + "|"]
+    order = lambda k: (TASKS.index(k[0]), latency_row_order(k[2]), k[1])  # noqa: E731
+    for task, seed, row in sorted(by_model, key=order):
+        base = next((v for (t, _, r), v in by_model.items() if t == task and r == "minilm"), {})
+        label = ("MiniLM-L6" if row == "minilm" else
+                 f"{model_label(float(row[1:].split('_')[0]), row.endswith('_transfer'))} (seed {seed})")
         values = []
         for column in columns:
-            ms = by_row[row].get(column)
+            ms = by_model[(task, seed, row)].get(column)
             ratio = f" ({ms / base[column]:.2f}x)" if ms is not None and column in base and row != "minilm" else ""
             values.append(f"{ms:.1f}{ratio}" if ms is not None else "-")
-        lines.append(f"| {label} | " + " | ".join(values) + " |")
+        lines.append(f"| {task} | {label} | " + " | ".join(values) + " |")
     return "\n".join(lines + ["", f"- latency on {threads} thread(s), one model at a time, random tokens"])
 
 

@@ -142,16 +142,18 @@ def test_size_sweep_latency_table_gives_each_model_against_minilm(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     import size_sweep
 
-    def timed(row, runtime, ms, threads=1):
-        return {"kind": "latency", "row": row, "runtime": runtime, "threads": threads,
+    def timed(row, runtime, ms, threads=1, task="glue/stsb"):
+        return {"kind": "latency", "task": task, "seed": 1, "row": row, "runtime": runtime, "threads": threads,
                 "latency_ms_p50": {"1x128": ms, "32x128": 10 * ms}}
 
     rows = [timed("x2_transfer", "torch", 41.0), timed("x2", "torch", 40.0), timed("minilm", "torch", 32.0),
-            timed("minilm", "onnxruntime", 16.0), timed("minilm", "torch", 99.0, threads=2)]
+            timed("minilm", "onnxruntime", 16.0), timed("minilm", "torch", 99.0, threads=2),
+            timed("x1", "torch", 20.0, task="glue/mrpc"), timed("minilm", "torch", 10.0, task="glue/mrpc")]
     lines = size_sweep.latency_table(rows).splitlines()
-    assert lines[0] == ("| model | torch 1x128 p50 ms | torch 32x128 p50 ms | ort 1x128 p50 ms | ort 32x128 p50 ms |")
-    assert lines[2] == "| MiniLM-L6 | 32.0 | 320.0 | 16.0 | 160.0 |"  # the 2-thread record is left out
-    assert lines[3] == "| MPNet-base pruned to 2x MiniLM-L6's encoder | 40.0 (1.25x) | 400.0 (1.25x) | - | - |"
-    assert lines[4].startswith("| MPNet-base pruned to 2x MiniLM-L6's encoder + transfer (--aux) | 41.0 (1.28x) |")
+    assert lines[0] == "| task | model | torch 1x128 p50 ms | torch 32x128 p50 ms | ort 1x128 p50 ms | ort 32x128 p50 ms |"
+    assert lines[2] == "| glue/stsb | MiniLM-L6 | 32.0 | 320.0 | 16.0 | 160.0 |"  # the 2-thread record is left out
+    assert lines[3] == "| glue/stsb | MPNet-base pruned to 2x MiniLM-L6's encoder (seed 1) | 40.0 (1.25x) | 400.0 (1.25x) | - | - |"
+    assert lines[4].startswith("| glue/stsb | MPNet-base pruned to 2x MiniLM-L6's encoder + transfer (--aux) (seed 1) | 41.0 (1.28x) |")
+    assert lines[6] == "| glue/mrpc | MPNet-base pruned to 1x MiniLM-L6's encoder (seed 1) | 20.0 (2.00x) | 200.0 (2.00x) | - | - |"
     assert lines[-1] == "- latency on 1 thread(s), one model at a time, random tokens"
     assert size_sweep.latency_table([]) == "" and "latency" not in size_sweep.tables([])
