@@ -220,3 +220,13 @@ def test_a_model_pruned_to_anothers_size_but_slower_than_it_is_flagged():
     (line,) = check_reference_speed({**speed(150.0, 100.0), "reference": {**speed(150.0, 100.0)["reference"],
                                                                           "sized_to": False}})
     assert "slower than the model it was timed beside" in line and "encoder size" not in line
+
+
+def test_warnings_print_their_bracketed_settings(capsys):
+    """rich reads `[...]` as markup: a remedy such as prune.families=[heads,ffn_units,hidden] must reach the user."""
+    from auxprune.summary import plain, print_warnings
+
+    print_warnings(["try narrowing the hidden size too (prune.families=[heads,ffn_units,hidden])"])
+    plain("pooling: mean (data/[v2]/1_Pooling/config.json)")
+    printed = capsys.readouterr().out
+    assert "(prune.families=[heads,ffn_units,hidden])" in printed and "data/[v2]/1_Pooling" in printed
