@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import statistics
 import sys
@@ -63,8 +64,12 @@ def teacher_of(task: str, multiples: list[float], seed: int, precision: str,
     other = empty_sublayers.WORK / empty_sublayers.cell_name("mpnet", task, method, seed, "skip", precision) / "teacher"
     if (other / "config.json").is_file():
         return other, True
-    own = WORK / cell_name(task, min(multiples), seed, precision, method) / "teacher"
-    return own, (own / "config.json").is_file()
+    trained = [folder / "teacher" for folder in sorted(WORK.iterdir()) if (folder / "teacher" / "config.json").is_file()
+               and re.fullmatch(cell_name(task, 0, seed, precision, method).replace("_x0", r"_x[0-9.]+"), folder.name)
+               ] if WORK.is_dir() else []
+    if trained:  # an earlier invocation's first cell, of another size
+        return trained[0], True
+    return WORK / cell_name(task, min(multiples), seed, precision, method) / "teacher", False
 
 
 def cell_command(task: str, multiple: float, seed: int, precision: str, teacher: Path | None,

@@ -107,18 +107,27 @@ def test_size_sweep_cells_share_one_teacher_and_time_themselves_beside_minilm(mo
     assert first[first.index("--speed-reference") + 1] == "minilm" and not any("teacher.path" in a for a in first)
     later = size_sweep.cell_command("glue/stsb", 4, 1, "fp32", teacher)
     assert later[-2:] == ["--set", f"teacher.path={teacher}"] and "train.precision=fp32" in later
+    # the --aux cells train their own teacher (stage 1 on the auxiliary data first) and prune with that data
+    aux_teacher, exists = size_sweep.teacher_of("glue/stsb", [2, 4], 1, "fp32", "transfer")
+    assert (aux_teacher.parent.name, exists) == ("stsb_x2_transfer_fp32_seed1", False)
+    aux = size_sweep.cell_command("glue/stsb", 4, 1, "fp32", aux_teacher, "transfer")
+    assert aux[aux.index("--aux") + 1] == "aux/sick_relatedness.tsv" and "transfer.aux.0.max_examples=5000" in aux
+    assert aux[aux.index("--output") + 1].endswith("stsb_x4_transfer_fp32_seed1")
+    # a later invocation with a smaller size prunes the teacher an earlier one trained, not a second copy
+    (tmp_path / "size_sweep" / "stsb_x2_fp32_seed1" / "teacher").mkdir(parents=True)
+    (tmp_path / "size_sweep" / "stsb_x2_fp32_seed1" / "teacher" / "config.json").write_text("{}")
+    (tmp_path / "size_sweep" / "stsb_x3_transfer_fp32_seed1" / "teacher").mkdir(parents=True)
+    (tmp_path / "size_sweep" / "stsb_x3_transfer_fp32_seed1" / "teacher" / "config.json").write_text("{}")
+    assert size_sweep.teacher_of("glue/stsb", [1], 1, "fp32") == (teacher, True)
+    assert size_sweep.teacher_of("glue/stsb", [1], 1, "fp32", "transfer")[0].parent.name == "stsb_x3_transfer_fp32_seed1"
+    assert size_sweep.teacher_of("glue/stsb", [1], 2, "fp32") == (
+        tmp_path / "size_sweep" / "stsb_x1_fp32_seed2" / "teacher", False)
     # empty_sublayers' MPNet teacher of the same task, seed and precision is used when it exists
     other = tmp_path / "empty_sublayers" / "stsb_mpnet_fp32_baseline_seed1_skip" / "teacher"
     other.mkdir(parents=True)
     (other / "config.json").write_text("{}")
     assert size_sweep.teacher_of("glue/stsb", [2, 4], 1, "fp32") == (other, True)
     assert size_sweep.teacher_of("glue/stsb", [2, 4], 2, "fp32")[1] is False
-    # the --aux cells train their own teacher (stage 1 on the auxiliary data first) and prune with that data
-    teacher, exists = size_sweep.teacher_of("glue/stsb", [2, 4], 1, "fp32", "transfer")
-    assert (teacher.parent.name, exists) == ("stsb_x2_transfer_fp32_seed1", False)
-    aux = size_sweep.cell_command("glue/stsb", 4, 1, "fp32", teacher, "transfer")
-    assert aux[aux.index("--aux") + 1] == "aux/sick_relatedness.tsv" and "transfer.aux.0.max_examples=5000" in aux
-    assert aux[aux.index("--output") + 1].endswith("stsb_x4_transfer_fp32_seed1")
 
 
 def test_size_sweep_table_reads_the_runs_speed_beside_minilm(monkeypatch):
