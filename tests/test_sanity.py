@@ -224,9 +224,9 @@ def test_a_model_pruned_to_anothers_size_but_slower_than_it_is_flagged():
 
 def test_warnings_print_their_bracketed_settings(capsys):
     """rich reads `[...]` as markup: a remedy such as prune.families=[heads,ffn_units,hidden] must reach the user."""
-    from auxprune.summary import plain, print_warnings
+    from auxprune.summary import console, print_warnings
 
     print_warnings(["try narrowing the hidden size too (prune.families=[heads,ffn_units,hidden])"])
-    plain("pooling: mean (data/[v2]/1_Pooling/config.json)")
+    console.print("pooling: mean (data/[v2]/1_Pooling/config.json)")
     printed = capsys.readouterr().out
     assert "(prune.families=[heads,ffn_units,hidden])" in printed and "data/[v2]/1_Pooling" in printed

@@ -5,16 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-console = Console()
-
-
-def plain(text: str) -> None:
-    """A line as it is: rich would read a bracketed part of it (a config value such as
-    `prune.families=[heads,ffn_units,hidden]`, a file name) as markup and drop it."""
-    console.print(text, markup=False)
+# No markup: rich would read a bracketed part of a line (a config value such as
+# `prune.families=[heads,ffn_units,hidden]`, a file name, a task) as a style tag and drop it.
+console = Console(markup=False)
 
 
 def _fmt(value) -> str:
@@ -23,7 +19,7 @@ def _fmt(value) -> str:
 
 def print_prune_summary(report: dict, output: Path) -> None:
     metrics = report["metrics"]
-    table = Table(title=escape(f"auxprune: {report['task']} at target sparsity {report['target_sparsity']}"))
+    table = Table(title=f"auxprune: {report['task']} at target sparsity {report['target_sparsity']}")
     table.add_column("")
     table.add_column("dense teacher", justify="right")
     table.add_column("pruned", justify="right")
@@ -43,30 +39,30 @@ def print_prune_summary(report: dict, output: Path) -> None:
                   _fmt(speed["pruned_latency_ms"]), *blank)
     console.print(table)
     processes = report.get("processes", 1)
-    plain(f"sparsity {report['sparsity']:.4f} (target {report['target_sparsity']}), "
-          f"speed-up {speed['speedup']}x, {report.get('precision', 'fp32')}"
-          f"{' (auto)' if report.get('precision_why', '').startswith('auto') else ''}, "
-          f"{processes} process{'es' if processes > 1 else ''}, time {report['timing']['total']:.0f} s "
-          f"({', '.join(f'{k} {v:.0f}s' for k, v in report['timing'].items() if k != 'total')})"
-          + (f", peak memory {report['peak_memory_mb'] / 1024:.1f} GB" if report.get("peak_memory_mb") else ""))
+    console.print(f"sparsity {report['sparsity']:.4f} (target {report['target_sparsity']}), "
+                  f"speed-up {speed['speedup']}x, {report.get('precision', 'fp32')}"
+                  f"{' (auto)' if report.get('precision_why', '').startswith('auto') else ''}, "
+                  f"{processes} process{'es' if processes > 1 else ''}, time {report['timing']['total']:.0f} s "
+                  f"({', '.join(f'{k} {v:.0f}s' for k, v in report['timing'].items() if k != 'total')})"
+                  + (f", peak memory {report['peak_memory_mb'] / 1024:.1f} GB" if report.get("peak_memory_mb") else ""))
     if report.get("precision_hint"):
-        plain(f"precision: {report['precision_hint']}")
+        console.print(f"precision: {report['precision_hint']}")
     if report.get("target"):
-        plain(f"size: {report['target']['why']}")
+        console.print(f"size: {report['target']['why']}")
     if speed.get("reference"):
-        plain(reference_speed_line(speed["reference"]))
+        console.print(reference_speed_line(speed["reference"]))
     pooling = (report.get("model") or {}).get("pooling")
     if pooling:
-        plain(f"pooling: {pooling['mode']} ({pooling['why']})")
+        console.print(f"pooling: {pooling['mode']} ({pooling['why']})")
     if report.get("head"):
-        plain(head_line(report["head"]))
+        console.print(head_line(report["head"]))
     if report.get("schedule"):
-        plain(schedule_line(report["schedule"]))
+        console.print(schedule_line(report["schedule"]))
     if report.get("transfer"):
         for line in transfer_lines(report["transfer"]):
-            plain(line)
+            console.print(line)
     print_warnings(report.get("warnings", []))
-    plain(f"model: {output / 'model'}  report: {output / 'report.json'}  plot: {output / 'structure.png'}")
+    console.print(f"model: {output / 'model'}  report: {output / 'report.json'}  plot: {output / 'structure.png'}")
 
 
 def print_warnings(warnings: list[str]) -> None:
@@ -75,7 +71,7 @@ def print_warnings(warnings: list[str]) -> None:
     from auxprune.cli import cli_wording
 
     for warning in warnings:
-        console.print(f"[bold yellow]warning:[/] {escape(cli_wording(warning))}")
+        console.print(Text("warning:", style="bold yellow"), cli_wording(warning))
 
 
 def reference_speed_line(reference: dict) -> str:
@@ -128,7 +124,7 @@ def transfer_lines(t: dict) -> list[str]:
 
 
 def print_metrics(result: dict) -> None:
-    table = Table(title=escape(f"{result['model']} on {result['task']} dev ({result['dev_examples']} examples)"))
+    table = Table(title=f"{result['model']} on {result['task']} dev ({result['dev_examples']} examples)")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in result["metrics"].items():
@@ -138,9 +134,8 @@ def print_metrics(result: dict) -> None:
 
 def print_structure(info: dict) -> None:
     s = info["structure"]
-    table = Table(title=escape(f"{info['model']}: task {info['task']}, {info.get('head', 'cross')}-encoder, pooling "
-                               f"{info['pooling']}, hidden {s['hidden_kept']}/{s['hidden_total']}, sparsity "
-                               f"{info['sparsity']:.4f}"))
+    table = Table(title=f"{info['model']}: task {info['task']}, {info.get('head', 'cross')}-encoder, pooling {info['pooling']}, "
+                        f"hidden {s['hidden_kept']}/{s['hidden_total']}, sparsity {info['sparsity']:.4f}")
     for column in ("layer", "heads", "FFN units", "attention", "FFN"):
         table.add_column(column, justify="right")
     for i, layer in enumerate(s["layers"], start=1):
