@@ -148,39 +148,40 @@ def header() -> dict:
                     "alternation with the pruned model, the latency records one model at a time"}
 
 
-def latency_models(tasks: list[str], seeds: list[int]) -> list[tuple[str, int, str, Path]]:
-    """(task, seed, row, model folder) for MiniLM-L6 (one fine-tuned on the task: its architecture is what is timed)
-    and every finished sweep cell."""
+def latency_models(tasks: list[str], seeds: list[int]) -> list[tuple[dict, Path]]:
+    """(which model, its folder) for MiniLM-L6 (one fine-tuned on the task: its architecture is what is timed;
+    `multiple` None) and every finished sweep cell; which model: task, seed, multiple, method."""
     found = []
     for task in tasks:
         minilm = [(seed, empty_sublayers.WORK / empty_sublayers.cell_name("minilm", task, "baseline", seed, "skip")
                    / "teacher") for seed in seeds]
-        found += [(task, seed, "minilm", path) for seed, path in minilm if (path / "config.json").is_file()][:1]
+        found += [({"task": task, "seed": seed, "multiple": None, "method": "baseline"}, path)
+                  for seed, path in minilm if (path / "config.json").is_file()][:1]
         for r in cells(records()):
             argv = shlex.split(r["command"])
             model = ROOT / argv[argv.index("--output") + 1] / "model"
             if r["task"] == task and r["seed"] in seeds and (model / "config.json").is_file():
-                row = f"x{r['multiple']:g}" + ("_transfer" if method_of(r) == "transfer" else "")
-                found.append((task, r["seed"], row, model))
+                found.append(({"task": task, "seed": r["seed"], "multiple": r["multiple"], "method": method_of(r)},
+                              model))
     return found
 
 
 def run_latency(tasks: list[str], seeds: list[int], threads: int, warmup: int, iterations: int, min_time: float,
                 command: str) -> None:
     done = {key(r) for r in records()}
-    for task, seed, row, path in latency_models(tasks, seeds):
+    for which, path in latency_models(tasks, seeds):
+        label = latency_label(which)
         for runtime in size_matched.RUNTIMES:
             k = ("latency", display(path), runtime, threads)
             if k in done:
-                print(f"[skip] {row} {runtime}: in {RESULTS.name}", flush=True)
+                print(f"[skip] {which['task']} {label} {runtime}: in {RESULTS.name}", flush=True)
                 continue
             onnx_dir = WORK / "onnx" / f"{path.parent.name}_{path.name}"
             result = size_matched.measure_latency(path, runtime, onnx_dir, threads, warmup, iterations, min_time)
-            add_record(RESULTS, {"kind": "latency", "task": task, "seed": seed, "row": row, "model_dir": k[1],
-                                 "runtime": runtime, "threads": threads, **result, "command": command},
-                       command, key, header())
+            add_record(RESULTS, {"kind": "latency", **which, "model_dir": k[1], "runtime": runtime, "threads": threads,
+                                 **result, "command": command}, command, key, header())
             p50 = ", ".join(f"{shape} {ms:.1f} ms" for shape, ms in result["latency_ms_p50"].items())
-            print(f"[done] {task} {row} {runtime}: {p50}", flush=True)
+            print(f"[done] {which['task']} {label} {runtime}: {p50}", flush=True)
 
 
 def minilm_rows(task: str) -> list[tuple[str, str]]:
@@ -203,33 +204,32 @@ def latency_table(rows: list[dict]) -> str:
         return ""
     counts = Counter(r["threads"] for r in timed)
     threads = max(counts, key=lambda t: (counts[t], t))
-    by_model: dict[tuple[str, int, str], dict[tuple[str, str], float]] = {}
+    by_model: dict[tuple, dict[tuple[str, str], float]] = {}
     for r in timed:
         if r["threads"] == threads:
             for shape, ms in r["latency_ms_p50"].items():
-                by_model.setdefault((r["task"], r["seed"], r["row"]), {})[(r["runtime"], shape)] = ms
+                by_model.setdefault((r["task"], r["seed"], r["multiple"], r["method"]), {})[(r["runtime"], shape)] = ms
     columns = [(runtime, shape) for runtime in size_matched.RUNTIMES for shape in size_matched.SHAPES]
     lines = ["| task | model | " + " | ".join(f"{'ort' if runtime == 'onnxruntime' else runtime} {shape} p50 ms"
                                               for runtime, shape in columns) + " |", "|---" * (len(columns) + 2) + "|"]
-    order = lambda k: (TASKS.index(k[0]), latency_row_order(k[2]), k[1])  # noqa: E731
-    for task, seed, row in sorted(by_model, key=order):
-        base = next((v for (t, _, r), v in by_model.items() if t == task and r == "minilm"), {})
-        label = ("MiniLM-L6" if row == "minilm" else
-                 f"{model_label(float(row[1:].split('_')[0]), row.endswith('_transfer'))} (seed {seed})")
+    # MiniLM-L6 first, then the pruned models by size, each baseline before its --aux twin
+    order = lambda k: (TASKS.index(k[0]), k[2] is not None, k[2] or 0.0, METHODS.index(k[3]), k[1])  # noqa: E731
+    for task, seed, multiple, method in sorted(by_model, key=order):
+        base = next((v for (t, _, m, _), v in by_model.items() if t == task and m is None), {})
+        label = latency_label({"seed": seed, "multiple": multiple, "method": method})
         values = []
         for column in columns:
-            ms = by_model[(task, seed, row)].get(column)
-            ratio = f" ({ms / base[column]:.2f}x)" if ms is not None and column in base and row != "minilm" else ""
+            ms = by_model[(task, seed, multiple, method)].get(column)
+            ratio = f" ({ms / base[column]:.2f}x)" if ms is not None and column in base and multiple is not None else ""
             values.append(f"{ms:.1f}{ratio}" if ms is not None else "-")
         lines.append(f"| {task} | {label} | " + " | ".join(values) + " |")
     return "\n".join(lines + ["", f"- latency on {threads} thread(s), one model at a time, random tokens"])
 
 
-def latency_row_order(row: str) -> tuple:
-    """MiniLM-L6 first, then the pruned models by size, each baseline before its --aux twin."""
-    if row == "minilm":
-        return (0, 0.0, False)
-    return (1, float(row[1:].split("_")[0]), row.endswith("_transfer"))
+def latency_label(which: dict) -> str:
+    if which["multiple"] is None:
+        return "MiniLM-L6"
+    return f"{model_label(which['multiple'], which['method'] == 'transfer')} (seed {which['seed']})"
 
 
 def model_label(multiple: float, transfer: bool) -> str:

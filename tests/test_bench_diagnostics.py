@@ -151,13 +151,13 @@ def test_size_sweep_latency_table_gives_each_model_against_minilm(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     import size_sweep
 
-    def timed(row, runtime, ms, threads=1, task="glue/stsb"):
-        return {"kind": "latency", "task": task, "seed": 1, "row": row, "runtime": runtime, "threads": threads,
-                "latency_ms_p50": {"1x128": ms, "32x128": 10 * ms}}
+    def timed(multiple, runtime, ms, threads=1, task="glue/stsb", method="baseline"):
+        return {"kind": "latency", "task": task, "seed": 1, "multiple": multiple, "method": method,
+                "runtime": runtime, "threads": threads, "latency_ms_p50": {"1x128": ms, "32x128": 10 * ms}}
 
-    rows = [timed("x2_transfer", "torch", 41.0), timed("x2", "torch", 40.0), timed("minilm", "torch", 32.0),
-            timed("minilm", "onnxruntime", 16.0), timed("minilm", "torch", 99.0, threads=2),
-            timed("x1", "torch", 20.0, task="glue/mrpc"), timed("minilm", "torch", 10.0, task="glue/mrpc")]
+    rows = [timed(2.0, "torch", 41.0, method="transfer"), timed(2.0, "torch", 40.0), timed(None, "torch", 32.0),
+            timed(None, "onnxruntime", 16.0), timed(None, "torch", 99.0, threads=2),
+            timed(1.0, "torch", 20.0, task="glue/mrpc"), timed(None, "torch", 10.0, task="glue/mrpc")]
     lines = size_sweep.latency_table(rows).splitlines()
     assert lines[0] == "| task | model | torch 1x128 p50 ms | torch 32x128 p50 ms | ort 1x128 p50 ms | ort 32x128 p50 ms |"
     assert lines[2] == "| glue/stsb | MiniLM-L6 | 32.0 | 320.0 | 16.0 | 160.0 |"  # the 2-thread record is left out
