@@ -14,7 +14,7 @@ from auxprune.config import build_config
 from auxprune.data.batching import make_loader
 from auxprune.data.tasks import Example, TaskSpec
 from auxprune.errors import UserError
-from auxprune.sanity import check_reference_speed, check_results, check_spread, check_training_set
+from auxprune.sanity import check_reference_score, check_reference_speed, check_results, check_spread, check_training_set
 from auxprune.train import epoch_batches, steps_for
 from conftest import letter_tokenizer, tiny_model, write_tiny_bert
 
@@ -148,14 +148,16 @@ def test_a_teacher_below_the_untrained_model_is_pointed_to_a_lower_learning_rate
         assert lines and all("teacher.lr" not in line for line in lines)
 
 
-def test_run_reports_its_schedule_the_untrained_bar_and_warnings(tmp_path, data_dir, capsys):
+def test_run_reports_its_schedule_the_untrained_bar_and_warnings(tmp_path, data_dir, capsys, monkeypatch):
     """A sentence-transformers folder on a pair task: the report carries the untrained model's cosine
     score, the steps each phase ran and why, and the warnings (a small set; results below the bar)."""
-    model = tmp_path / "st_bert"
+    model, other = tmp_path / "st_bert", tmp_path / "other_st"
     write_tiny_bert(model, sentence_transformers=True)
+    write_tiny_bert(other, sentence_transformers=True, seed=1)
     out = tmp_path / "run"
     torch.manual_seed(0)
     code = main(["prune", "--model", str(model), "--task", "glue/stsb", "--data-dir", str(data_dir), "--sparsity", "0.5",
+                 "--speed-reference", str(other),
                  "--max-train-examples", "40", "--output", str(out), "--set", "teacher.epochs=1", "--set", "prune.epochs=1",
                  "--set", "finetune.epochs=1", "--set", "train.batch_size=8", "--set", "data.max_dev_examples=40",
                  "--set", "model.max_seq_len=32", "--set", "train.min_epoch_examples=80", "--set", "train.threads=1"])
@@ -179,8 +181,52 @@ def test_run_reports_its_schedule_the_untrained_bar_and_warnings(tmp_path, data_
     spread = report["embedding_spread"]
     assert spread["sentences"] == 40 and -1 <= spread["pruned_mean_cosine"] <= 1 and -1 <= spread["teacher_mean_cosine"] <= 1
     assert any("nearly the same embedding" in w for w in report["warnings"]) == bool(check_spread(spread))
+    # The model it was timed beside, a sentence-embedding model too, used as it is: the same bar, its own warning.
+    reference = report["reference_score"]
+    assert reference["model"] == str(other) and report["metrics"]["reference_as_is"] == reference["metrics"]
+    assert set(reference["metrics"]) == {"pearson", "spearman"} and reference["metrics"] != untrained["metrics"]
+    below_reference = any(f"below that of {other}" in w for w in report["warnings"])
+    assert below_reference == (report["metrics"]["pruned"]["pearson"] < reference["metrics"]["pearson"])
+    card = (out / "model" / "README.md").read_text()
+    assert f"{other} as is (cosine)" in card and f"`{other}`, the model it was set beside, scores" in card
     printed = " ".join(capsys.readouterr().out.split())  # rich wraps lines to the terminal
     assert "untrained" in printed and "warning:" in printed and "steps: teacher 10, prune 10" in printed
+    from rich.console import Console
+
+    from auxprune import summary
+    monkeypatch.setattr(summary, "console", Console(markup=False, width=200))  # no wrapping: one header per column
+    summary.print_prune_summary(report, out)
+    assert "┃ other_st as is (cosine) ┃" in capsys.readouterr().out
+
+
+def test_a_model_pruned_below_the_model_it_was_sized_to_says_so():
+    reference = {"model": "minilm", "method": "cosine", "metrics": {"accuracy": 0.743, "f1": 0.83}}
+    (line,) = check_reference_score("accuracy", {"accuracy": 0.716, "f1": 0.81}, reference, sized_to=True)
+    assert "dev accuracy 0.7160 is below that of minilm, the model whose encoder size it was pruned to" in line
+    assert "(0.7430, cosine similarity, no training)" in line and "prune.target_params" in line
+    (timed,) = check_reference_score("accuracy", {"accuracy": 0.716}, reference)
+    assert "the model it was timed beside (prune.speed_reference)" in timed
+    assert check_reference_score("accuracy", {"accuracy": 0.75}, reference) == []
+    assert check_reference_score("accuracy", {"accuracy": 0.5}, None) == []
+
+
+def test_the_reference_bar_is_not_computed_for_the_run_s_own_model(tmp_path):
+    from types import SimpleNamespace
+
+    from auxprune.pipeline import reference_as_is_score
+
+    model, plain = tmp_path / "st_bert", tmp_path / "plain_bert"
+    write_tiny_bert(model, sentence_transformers=True)
+    write_tiny_bert(plain)
+
+    def config(name, reference):
+        return build_config(None, overrides=[{"model": {"name": str(name)}, "prune": {"speed_reference": str(reference)}}])
+
+    pairs = SimpleNamespace(train=[Example("a b", "c d", 1.0)])
+    assert reference_as_is_score(config(model, model), pairs, accelerator=None) is None  # its bar: `untrained`
+    assert reference_as_is_score(config(model, plain), pairs, accelerator=None) is None  # no sentence encoder
+    singles = SimpleNamespace(train=[Example("a b", None, 1)])
+    assert reference_as_is_score(config(plain, model), singles, accelerator=None) is None  # no pairs to compare
 
 
 def test_a_collapsed_bi_encoder_is_flagged_and_a_healthy_one_is_not():

@@ -61,6 +61,9 @@ def render(report: dict, command: str | None = None) -> str:
     bars = [("constant predictor", metrics.get("constant_baseline") or {})]
     if untrained:  # a sentence-embedding model on a pair task: the base model used as it is, the bar to clear
         bars.insert(0, (f"untrained {model_name} (cosine)", untrained))
+    reference = report.get("reference_score")
+    if reference:  # the model it was set beside (its size or its speed), used as it is
+        bars.insert(len(bars) - 1, (f"{reference['model']} as is (cosine)", reference["metrics"]))
     lines += ["| metric | dense teacher | pruned | " + " | ".join(name for name, _ in bars) + " |",
               "|---|---|---|" + "---|" * len(bars)]
     for name, value in metrics["pruned"].items():
@@ -75,6 +78,10 @@ def render(report: dict, command: str | None = None) -> str:
                    else "above it")
         lines += ["", f"Used as it is ({how}), the untrained `{model_name}` scores {_fmt(untrained[primary])} {primary} "
                       f"on the same dev set; the pruned model is {verdict}."]
+    if reference and reference["metrics"].get(primary) is not None and metrics["pruned"].get(primary) is not None:
+        verdict = "**below it**" if metrics["pruned"][primary] < reference["metrics"][primary] else "above it"
+        lines += ["", f"`{reference['model']}`, the model it was set beside, scores {_fmt(reference['metrics'][primary])} "
+                      f"{primary} used as it is (the cosine of its embeddings, no training); the pruned model is {verdict}."]
     lines += [
         "",
         "## Size and structure",

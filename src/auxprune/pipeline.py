@@ -33,7 +33,7 @@ from auxprune.phases import Phase, run_phases
 from auxprune.output import atomic_write_text, check_output_dir, plot_structure, prepare_output_dir, save_model, structure_summary, write_json
 from auxprune.precision import choose_precision, faster_precision_hint, make_accelerator, precision_warnings
 from auxprune.pruners import PRUNERS, PrunerFactory
-from auxprune.sanity import check_reference_speed, check_results, check_spread, check_training_set
+from auxprune.sanity import check_reference_score, check_reference_speed, check_results, check_spread, check_training_set
 from auxprune.sparsity import count_parameters, dense_encoder_params, encoder_params, fewest_encoder_params
 from auxprune.speed import fitted_inputs, size_reference, time_alternating, torch_runner
 from auxprune.structure import Dims
@@ -167,6 +167,8 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
     with timer.phase("untrained"):
         untrained = known["untrained"] if "untrained" in known else \
             untrained_score(config, data, teacher if config.teacher.path is None else None, accelerator)
+        reference_score = known["reference_score"] if "reference_score" in known else \
+            reference_as_is_score(config, data, accelerator)
         if config.teacher.path is None and teacher.is_bi_encoder and teacher.classifier.kind == "cosine":
             head["threshold"] = init_cosine_threshold(teacher, tokenizer, data, untrained, config.model.max_seq_len)
     if not resume and main:  # the main process alone writes the run folder
@@ -180,7 +182,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
 
     def loop_state(phase: str) -> LoopState:
         meta = lambda: {"timing": timer.snapshot(), "precision": config.train.precision, "processes": processes,  # noqa: E731
-                        "known": {"untrained": untrained,
+                        "known": {"untrained": untrained, "reference_score": reference_score,
                                   **({"teacher_metrics": job.teacher_metrics} if job.teacher_metrics else {})}}
         return LoopState(phase, checkpoints, saved.get(phase), stop, meta=meta)
 
@@ -208,10 +210,16 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
                                   train_sizes=(len(data.train), data.train_available))
         warnings += check_spread(spread, with_aux=bool(config.transfer.aux), families=tuple(config.prune.families))
         warnings += check_reference_speed(job.speed, families=tuple(config.prune.families))
+        warnings += check_reference_score(spec.primary_metric, job.pruned_metrics, reference_score,
+                                          sized_to=reference_score is not None
+                                          and reference_score["model"] == config.prune.size_of)
         report = build_report(config, spec, teacher, small, masks, result, job.teacher_metrics, job.pruned_metrics,
                               constant, job.speed, timing, len(data.train), len(data.dev), data.train_available)
         report["metrics"]["untrained"] = untrained["metrics"] if untrained else None
         report["untrained"] = untrained
+        if reference_score is not None:
+            report["metrics"]["reference_as_is"] = reference_score["metrics"]
+            report["reference_score"] = reference_score
         report["precision_why"] = precision_why
         report["precision_hint"] = faster_precision_hint(precision)
         report["schedule"] = schedule_report(config, len(data.train), train_loader)
@@ -478,6 +486,25 @@ def untrained_score(config: RunConfig, data: TaskData, pretrained, accelerator: 
             model.to(accelerator.device)
         tokenizer = load_tokenizer(path)
         return untrained_cosine_score(model.encoder, tokenizer, data.spec, data.train, data.dev, config.model.max_seq_len)
+
+
+def reference_as_is_score(config: RunConfig, data: TaskData, accelerator: Accelerator) -> dict | None:
+    """The dev score of the model the pruned one is set beside (prune.speed_reference, else prune.size_of) used as
+    it is, by the cosine of its sentence embeddings: when the user asked for a model that size, the one they
+    could take without pruning anything. None without such a model, when it is no sentence-embedding model, on
+    single-sentence tasks, or when it is the run's own model (whose bar is `untrained`)."""
+    name = speed_reference(config)
+    if name is None or data.train[0].text_b is None:
+        return None
+    folder, _ = model_config(name)
+    if not is_sentence_embedding_model(folder) or folder.resolve() == resolve_model_path(config.model.name).resolve():
+        return None
+    with torch.random.fork_rng(devices=[]):  # loading draws a head: keep the run's draws as they were
+        model, tokenizer = load_for_task(folder, num_labels=data.spec.num_labels, max_seq_len=config.model.max_seq_len)
+        model.to(accelerator.device)
+        score = untrained_cosine_score(model.encoder, tokenizer, data.spec, data.train, data.dev,
+                                       config.model.max_seq_len)
+    return None if score is None else {"model": name, **score}
 
 
 # What `model.head=auto` gives a sentence-embedding model on a pair task, measured (bench/results/bi_encoder.json,

@@ -104,6 +104,20 @@ def check_reference_speed(speed: dict | None, families: tuple[str, ...] = ()) ->
             f"{' or '.join(remedies)}, and time deployment shapes with `auxprune bench`"]
 
 
+def check_reference_score(primary: str, pruned: dict, reference: dict | None, sized_to: bool = False) -> list[str]:
+    """A warning when the pruned model scores below the model it was set beside (prune.size_of or
+    prune.speed_reference) used as it is, as a sentence encoder (`reference_as_is_score`): a model of the size
+    asked for that needs no pruning (measured: MPNet-base pruned to MiniLM-L6's size below MiniLM-L6 untrained on
+    MRPC and RTE, bench/results/size_matched.json)."""
+    if reference is None or reference["metrics"].get(primary) is None or pruned[primary] >= reference["metrics"][primary]:
+        return []
+    which = "whose encoder size it was pruned to" if sized_to else "it was timed beside (prune.speed_reference)"
+    return [f"the pruned model's dev {primary} {pruned[primary]:.4f} is below that of {reference['model']}, the model "
+            f"{which}, used as it is as a sentence encoder ({reference['metrics'][primary]:.4f}, cosine similarity, "
+            f"no training): for this task that model is the better choice at this size; a larger target "
+            f"(prune.target_params=...) may pass it"]
+
+
 def check_results(primary: str, teacher: dict, pruned: dict, constant: dict, untrained: dict | None,
                   head: str = "cross", with_aux: bool = False, teacher_lr: float | None = None,
                   train_sizes: tuple[int, int] | None = None) -> list[str]:

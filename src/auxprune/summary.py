@@ -24,13 +24,17 @@ def print_prune_summary(report: dict, output: Path) -> None:
     table.add_column("dense teacher", justify="right")
     table.add_column("pruned", justify="right")
     table.add_column("constant predictor", justify="right")
-    untrained = metrics.get("untrained")
-    if untrained:
+    bars = [metrics["constant_baseline"]]
+    if metrics.get("untrained"):
         table.add_column("untrained (cosine)", justify="right")
-    bars = (lambda name: [_fmt(metrics["constant_baseline"].get(name, ""))] + ([_fmt(untrained.get(name, ""))] if untrained else []))
-    blank = [""] * (2 if untrained else 1)
+        bars.append(metrics["untrained"])
+    if metrics.get("reference_as_is"):  # the model it was set beside, used as it is
+        table.add_column(f"{short_name(report['reference_score']['model'])} as is (cosine)", justify="right")
+        bars.append(metrics["reference_as_is"])
+    blank = [""] * len(bars)
     for name in metrics["pruned"]:
-        table.add_row(name, _fmt(metrics["teacher"][name]), _fmt(metrics["pruned"][name]), *bars(name))
+        table.add_row(name, _fmt(metrics["teacher"][name]), _fmt(metrics["pruned"][name]),
+                      *(_fmt(bar.get(name, "")) for bar in bars))
     params = report["params"]
     table.add_row("encoder params", f"{params['encoder_total']:,}", f"{params['encoder_kept']:,}", *blank)
     table.add_row("total params", f"{params['dense_total']:,}", f"{params['total']:,}", *blank)
@@ -63,6 +67,11 @@ def print_prune_summary(report: dict, output: Path) -> None:
             console.print(line)
     print_warnings(report.get("warnings", []))
     console.print(f"model: {output / 'model'}  report: {output / 'report.json'}  plot: {output / 'structure.png'}")
+
+
+def short_name(model: str) -> str:
+    """A model's name for a column header: a packaged name as it is, a folder by its last part."""
+    return Path(model).name or model
 
 
 def print_warnings(warnings: list[str]) -> None:
