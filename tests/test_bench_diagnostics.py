@@ -130,6 +130,23 @@ def test_size_sweep_cells_share_one_teacher_and_time_themselves_beside_minilm(mo
     assert size_sweep.teacher_of("glue/stsb", [2, 4], 2, "fp32")[1] is False
 
 
+def test_size_sweep_sets_minilm_as_it_is_beside_its_fine_tuned_rows(monkeypatch):
+    """The sweep's MiniLM-L6 rows: the model used as it is (its untrained cosine score), dense, dense + transfer."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import size_sweep
+
+    cells = {("glue/rte", "baseline", 1): {"teacher": 0.57, "untrained": 0.625},
+             ("glue/rte", "baseline", 2): {"teacher": 0.59, "untrained": 0.625},
+             ("glue/rte", "transfer", 1): {"teacher": 0.60, "untrained": 0.625},
+             ("glue/mrpc", "baseline", 1): {"teacher": 0.79, "untrained": None}}
+    monkeypatch.setattr(size_sweep.size_matched, "records", lambda: [])
+    monkeypatch.setattr(size_sweep.size_matched, "minilm_cells", lambda own: cells)
+    assert size_sweep.minilm_rows("glue/rte") == [("untrained MiniLM-L6", "62.5 ± 0.0 (2)"),
+                                                  ("MiniLM-L6 dense", "58.0 ± 1.4 (2)"),
+                                                  ("MiniLM-L6 dense + transfer", "60.0 (1)")]
+    assert size_sweep.minilm_rows("glue/mrpc") == [("MiniLM-L6 dense", "79.0 (1)")]  # no bar measured: no row
+
+
 def test_size_sweep_table_reads_the_runs_speed_beside_minilm(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     import size_sweep
