@@ -23,7 +23,8 @@ def prune(output, *, task: str | None = None, sparsity: float | None = None, tar
     pruning method, `pruner(dims, prune_section, steps)` (see `auxprune.pruners`); by default
     hard-concrete gates with the Lagrangian controller. One of `sparsity`, `target_params` (encoder-layer
     parameters) and `size_of` (a model whose encoder size to match) says how small; `speed_reference` names a
-    model to time the pruned one beside (default: `size_of`'s). With `resume`, `output` is an interrupted run and
+    model to time the pruned one beside (default: `size_of`'s), and to score as it is where it is a sentence
+    encoder and the task has pairs (`report["reference_score"]`). With `resume`, `output` is an interrupted run and
     its saved config is used.
     """
     from pathlib import Path

@@ -31,7 +31,8 @@ def _add_prune(sub) -> None:
                            "auxprune run")
     p.add_argument("--speed-reference", metavar="MODEL",
                    help="time the pruned model beside MODEL ('minilm', a Hugging Face folder, or an auxprune run) on a "
-                        "training batch (default: the --size-of model)")
+                        "training batch, and score it as it is where it is a sentence encoder and the task has pairs "
+                        "(default: the --size-of model)")
     p.add_argument("--max-train-examples", type=int, help="limit the training set (stratified for classes)")
     p.add_argument("--seed", type=int)
     p.add_argument("--preset", default="quick", help="quick (CPU, minutes) or full (CoFi-like, GPU)")

@@ -63,7 +63,8 @@ class PruneSection(Section):
     speed_reference: str | None = Field(None, description="time the pruned model beside this model (its architecture "
                                         "with random weights, on a training batch; `speed.reference` in the report): "
                                         "'minilm', a Hugging Face folder, or an auxprune run or model folder; "
-                                        "prune.size_of's model when empty")
+                                        "prune.size_of's model when empty. A sentence-embedding model is also scored "
+                                        "as it is on a pair task's dev set (`reference_score`)")
     # Heads and FFN units only by default: on short CPU schedules, gating whole blocks and hidden
     # dimensions too cost far more accuracy (bench notes in README); `full` uses all five, as CoFi.
     families: list[str] = Field(default_factory=lambda: ["heads", "ffn_units"])
