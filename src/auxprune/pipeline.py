@@ -476,16 +476,7 @@ def untrained_score(config: RunConfig, data: TaskData, pretrained, accelerator: 
     path = resolve_model_path(config.model.name)
     if not is_sentence_embedding_model(path) or data.train[0].text_b is None:
         return None
-    # Loading draws a fresh head from the global generator: fork it, so that a run's random
-    # draws are the same whether or not this bar is computed.
-    with torch.random.fork_rng(devices=[]):
-        model = pretrained
-        if model is None:
-            model, _ = load_for_task(path, num_labels=data.spec.num_labels, pooling=config.model.pooling,
-                                     max_seq_len=config.model.max_seq_len)
-            model.to(accelerator.device)
-        tokenizer = load_tokenizer(path)
-        return untrained_cosine_score(model.encoder, tokenizer, data.spec, data.train, data.dev, config.model.max_seq_len)
+    return as_is_score(path, config.model.pooling, config, data, accelerator, pretrained)
 
 
 def reference_as_is_score(config: RunConfig, data: TaskData, accelerator: Accelerator) -> dict | None:
@@ -499,12 +490,22 @@ def reference_as_is_score(config: RunConfig, data: TaskData, accelerator: Accele
     folder, _ = model_config(name)
     if not is_sentence_embedding_model(folder) or folder.resolve() == resolve_model_path(config.model.name).resolve():
         return None
-    with torch.random.fork_rng(devices=[]):  # loading draws a head: keep the run's draws as they were
-        model, tokenizer = load_for_task(folder, num_labels=data.spec.num_labels, max_seq_len=config.model.max_seq_len)
-        model.to(accelerator.device)
-        score = untrained_cosine_score(model.encoder, tokenizer, data.spec, data.train, data.dev,
-                                       config.model.max_seq_len)
+    score = as_is_score(folder, "auto", config, data, accelerator)  # its own pooling, not the run's setting
     return None if score is None else {"model": name, **score}
+
+
+def as_is_score(path: Path, pooling: str, config: RunConfig, data: TaskData, accelerator: Accelerator,
+                model=None) -> dict | None:
+    """`untrained_cosine_score` of the sentence-embedding model in `path` (`model`: it, loaded already)."""
+    # Loading draws a fresh head from the global generator: fork it, so that a run's random
+    # draws are the same whether or not this bar is computed.
+    with torch.random.fork_rng(devices=[]):
+        if model is None:
+            model, _ = load_for_task(path, num_labels=data.spec.num_labels, pooling=pooling,
+                                     max_seq_len=config.model.max_seq_len)
+            model.to(accelerator.device)
+        tokenizer = load_tokenizer(path)
+        return untrained_cosine_score(model.encoder, tokenizer, data.spec, data.train, data.dev, config.model.max_seq_len)
 
 
 # What `model.head=auto` gives a sentence-embedding model on a pair task, measured (bench/results/bi_encoder.json,
