@@ -211,8 +211,7 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
         warnings += check_spread(spread, with_aux=bool(config.transfer.aux), families=tuple(config.prune.families))
         warnings += check_reference_speed(job.speed, families=tuple(config.prune.families))
         warnings += check_reference_score(spec.primary_metric, job.pruned_metrics, reference_score,
-                                          sized_to=reference_score is not None
-                                          and reference_score["model"] == config.prune.size_of)
+                                          sized_to=sized_to_reference(config))
         report = build_report(config, spec, teacher, small, masks, result, job.teacher_metrics, job.pruned_metrics,
                               constant, job.speed, timing, len(data.train), len(data.dev), data.train_available)
         report["metrics"]["untrained"] = untrained["metrics"] if untrained else None
@@ -431,9 +430,9 @@ class PruneJob:
         if self.joint is not None:
             self.aux_metrics["pruned"] = self.joint.evaluate(self.small, self.accelerator.device)
         if distributed.is_main():
-            reference = speed_reference(self.config)
             self.speed = measure_speed(self.teacher, self.small, self.train_loader, self.accelerator,
-                                       reference=reference, sized_to=reference == self.config.prune.size_of)
+                                       reference=speed_reference(self.config),
+                                       sized_to=sized_to_reference(self.config))
 
 
 def stage1_epochs(config: RunConfig) -> float:
@@ -600,6 +599,11 @@ def size_target(config: RunConfig, model) -> dict | None:
 def speed_reference(config: RunConfig) -> str | None:
     """The model the pruned one is timed beside: prune.speed_reference, else the model it was sized to."""
     return config.prune.speed_reference or config.prune.size_of
+
+
+def sized_to_reference(config: RunConfig) -> bool:
+    """Whether the run was pruned to the encoder size of the model it is set beside (the words its lines use)."""
+    return speed_reference(config) is not None and speed_reference(config) == config.prune.size_of
 
 
 def check_speed_reference(config: RunConfig) -> None:
