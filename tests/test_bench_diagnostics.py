@@ -130,6 +130,30 @@ def test_size_sweep_cells_share_one_teacher_and_time_themselves_beside_minilm(mo
     assert size_sweep.teacher_of("glue/stsb", [2, 4], 2, "fp32")[1] is False
 
 
+def test_size_sweep_times_any_seeds_fine_tuned_minilm_as_the_latency_reference(monkeypatch, tmp_path):
+    """Only MiniLM-L6's architecture is timed: a seed-1 sweep takes seed 2's fine-tuned MiniLM-L6 when seed 1 has none,
+    and the asked seed's when it has one."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import empty_sublayers
+    import size_sweep
+
+    monkeypatch.setattr(empty_sublayers, "WORK", tmp_path)
+    monkeypatch.setattr(size_sweep, "records", lambda: [])
+
+    def fine_tuned(seed: int) -> Path:
+        folder = tmp_path / empty_sublayers.cell_name("minilm", "glue/rte", "baseline", seed, "skip") / "teacher"
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        return folder
+
+    assert size_sweep.latency_models(["glue/rte"], [1]) == []
+    second = fine_tuned(2)
+    assert size_sweep.latency_models(["glue/rte"], [1]) == [
+        ({"task": "glue/rte", "seed": 2, "multiple": None, "method": "baseline"}, second)]
+    first = fine_tuned(1)
+    assert [path for _, path in size_sweep.latency_models(["glue/rte"], [1])] == [first]
+
+
 def test_size_sweep_sets_minilm_as_it_is_beside_its_fine_tuned_rows(monkeypatch):
     """The sweep's MiniLM-L6 rows: the model used as it is (its untrained cosine score), dense, dense + transfer."""
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
