@@ -204,3 +204,31 @@ def test_masked_lm_on_two_processes_resumes_identically(still_bert, data_dir, tm
     for key in ("sparsity", "structure", "metrics", "lagrangian"):
         assert resumed[key] == whole[key], key
     assert resumed["transfer"]["aux_steps"] == whole["transfer"]["aux_steps"] > 0
+
+
+def _from_main_worker(rank: int, port: int, calls: Path) -> None:
+    import torch.distributed as dist
+
+    from auxprune import distributed
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        def compute() -> dict:
+            (calls / f"rank{rank}").write_text("called")
+            return {"metrics": {"pearson": 0.5 + rank}}
+
+        assert distributed.from_main(compute) == {"metrics": {"pearson": 0.5}}
+    finally:
+        dist.destroy_process_group()
+
+
+def test_work_every_process_needs_alike_is_done_by_the_main_process_alone(tmp_path):
+    """The dev-set bars (the untrained model's score, the size reference's): computed once, received by all."""
+    import torch.multiprocessing as mp
+
+    from auxprune.distributed import _free_port, from_main
+
+    assert from_main(lambda: 3) == 3  # one process: computed here
+    mp.spawn(_from_main_worker, args=(_free_port(), tmp_path), nprocs=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rank0"]

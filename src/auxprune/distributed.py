@@ -16,13 +16,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
 from auxprune.errors import UserError
+
+T = TypeVar("T")
 
 
 def processes() -> int:
@@ -79,6 +82,16 @@ def gather(value) -> list:
     found: list = [None] * dist.get_world_size()
     dist.all_gather_object(found, value)
     return found
+
+
+def from_main(compute: Callable[[], T]) -> T:
+    """`compute()` run by the main process alone, its (picklable) value returned on every process: work whose
+    result every process needs alike, done once."""
+    if not active():
+        return compute()
+    value = [compute() if is_main() else None]
+    dist.broadcast_object_list(value, src=0)
+    return value[0]
 
 
 def any_process(flag: bool) -> bool:

@@ -165,10 +165,11 @@ def run_prune(config: RunConfig, output: Path, overwrite: bool = False, resume: 
     # base-size model, and the same numbers again (the untrained model and the finished teacher do not change).
     known = latest.meta.get("known", {}) if latest else {}
     with timer.phase("untrained"):
-        untrained = known["untrained"] if "untrained" in known else \
-            untrained_score(config, data, teacher if config.teacher.path is None else None, accelerator)
-        reference_score = known["reference_score"] if "reference_score" in known else \
-            reference_as_is_score(config, data, accelerator)
+        # Each bar is one pass over the dev set: the main process computes it and the others receive it.
+        untrained = known["untrained"] if "untrained" in known else distributed.from_main(
+            lambda: untrained_score(config, data, teacher if config.teacher.path is None else None, accelerator))
+        reference_score = known["reference_score"] if "reference_score" in known else distributed.from_main(
+            lambda: reference_as_is_score(config, data, accelerator))
         if config.teacher.path is None and teacher.is_bi_encoder and teacher.classifier.kind == "cosine":
             head["threshold"] = init_cosine_threshold(teacher, tokenizer, data, untrained, config.model.max_seq_len)
     if not resume and main:  # the main process alone writes the run folder
