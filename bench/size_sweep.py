@@ -17,7 +17,7 @@ teacher: the architecture is what counts) at deployment shapes, 1 x 128 and 32 x
 one model at a time, as bench/size_matched.py's latency step does: run it with nothing else on the machine.
 
     python bench/size_sweep.py --tasks glue/stsb --multiples 2 4 --seeds 1 --threads 2
-    python bench/size_sweep.py --latency --tasks glue/stsb --seeds 1 --threads 1
+    python bench/size_sweep.py --latency --tasks glue/stsb --seeds 1 --threads 1   (--retime: all again, side by side)
     python bench/size_sweep.py --table
 """
 
@@ -169,8 +169,10 @@ def latency_models(tasks: list[str], seeds: list[int]) -> list[tuple[dict, Path]
 
 
 def run_latency(tasks: list[str], seeds: list[int], threads: int, warmup: int, iterations: int, min_time: float,
-                command: str) -> None:
-    done = {key(r) for r in records()}
+                command: str, retime: bool = False) -> None:
+    """`retime`: time models with a record again (replacing it), so that one sitting times a task's models side by
+    side; else those are skipped."""
+    done = set() if retime else {key(r) for r in records()}
     for which, path in latency_models(tasks, seeds):
         label = latency_label(which)
         for runtime in size_matched.RUNTIMES:
@@ -288,6 +290,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="fp32")
     parser.add_argument("--latency", action="store_true", help="time the finished cells' models and MiniLM-L6")
+    parser.add_argument("--retime", action="store_true",
+                        help="with --latency: time again the models already timed, so all are timed in one sitting")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--min-time", type=float, default=1.0)
@@ -298,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.latency:
         run_latency(args.tasks, args.seeds, args.threads or 1, args.warmup, args.iterations, args.min_time,
-                    "python bench/size_sweep.py " + shlex.join(argv if argv is not None else sys.argv[1:]))
+                    "python bench/size_sweep.py " + shlex.join(argv if argv is not None else sys.argv[1:]), args.retime)
         print(tables(records()))
         return
     if any(m <= 0 or m * MINILM_ENCODER >= 85_054_464 for m in args.multiples):

@@ -154,6 +154,31 @@ def test_size_sweep_times_any_seeds_fine_tuned_minilm_as_the_latency_reference(m
     assert [path for _, path in size_sweep.latency_models(["glue/rte"], [1])] == [first]
 
 
+def test_size_sweep_latency_skips_timed_models_unless_asked_to_retime_them(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import size_sweep
+
+    monkeypatch.setattr(size_sweep, "RESULTS", tmp_path / "size_sweep.json")
+    model = size_sweep.ROOT / "bench" / "work" / "some_cell" / "model"
+    which = {"task": "glue/rte", "seed": 1, "multiple": 1.0, "method": "baseline"}
+    monkeypatch.setattr(size_sweep, "latency_models", lambda tasks, seeds: [(which, model)])
+    timed = []
+
+    def measure(path, runtime, onnx_dir, threads, warmup, iterations, min_time):
+        timed.append(runtime)
+        return {"latency_ms_p50": {"1x128": 10.0 + len(timed)}}
+
+    monkeypatch.setattr(size_sweep.size_matched, "measure_latency", measure)
+    run = lambda retime: size_sweep.run_latency(["glue/rte"], [1], 1, 0, 1, 0.0, "cmd", retime)  # noqa: E731
+    run(False)
+    assert timed == list(size_sweep.size_matched.RUNTIMES)
+    run(False)  # recorded: skipped
+    assert len(timed) == 2
+    run(True)  # timed again, its records replaced rather than added
+    latency = [r for r in size_sweep.records() if r["kind"] == "latency"]
+    assert len(timed) == 4 and sorted(r["latency_ms_p50"]["1x128"] for r in latency) == [13.0, 14.0]
+
+
 def test_size_sweep_sets_minilm_as_it_is_beside_its_fine_tuned_rows(monkeypatch):
     """The sweep's MiniLM-L6 rows: the model used as it is (its untrained cosine score), dense, dense + transfer."""
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
