@@ -112,14 +112,19 @@ def edit_config(**fields) -> Callable[[Path], None]:
     return change
 
 
-def max_pooling(path: Path) -> None:
+def max_pooling(path: Path, config: dict | None = None) -> None:
     """Sentence-transformers files naming max pooling, which the encoder does not reproduce."""
     import json
 
     (path / "modules.json").write_text(json.dumps([{"idx": 1, "name": "1", "path": "1_Pooling",
                                                     "type": "sentence_transformers.models.Pooling"}]))
     (path / "1_Pooling").mkdir()
-    (path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_max_tokens": True}))
+    (path / "1_Pooling" / "config.json").write_text(json.dumps(config or {"pooling_mode_max_tokens": True}))
+
+
+def max_pooling_st5(path: Path) -> None:
+    """The same as sentence-transformers >= 5 writes it: one pooling_mode field."""
+    max_pooling(path, {"embedding_dimension": 32, "pooling_mode": "max", "include_prompt": True})
 
 
 def without_pooler(path: Path) -> None:
@@ -272,6 +277,8 @@ CASES: list = [
      ["bert/config.json:", "relative_attention_num_buckets is 64; expected 32"]),
     ("sentence-transformers max pooling", lambda e: e.prune(None, model=e.model(max_pooling)),
      ["bert/1_Pooling/config.json:", "pooling_mode_max_tokens cannot be reproduced", "pooling_mode_mean_tokens"]),
+    ("sentence-transformers 5 max pooling", lambda e: e.prune(None, model=e.model(max_pooling_st5)),
+     ["bert/1_Pooling/config.json:", "pooling_mode 'max' cannot be reproduced", 'pooling_mode "mean" or "cls"']),
     ("pooler pooling without pooler weights",
      lambda e: e.prune(None, "--set", "model.pooling=pooler", model=e.model(without_pooler)),
      ["bert: pooling 'pooler' asked for", "no pooler weights"]),

@@ -112,9 +112,13 @@ def write_bert_folder(path, *, weights: str, pooler: bool, st_pooling: str | Non
             {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
         (path / "1_Pooling").mkdir()
+        mode = st_pooling.removeprefix("st5-")
         (path / "1_Pooling" / "config.json").write_text(json.dumps(
-            {"word_embedding_dimension": hidden, "pooling_mode_cls_token": st_pooling == "cls",
-             "pooling_mode_mean_tokens": st_pooling == "mean", "pooling_mode_max_tokens": st_pooling == "max"}))
+            # sentence-transformers >= 5 writes one pooling_mode field; folders saved before, one key per mode
+            {"embedding_dimension": hidden, "pooling_mode": mode, "include_prompt": True}
+            if st_pooling.startswith("st5-") else
+            {"word_embedding_dimension": hidden, "pooling_mode_cls_token": mode == "cls",
+             "pooling_mode_mean_tokens": mode == "mean", "pooling_mode_max_tokens": mode == "max"}))
     return reference
 
 
@@ -123,6 +127,8 @@ def write_bert_folder(path, *, weights: str, pooler: bool, st_pooling: str | Non
     ("bin", False, None, "cls", "no pooler weights"),
     ("bin", True, "mean", "mean", "1_Pooling/config.json sets pooling_mode_mean_tokens"),
     ("safetensors", False, "cls", "cls", "1_Pooling/config.json sets pooling_mode_cls_token"),
+    ("safetensors", True, "st5-mean", "mean", "1_Pooling/config.json sets pooling_mode 'mean'"),
+    ("safetensors", False, "st5-cls", "cls", "1_Pooling/config.json sets pooling_mode 'cls'"),
 ])
 def test_any_bert_folder_loads_with_the_pooling_it_was_trained_with(tmp_path, weights, pooler, st_pooling, mode, why):
     """Other depths and widths, `.bin` (read with weights_only) or safetensors, with or without pooler and

@@ -67,9 +67,11 @@ def read_json(path: Path) -> dict:
     return loaded
 
 
-ST_POOLING_MODES = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}  # what we can honour
-ST_OTHER_MODES = ("pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
-                  "pooling_mode_lasttoken")
+# A sentence-transformers Pooling config names its mode as one field (`pooling_mode`: "mean", "cls", ... since
+# sentence-transformers 5) or, in folders saved before, as one boolean key per mode. We honour mean and cls.
+ST_POOLING_MODES = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
+ST_OTHER_MODES = {"pooling_mode_max_tokens": "max", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+                  "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,17 @@ def sentence_transformers_pooling(path: Path) -> Path | None:
     return None
 
 
+def sentence_transformers_modes(config: dict) -> tuple[list[str], str]:
+    """The pooling modes a sentence-transformers Pooling config turns on ("mean", "cls", ...), and the setting
+    that says so, as written (for the report and errors)."""
+    if "pooling_mode" in config:
+        value = config["pooling_mode"]
+        modes = [value] if isinstance(value, str) else [str(m) for m in value] if isinstance(value, list) else []
+        return modes, f"pooling_mode {value!r}"
+    keys = [name for name in (*ST_POOLING_MODES, *ST_OTHER_MODES) if config.get(name)]
+    return [{**ST_POOLING_MODES, **ST_OTHER_MODES}[name] for name in keys], " + ".join(keys)
+
+
 def choose_pooling(path: Path, has_pooler: bool, requested: str = "auto") -> Pooling:
     """The pooling to run a Hugging Face checkpoint with: as configured, else as it was trained.
 
@@ -115,14 +128,13 @@ def choose_pooling(path: Path, has_pooler: bool, requested: str = "auto") -> Poo
         return Pooling(requested, f"model.pooling={requested} as configured")
     pooling_file = sentence_transformers_pooling(path)
     if pooling_file is not None:
-        modes = read_json(pooling_file)
-        chosen = [name for name in (*ST_POOLING_MODES, *ST_OTHER_MODES) if modes.get(name)]
-        if len(chosen) == 1 and chosen[0] in ST_POOLING_MODES:
-            return Pooling(ST_POOLING_MODES[chosen[0]],
-                           f"{pooling_file.relative_to(path)} sets {chosen[0]}: the pooling the model was trained with")
-        raise UserError(f"{pooling_file}: pooling {' + '.join(chosen) or 'none'} cannot be reproduced; expected "
-                        "pooling_mode_mean_tokens or pooling_mode_cls_token alone (or choose one with "
-                        "model.pooling=mean|cls|pooler)")
+        chosen, field = sentence_transformers_modes(read_json(pooling_file))
+        if len(chosen) == 1 and chosen[0] in ST_POOLING_MODES.values():
+            return Pooling(chosen[0], f"{pooling_file.relative_to(path)} sets {field}: the pooling the model was "
+                                      "trained with")
+        raise UserError(f"{pooling_file}: pooling {field or 'none'} cannot be reproduced; expected mean tokens or the "
+                        "[CLS] token alone (pooling_mode \"mean\" or \"cls\", or pooling_mode_mean_tokens or "
+                        "pooling_mode_cls_token) (or choose one with model.pooling=mean|cls|pooler)")
     if has_pooler:
         return Pooling("pooler", "no sentence-transformers pooling config; the checkpoint has pooler weights "
                                  "(its [CLS] pooler)")
