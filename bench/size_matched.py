@@ -69,6 +69,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
 import bi_encoder  # noqa: E402
+import peer_sentence_transformers as peer  # noqa: E402
 from prune_cell import TABLE_PRECISION, TABLE_SCHEDULE, run_prune  # noqa: E402
 from results_file import add_record, display, machine  # noqa: E402
 from transfer_limited_data import AUX, AUX_EXAMPLES, aux_sets  # noqa: E402
@@ -109,6 +110,7 @@ ROWS = (  # (row, label) in table order
     ("minilm_untrained", "untrained MiniLM-L6"),
     ("minilm_dense", "MiniLM-L6 dense"),
     ("minilm_transfer", "MiniLM-L6 dense + transfer"),
+    ("minilm_peer", "MiniLM-L6 fine-tuned by sentence-transformers"),
     ("mpnet_untrained", "untrained MPNet-base"),
     ("mpnet_dense", "MPNet-base dense"),
     ("mpnet_dense_transfer", "MPNet-base dense + intermediate training"),
@@ -126,11 +128,12 @@ RECIPE_ROWS = {"mpnet_pruned_x2_hidden": "prune_x2_hidden", "mpnet_pruned_transf
 TARGET_ROWS = {"mpnet_pruned_transfer": "", "mpnet_pruned_transfer_x2_hidden": "12 pruning epochs, hidden dims too"}
 TASK_INDEPENDENT = ("minilm_dense", "mpnet_dense")  # rows whose model's architecture no task changes (latency)
 # the EXTRA_METHODS' rows and bench/bi_recipe.py's: in a task's table once measured there
-ON_REQUEST_ROWS = ("mpnet_pruned_aux_in_pruning", *RECIPE_ROWS)
+# and the peer tool's MiniLM-L6 (bench/peer_sentence_transformers.py)
+ON_REQUEST_ROWS = ("mpnet_pruned_aux_in_pruning", *RECIPE_ROWS, "minilm_peer")
 # Rows whose model has the architecture of another row's (the bi-encoder times the encoder only): latency and
 # parameters are that row's when not measured for this one.
-SAME_AS = {"minilm_untrained": "minilm_dense", "minilm_transfer": "minilm_dense", "mpnet_untrained": "mpnet_dense",
-           "mpnet_dense_transfer": "mpnet_dense"}
+SAME_AS = {"minilm_untrained": "minilm_dense", "minilm_transfer": "minilm_dense", "minilm_peer": "minilm_dense",
+           "mpnet_untrained": "mpnet_dense", "mpnet_dense_transfer": "mpnet_dense"}
 
 
 def cell_name(task: str, model: str, method: str, seed: int) -> str:
@@ -369,6 +372,10 @@ def row_values(task: str, own: list[dict], minilm: dict[tuple, dict]) -> dict[st
             {"seed": seed, "metric": r["teacher"], "encoder": encoder, "total": total})
         if method == "baseline" and r.get("untrained") is not None:
             rows["minilm_untrained"].append({"seed": seed, "metric": r["untrained"], "encoder": encoder, "total": total})
+    for r in sorted(peer.records(), key=lambda r: r["seed"]):  # the same 1,000 examples, fine-tuned by the peer tool
+        if r["task"] == task:
+            rows["minilm_peer"].append({"seed": r["seed"], "metric": r["fine_tuned"],
+                                        "encoder": MINILM_PARAMS["encoder"], "total": MINILM_PARAMS["total"]})
     for r in sorted(mpnet_cells(own, task), key=lambda r: r["seed"]):
         p, seed = r["params"], r["seed"]
         dense = {"seed": seed, "encoder": p["encoder_total"], "total": p["dense_total"]}

@@ -190,7 +190,7 @@ def run_latency(tasks: list[str], seeds: list[int], threads: int, warmup: int, i
 
 def minilm_rows(task: str) -> list[tuple[str, str]]:
     """(label, metric) of MiniLM-L6 used as it is (the cosine of its embeddings), dense and dense + transfer on
-    `task` (size_matched's rows, 1,000 examples)."""
+    `task` (size_matched's rows, 1,000 examples), and fine-tuned by sentence-transformers (the peer tool)."""
     cells = size_matched.minilm_cells(size_matched.records())
     rows = []
     for method, label, field in (("baseline", "untrained MiniLM-L6", "untrained"),
@@ -199,9 +199,15 @@ def minilm_rows(task: str) -> list[tuple[str, str]]:
         values = [100 * c[field] for (t, m, _), c in cells.items()
                   if t == task and m == method and c.get(field) is not None]
         if values:
-            spread = f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""
-            rows.append((label, f"{statistics.mean(values):.1f}{spread} ({len(values)})"))
+            rows.append((label, mean_count(values)))
+    if peer := [100 * value for value in size_matched.peer.scores(task)]:
+        rows.append(("MiniLM-L6 fine-tuned by sentence-transformers", mean_count(peer)))
     return rows
+
+
+def mean_count(values: list[float]) -> str:
+    spread = f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.1f}{spread} ({len(values)})"
 
 
 def latency_table(rows: list[dict]) -> str:

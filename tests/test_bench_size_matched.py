@@ -59,6 +59,7 @@ def script(tmp_path, monkeypatch):
     monkeypatch.setattr(script, "BI_RESULTS", tmp_path / "bi_encoder.json")
     monkeypatch.setattr(script, "BI_WORK", tmp_path / "bi_work")
     monkeypatch.setattr(script, "RECIPE_RESULTS", tmp_path / "bi_recipe.json")
+    monkeypatch.setattr(script.peer, "RESULTS", tmp_path / "peer_sentence_transformers.json")
     ran = []
 
     def fake_run(argv, check, env, cwd):
@@ -338,3 +339,14 @@ def test_other_recipes_from_bi_recipe_are_rows_of_their_own_with_their_own_targe
     found = {(row, path) for task, seed, row, path in script.latency_models(["glue/mrpc"], [1])}
     assert ("mpnet_pruned_transfer_x2_hidden", folder / "model") in found  # timed like the other pruned models
     assert not any(row == "mpnet_pruned_x2_hidden" for row, _ in found)  # its folder is gone: nothing to time
+
+
+def test_minilm_fine_tuned_by_sentence_transformers_is_a_row_once_measured(script, monkeypatch, capsys):
+    """The peer tool's MiniLM-L6 (bench/peer_sentence_transformers.py) beside auxprune's own fine-tuned one, with the
+    dense MiniLM-L6's parameters and latency (the same architecture)."""
+    bi_encoder_results(script.BI_RESULTS, tasks=("glue/mrpc",), seeds=(1,))
+    assert "fine-tuned by sentence-transformers" not in print_table(script, monkeypatch, capsys)
+    script.peer.RESULTS.write_text(json.dumps({"records": [
+        {"task": "glue/mrpc", "seed": seed, "fine_tuned": value} for seed, value in ((1, 0.80), (2, 0.81))]}))
+    row = table_rows(print_table(script, monkeypatch, capsys), "glue/mrpc")["MiniLM-L6 fine-tuned by sentence-transformers"]
+    assert row[3:6] == ["80.5 ± 0.7 (2)", "10.6M", "22.6M"]
