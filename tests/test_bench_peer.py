@@ -28,6 +28,9 @@ def test_training_rows_scale_scores_to_the_cosine_range_and_keep_classes(monkeyp
     mrpc = TaskData(TaskSpec("glue/mrpc", "classification", ("0", "1"), ("accuracy",), "accuracy"),
                     [Example("a", "b", 1), Example("c", "d", 0)], [])
     assert peer.training_rows(mrpc)["label"] == [1, 0] and peer.loss_name(mrpc) == "OnlineContrastiveLoss"
+    # RTE's class 0 (entailment) is the one the untrained model puts closer: it is the contrastive loss's "similar"
+    assert peer.similar_class({"class1_above": False}) == 0 and peer.similar_class({"class1_above": True}) == 1
+    assert peer.training_rows(mrpc, similar_class=0)["label"] == [0, 1]
 
 
 def test_table_averages_seeds_beside_the_untrained_score(monkeypatch, tmp_path):
