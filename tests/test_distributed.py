@@ -210,6 +210,7 @@ def _from_main_worker(rank: int, port: int, calls: Path) -> None:
     import torch.distributed as dist
 
     from auxprune import distributed
+    from auxprune.errors import UserError
 
     os.environ.update(RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
@@ -219,6 +220,13 @@ def _from_main_worker(rank: int, port: int, calls: Path) -> None:
             return {"metrics": {"pearson": 0.5 + rank}}
 
         assert distributed.from_main(compute) == {"metrics": {"pearson": 0.5}}
+
+        def bad_input() -> None:
+            raise UserError("reference.txt: expected a model folder")
+
+        # a failure on the main process reaches every process, rather than leaving the others waiting
+        with pytest.raises(UserError, match="reference.txt: expected a model folder"):
+            distributed.from_main(bad_input)
     finally:
         dist.destroy_process_group()
 

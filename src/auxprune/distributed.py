@@ -86,12 +86,22 @@ def gather(value) -> list:
 
 def from_main(compute: Callable[[], T]) -> T:
     """`compute()` run by the main process alone, its (picklable) value returned on every process: work whose
-    result every process needs alike, done once."""
+    result every process needs alike, done once. When it raises, every process raises (the others a UserError
+    or RuntimeError with its message), so none waits for a value that never comes."""
     if not active():
         return compute()
-    value = [compute() if is_main() else None]
-    dist.broadcast_object_list(value, src=0)
-    return value[0]
+    outcome: list = [None]
+    if is_main():
+        try:
+            outcome = [("value", compute())]
+        except Exception as err:
+            dist.broadcast_object_list([("user_error" if isinstance(err, UserError) else "error", str(err))], src=0)
+            raise
+    dist.broadcast_object_list(outcome, src=0)
+    kind, value = outcome[0]
+    if kind == "value":
+        return value
+    raise UserError(value) if kind == "user_error" else RuntimeError(f"the main process failed: {value}")
 
 
 def any_process(flag: bool) -> bool:
