@@ -27,13 +27,13 @@ import argparse
 import json
 import re
 import shlex
-import statistics
 import sys
 from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench scripts, however this one is loaded
 import empty_sublayers  # noqa: E402
+import peer_sentence_transformers as peer  # noqa: E402
 import size_matched  # noqa: E402
 from prune_cell import run_prune  # noqa: E402
 from results_file import add_record, display, machine  # noqa: E402
@@ -196,18 +196,12 @@ def minilm_rows(task: str) -> list[tuple[str, str]]:
     for method, label, field in (("baseline", "untrained MiniLM-L6", "untrained"),
                                  ("baseline", "MiniLM-L6 dense", "teacher"),
                                  ("transfer", "MiniLM-L6 dense + transfer", "teacher")):
-        values = [100 * c[field] for (t, m, _), c in cells.items()
-                  if t == task and m == method and c.get(field) is not None]
+        values = [c[field] for (t, m, _), c in cells.items() if t == task and m == method and c.get(field) is not None]
         if values:
-            rows.append((label, mean_count(values)))
-    if peer := [100 * value for value in size_matched.peer.scores(task)]:
-        rows.append(("MiniLM-L6 fine-tuned by sentence-transformers", mean_count(peer)))
+            rows.append((label, size_matched.mean_sd(values)))
+    if tuned := peer.scores(task):
+        rows.append(("MiniLM-L6 fine-tuned by sentence-transformers", size_matched.mean_sd(tuned)))
     return rows
-
-
-def mean_count(values: list[float]) -> str:
-    spread = f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""
-    return f"{statistics.mean(values):.1f}{spread} ({len(values)})"
 
 
 def latency_table(rows: list[dict]) -> str:

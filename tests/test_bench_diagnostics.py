@@ -190,7 +190,7 @@ def test_size_sweep_sets_minilm_as_it_is_beside_its_fine_tuned_rows(monkeypatch)
              ("glue/mrpc", "baseline", 1): {"teacher": 0.79, "untrained": None}}
     monkeypatch.setattr(size_sweep.size_matched, "records", lambda: [])
     monkeypatch.setattr(size_sweep.size_matched, "minilm_cells", lambda own: cells)
-    monkeypatch.setattr(size_sweep.size_matched.peer, "scores", lambda task: [0.61, 0.63] if task == "glue/rte" else [])
+    monkeypatch.setattr(size_sweep.peer, "scores", lambda task: [0.61, 0.63] if task == "glue/rte" else [])
     assert size_sweep.minilm_rows("glue/rte") == [("untrained MiniLM-L6", "62.5 ± 0.0 (2)"),
                                                   ("MiniLM-L6 dense", "58.0 ± 1.4 (2)"),
                                                   ("MiniLM-L6 dense + transfer", "60.0 (1)"),
